@@ -1,0 +1,24 @@
+# spbench: the reproduction DAG of "Differentiable Laplacian Matrix Guided Superpixel Segmentation".
+#   snakemake --cores 8 --resources gpu=2                            # paper profile (BSDS500, GPUs)
+#   snakemake --cores 2 --configfile config/smoke.yaml --resources gpu=1   # synthetic data, CPU
+# Every rule calls the `spbench` command line; the stages are data -> train -> predict -> score -> report.
+from snakemake.utils import min_version
+
+min_version("9.12")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        report_outputs(),
+        dataset_summary_outputs(),
+    default_target: True

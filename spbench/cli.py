@@ -1,0 +1,254 @@
+"""The ``spbench`` command line: one subcommand per pipeline stage.
+
+Every Snakemake rule calls one of these; they can also be run by hand. A stage takes its settings
+either from a whole profile (``--config config/smoke.yaml``, validated) or, as the workflow does,
+from the stage's own slice as JSON (``--settings '{...}'``)::
+
+    spbench data synthetic --config config/smoke.yaml --out data/synthetic/prepared
+    spbench data bsds500 --archive BSR_bsds500.tgz --out data/bsds500/prepared
+    spbench train --config config/smoke.yaml --method scn --variant lap --seed 0 --out ckpt.pt
+    spbench predict --config config/smoke.yaml --checkpoint ckpt.pt --out-dir preds/
+    spbench score --config config/smoke.yaml --predictions preds/*.npz --out scores.parquet
+    spbench report --config config/smoke.yaml --scores scores/*.parquet --out-dir report/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from spbench import __version__
+
+
+def _settings(args: argparse.Namespace, pick: Callable[[dict], dict]) -> dict:
+    """Return a stage's settings from ``--settings`` JSON or from the ``--config`` profile."""
+    if args.settings:
+        return json.loads(args.settings)
+    if args.config:
+        from spbench.config import load_config
+
+        return pick(load_config(args.config))
+    raise SystemExit(f"spbench {args.command}: give --config FILE or --settings JSON")
+
+
+def _add_settings(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--config", type=Path, help="profile YAML (validated against the schema)")
+    group.add_argument("--settings", help="the stage's settings as JSON (used by the workflow)")
+
+
+def _dataset_section(args: argparse.Namespace, section: str) -> dict:
+    """Return ``dataset.<section>`` from ``--settings`` JSON or the ``--config`` profile."""
+    if getattr(args, "settings", None):
+        return json.loads(args.settings)
+    if args.config:
+        from spbench.config import load_config
+
+        return dict(load_config(args.config, check_methods=False)["dataset"][section])
+    return {}
+
+
+def _data(args: argparse.Namespace) -> None:
+    if args.dataset == "synthetic":
+        from spbench.data.synthetic import generate_synthetic
+
+        options = _dataset_section(args, "synthetic")
+        if args.seed is not None:
+            options["seed"] = args.seed
+        print(generate_synthetic(args.out, **options))
+        return
+    if args.dataset == "summary":
+        from spbench.data.summary import summarize_dataset
+
+        frame = summarize_dataset(args.root, args.parquet, args.figure)
+        print(frame.groupby("split").size().rename("pairs").to_string())
+        return
+
+    from spbench.data import bsds500
+
+    source = _dataset_section(args, "bsds500")
+    archive = args.archive if args.archive is not None else source.get("archive")
+    download = {
+        "archive": archive,
+        "urls": args.url or source.get("urls", bsds500.OFFICIAL_URLS),
+        "mirrors": args.mirror or source.get("mirrors", ()),
+        "timeout": args.timeout if args.timeout is not None else source.get("timeout", 30.0),
+        "retries": args.retries if args.retries is not None else source.get("retries", 3),
+    }
+    if args.dataset == "download-bsds500":
+        print(bsds500.download_bsds500(Path(args.out), **download))
+    elif args.dataset == "prepare-bsds500":
+        if archive is None:
+            raise SystemExit("spbench data prepare-bsds500: --archive is required")
+        print(bsds500.prepare_bsds500(Path(archive), Path(args.out), workers=args.workers))
+    else:  # bsds500: both steps, the archive kept beside the prepared folder
+        out = Path(args.out)
+        fetched = bsds500.download_bsds500(out.parent / "BSR_bsds500.tgz", **download)
+        print(bsds500.prepare_bsds500(fetched, out, workers=args.workers))
+
+
+def _train(args: argparse.Namespace) -> None:
+    from spbench.config import train_settings
+    from spbench.train import train
+
+    settings = _settings(args, lambda c: train_settings(c, args.variant))
+    if args.settings and args.variant != settings["variant"]["name"]:
+        raise SystemExit("--variant does not match the variant in --settings")
+    train(args.data, args.out, method=args.method, seed=args.seed, settings=settings,
+          log_path=args.log, progress=not args.no_progress)
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from spbench.config import predict_settings
+    from spbench.predict import format_scale, predict
+
+    settings = _settings(args, predict_settings)
+    scales = args.scales or settings["scales"]
+    outputs = {s: Path(args.out_dir) / f"scale{format_scale(s)}.npz" for s in scales}
+    for path in predict(args.checkpoint, args.data, outputs, settings=settings):
+        print(path)
+
+
+def _score(args: argparse.Namespace) -> None:
+    from spbench.config import score_settings
+    from spbench.score import score_predictions
+
+    frame = score_predictions(args.predictions, args.data, args.out,
+                              settings=_settings(args, score_settings))
+    print(f"{args.out}: {len(frame)} rows")
+
+
+def _report(args: argparse.Namespace) -> None:
+    from spbench.config import report_settings
+    from spbench.report import build_report
+
+    settings = _settings(args, report_settings)
+    paths = build_report(args.scores, args.out_dir, auc_range=tuple(settings["auc_range"]),
+                         title=settings["title"])
+    print("report written:")
+    for name, path in paths.items():
+        print(f"  {name:<28} {path}")
+
+
+def _methods(args: argparse.Namespace) -> None:
+    from spbench.models import get_method, list_methods
+
+    for name in list_methods():
+        method = get_method(name)
+        print(f"{name:<10} {method.description}")
+
+
+def _check(args: argparse.Namespace) -> None:
+    from spbench.config import load_config
+
+    config = load_config(args.file)
+    print(f"{args.file}: valid ({len(config['methods'])} methods, "
+          f"{len(config['variants'])} variants, {len(config['seeds'])} seeds)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``spbench`` command."""
+    parser = argparse.ArgumentParser(prog="spbench", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"spbench {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="make, download or prepare a dataset")
+    data.set_defaults(func=_data)
+    dsub = data.add_subparsers(dest="dataset", required=True)
+    syn = dsub.add_parser("synthetic", help="generate the embedded synthetic dataset")
+    syn.add_argument("--out", type=Path, required=True, help="prepared dataset folder")
+    _add_settings(syn)
+    syn.add_argument("--seed", type=int, help="override dataset.synthetic.seed")
+    for name, text in (
+        ("bsds500", "download (or copy) and prepare BSDS500"),
+        ("download-bsds500", "only fetch and check the archive"),
+        ("prepare-bsds500", "only extract, verify and prepare an archive"),
+    ):
+        p = dsub.add_parser(name, help=text)
+        p.add_argument("--out", type=Path, required=True,
+                       help="archive path (download) or prepared folder (others)")
+        _add_settings(p)
+        p.add_argument("--archive", type=Path, help="local archive; used without network access")
+        p.add_argument("--url", action="append", help="source URL (repeatable; replaces config)")
+        p.add_argument("--mirror", action="append", help="extra mirror URL (repeatable)")
+        p.add_argument("--timeout", type=float, help="seconds per HTTP request")
+        p.add_argument("--retries", type=int, help="retries per URL on transient errors")
+        p.add_argument("--workers", type=int, default=1, help="processes reading .mat files")
+    summ = dsub.add_parser("summary", help="per-pair summary Parquet and a figure")
+    summ.add_argument("--root", type=Path, required=True)
+    summ.add_argument("--parquet", type=Path, required=True)
+    summ.add_argument("--figure", type=Path)
+    summ.set_defaults(config=None)
+
+    train = sub.add_parser("train", help="train one (method, variant, seed) run")
+    _add_settings(train)
+    train.add_argument("--data", type=Path, required=True, help="prepared dataset folder")
+    train.add_argument("--method", required=True)
+    train.add_argument("--variant", required=True)
+    train.add_argument("--seed", type=int, required=True)
+    train.add_argument("--out", type=Path, required=True, help="checkpoint to write")
+    train.add_argument("--log", type=Path, help="loss log (JSON lines)")
+    train.add_argument("--no-progress", action="store_true")
+    train.set_defaults(func=_train)
+
+    pred = sub.add_parser("predict", help="hard labels at every scale, with and without EC")
+    _add_settings(pred)
+    pred.add_argument("--checkpoint", type=Path, required=True)
+    pred.add_argument("--data", type=Path, required=True)
+    pred.add_argument("--out-dir", type=Path, required=True)
+    pred.add_argument("--scales", type=float, nargs="+", help="override predict.scales")
+    pred.set_defaults(func=_predict)
+
+    score = sub.add_parser("score", help="metrics per (image, annotation, scale, EC) to Parquet")
+    _add_settings(score)
+    score.add_argument("--data", type=Path, required=True)
+    score.add_argument("--predictions", type=Path, nargs="+", required=True)
+    score.add_argument("--out", type=Path, required=True)
+    score.set_defaults(func=_score)
+
+    report = sub.add_parser("report", help="tables and figures from score Parquet files")
+    _add_settings(report)
+    report.add_argument("--scores", type=Path, nargs="+", required=True)
+    report.add_argument("--out-dir", type=Path, required=True)
+    report.set_defaults(func=_report)
+
+    methods = sub.add_parser("methods", help="list the registered methods")
+    methods.set_defaults(func=_methods)
+    check = sub.add_parser("check-config", help="validate a profile against the schema")
+    check.add_argument("file", type=Path)
+    check.set_defaults(func=_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``spbench`` command line and return its exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from spbench.config import ConfigError
+    from spbench.io import CorruptFileError
+
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except (ConfigError, CorruptFileError, FileNotFoundError, KeyError, ValueError) as err:
+        # Expected user errors: one clear line, no traceback (unless --verbose).
+        if args.verbose:
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"spbench {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

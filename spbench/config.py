@@ -1,0 +1,159 @@
+"""Configuration: loading, validation against the JSON schema, defaults, and per-stage settings.
+
+The schema (``spbench/resources/config.schema.yaml``, also reachable as
+``workflow/schemas/config.schema.yaml``) is the single description of every key. The workflow and
+the command line both go through :func:`validate_config`, so a bad key or value fails the same way
+everywhere: at start, with the key path in the message.
+
+Each stage receives only its own slice of the configuration (:func:`train_settings`,
+:func:`predict_settings`, ...). The workflow passes these slices as rule ``params``, so changing the
+report range reruns the report and nothing else.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; the message names the key path and what to change."""
+
+
+@cache
+def schema() -> dict:
+    """Return the configuration JSON schema (parsed from the packaged YAML file)."""
+    text = resources.files("spbench").joinpath("resources/config.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _fill_defaults(instance: Any, node: dict, root: dict) -> None:
+    """Insert schema defaults into ``instance`` in place (deep copies, never shared objects)."""
+    if "$ref" in node:
+        target = root
+        for part in node["$ref"].lstrip("#/").split("/"):
+            target = target[part]
+        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    if not isinstance(instance, dict):
+        return
+    for key, sub in node.get("properties", {}).items():
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if key in instance:
+            _fill_defaults(instance[key], sub, root)
+    extra = node.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key, value in instance.items():
+            if key not in node.get("properties", {}):
+                _fill_defaults(value, extra, root)
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    return "config" + "".join(
+        f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path
+    )
+
+
+def validate_config(config: dict, *, check_methods: bool = True) -> dict:
+    """Validate a configuration and return a copy with every default filled in.
+
+    Parameters
+    ----------
+    config
+        The raw configuration mapping (as read from YAML, or Snakemake's ``config``).
+    check_methods
+        Also check that every name in ``methods`` is a registered method (imports
+        :mod:`spbench.models`, hence torch).
+
+    Returns
+    -------
+    dict
+        The validated configuration with defaults.
+
+    Raises
+    ------
+    ConfigError
+        Naming the offending key path, e.g. ``config.predict.scales[2]: 5 is greater than the
+        maximum of 4``, or listing the registered methods for an unknown one.
+    """
+    full = copy.deepcopy(dict(config))
+    spec = schema()
+    _fill_defaults(full, spec, spec)
+    validator = jsonschema.Draft202012Validator(spec)
+    errors = sorted(validator.iter_errors(full), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"{_key_path(e)}: {e.message}" for e in errors[:10]]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+    if not full["dataset"]["root"]:
+        full["dataset"]["root"] = f"data/{full['dataset']['name']}/prepared"
+    if check_methods:
+        from spbench.models import list_methods
+
+        known = list_methods()
+        unknown = [m for m in full["methods"] if m not in known]
+        if unknown:
+            raise ConfigError(
+                f"config.methods: unknown method(s) {unknown}; registered methods are {known}. "
+                "A new method is registered with @register_method in spbench/models/."
+            )
+    return full
+
+
+def load_config(path: str | os.PathLike[str], *, check_methods: bool = True) -> dict:
+    """Read a YAML configuration file and validate it (see :func:`validate_config`)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} not found") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping of configuration keys")
+    try:
+        return validate_config(raw, check_methods=check_methods)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def variant_switches(config: dict, variant: str) -> dict:
+    """Return the loss switches of ``variant`` with its effective λ_LAP filled in."""
+    if variant not in config["variants"]:
+        raise ConfigError(
+            f"config.variants: no variant {variant!r}; defined are {sorted(config['variants'])}"
+        )
+    switches = dict(config["variants"][variant])
+    if switches.get("lambda_lap") is None:
+        switches["lambda_lap"] = config["losses"]["lambda_lap"]
+    return switches
+
+
+def train_settings(config: dict, variant: str) -> dict:
+    """Return everything ``spbench train`` needs for one variant (train, losses, switches)."""
+    return {
+        "train": config["train"],
+        "losses": config["losses"],
+        "variant": {"name": variant, **variant_switches(config, variant)},
+    }
+
+
+def predict_settings(config: dict) -> dict:
+    """Return the settings of ``spbench predict``."""
+    return dict(config["predict"])
+
+
+def score_settings(config: dict) -> dict:
+    """Return the settings of ``spbench score``."""
+    return dict(config["score"])
+
+
+def report_settings(config: dict) -> dict:
+    """Return the settings of ``spbench report``."""
+    return dict(config["report"])

@@ -1,0 +1,194 @@
+"""Prediction stage: a checkpoint's hard superpixel labels at every scale, with and without EC.
+
+Protocol (``protocol.md`` §2–3): each test image is resized with OpenCV bicubic on its ``uint8``
+pixels to ``(short·s) × (long·s)`` (320s × 480s for BSDS500, portrait images transposed),
+normalised, run once through the network in eval mode (batch 1), turned into hard grid labels
+(arg-max over the 9 candidates), and nearest-upsampled back to the original size with PyTorch's
+legacy ``nearest`` mode. That map is the "no EC" output; the "EC" output applies the SLIC
+enforce-connectivity procedure to it with sizes derived from the grid's cell count.
+
+One compressed ``.npz`` per scale holds ``noec/<image_id>`` and ``ec/<image_id>`` (``uint16``)
+and a ``meta`` JSON string (run identity, scale, grid size, device, TF32 flags, weights).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from spbench import __version__
+from spbench.data.loader import normalize
+from spbench.data.prepared import load_split
+from spbench.grid import hard_labels
+from spbench.io import CorruptFileError, atomic_path
+from spbench.metrics import enforce_connectivity
+from spbench.models import create_model
+from spbench.train import load_checkpoint, resolve_device
+
+log = logging.getLogger(__name__)
+
+STRIDE = 16
+
+
+def format_scale(scale: float) -> str:
+    """Return the canonical text of a scale used in file names (``0.3``, ``1``, ``1.25``)."""
+    return f"{float(scale):.4f}".rstrip("0").rstrip(".")
+
+
+def network_size(height: int, width: int, scale: float, base_size: Sequence[int]) -> tuple[int, int]:
+    """Return the network input ``(height, width)`` in pixels for an image at ``scale``.
+
+    Landscape images (``width >= height``) map to ``(short·s, long·s)``, portrait ones to
+    ``(long·s, short·s)``; both sides must come out as multiples of the 16-px grid.
+
+    Raises
+    ------
+    ValueError
+        If a side is not a multiple of 16 (a scale the protocol does not allow for this
+        ``predict.base_size``).
+    """
+    short, long = base_size
+    h, w = (short, long) if width >= height else (long, short)
+    size = (round(h * scale), round(w * scale))
+    if any(abs(side - d * scale) > 1e-6 or side % STRIDE for side, d in zip(size, (h, w), strict=True)):
+        raise ValueError(
+            f"scale {scale} gives a {h * scale}×{w * scale} network input, not a multiple of "
+            f"{STRIDE} px; choose predict.scales so that predict.base_size × scale is"
+        )
+    return size
+
+
+def upsample_labels(labels: torch.Tensor, height: int, width: int) -> np.ndarray:
+    """Nearest-upsample a ``[h, w]`` label map to ``[height, width]`` (PyTorch legacy ``nearest``).
+
+    The legacy mode's source index is ``min(floor(fl32(dst · fl32(in/out))), in − 1)``, which is
+    what DLM and SCN evaluate with (``protocol.md`` §2); labels are exact in float32 below 2²⁴.
+    """
+    up = F.interpolate(labels[None, None].float(), size=(height, width), mode="nearest")
+    return up[0, 0].to(torch.int64).cpu().numpy()
+
+
+@torch.no_grad()
+def predict_image(
+    model: torch.nn.Module, image: np.ndarray, scale: float, base_size: Sequence[int],
+    device: torch.device,
+) -> tuple[np.ndarray, int]:
+    """Return the no-EC hard label map at the image's size and the grid's cell count.
+
+    Parameters
+    ----------
+    model
+        A superpixel network in eval mode returning ``SuperpixelOutput``.
+    image
+        ``[H, W, 3]`` ``uint8`` RGB.
+    scale
+        Resize factor of the protocol.
+    base_size
+        ``(short, long)`` network input size at scale 1.
+
+    Returns
+    -------
+    labels : numpy.ndarray
+        ``[H, W]`` int64 grid-cell ids.
+    n_cells : int
+        Number of grid cells (the nominal superpixel count, ``int(600·s²)`` for BSDS500).
+    """
+    height, width = image.shape[:2]
+    h_in, w_in = network_size(height, width, scale, base_size)
+    resized = cv2.resize(image, (w_in, h_in), interpolation=cv2.INTER_CUBIC)  # cv2 takes (W, H)
+    x = torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1)))[None].to(device)
+    q = model(normalize(x)).assignment
+    labels = hard_labels(q, STRIDE)[0]
+    return upsample_labels(labels, height, width), (h_in // STRIDE) * (w_in // STRIDE)
+
+
+def predict(
+    checkpoint: str | os.PathLike[str],
+    data_root: str | os.PathLike[str],
+    outputs: dict[float, str | os.PathLike[str]],
+    *,
+    settings: dict,
+) -> list[Path]:
+    """Predict every image of the configured split at every scale and write one file per scale.
+
+    Parameters
+    ----------
+    checkpoint
+        A spbench checkpoint (see :mod:`spbench.train`).
+    data_root
+        Prepared dataset folder.
+    outputs
+        ``{scale: output .npz path}``; the scales predicted are its keys.
+    settings
+        The ``predict`` config section (split, base_size, max_images, device).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The written files, in the order of ``outputs``.
+    """
+    device = resolve_device(settings.get("device", "auto"))
+    ckpt = load_checkpoint(checkpoint, map_location=device)
+    model = create_model(ckpt["method"]).to(device)
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    split = load_split(data_root, settings["split"])
+    samples = split.samples[: settings.get("max_images") or None]
+    base_meta = {
+        "method": ckpt["method"], "variant": ckpt["variant"], "seed": ckpt["seed"],
+        "loss_config": ckpt["loss_config"], "weights": ckpt["weights"],
+        "train_steps": ckpt["step"], "checkpoint": str(checkpoint),
+        "dataset": split.dataset, "split": split.split, "device": str(device),
+        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+        "matmul_precision": torch.get_float32_matmul_precision(),
+        "spbench_version": __version__,
+    }
+    written = []
+    for scale, out in outputs.items():
+        arrays: dict[str, np.ndarray] = {}
+        n_cells = 0
+        for sample in samples:
+            noec, n_cells = predict_image(model, sample.image, scale, settings["base_size"], device)
+            arrays[f"noec/{sample.image_id}"] = noec.astype(np.uint16)
+            arrays[f"ec/{sample.image_id}"] = enforce_connectivity(noec, n_cells).astype(np.uint16)
+        meta = {**base_meta, "scale": float(scale), "n_nominal": int(n_cells),
+                "image_ids": [s.image_id for s in samples]}
+        arrays["meta"] = np.array(json.dumps(meta))
+        with atomic_path(out) as tmp:
+            np.savez_compressed(tmp, **arrays)
+        written.append(Path(out))
+        log.info("scale %s: %d images -> %s", format_scale(scale), len(samples), out)
+    return written
+
+
+def load_predictions(path: str | os.PathLike[str]) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Read a prediction file written by :func:`predict`.
+
+    Returns
+    -------
+    meta : dict
+        Run identity and prediction settings.
+    noec, ec : dict of str to numpy.ndarray
+        Label maps per image id, without and with enforced connectivity.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            meta = json.loads(str(archive["meta"]))
+            noec = {i: archive[f"noec/{i}"] for i in meta["image_ids"]}
+            ec = {i: archive[f"ec/{i}"] for i in meta["image_ids"]}
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # zipfile, zlib and json errors all mean the same thing here
+        raise CorruptFileError(
+            f"{path} cannot be read ({err}); delete it and re-run its prediction job"
+        ) from err
+    return meta, noec, ec

@@ -1,0 +1,304 @@
+"""Training stage: one (method, variant, seed) run from a prepared dataset to a checkpoint.
+
+The run is fully described by its settings (:func:`spbench.config.train_settings`): the method's
+recipe (``baselines.md`` §6.1) supplies every hyper-parameter the config leaves at ``null``, and
+the variant's switches choose the losses (``method.md`` §7), never an edit of the code.
+
+Outputs
+-------
+``checkpoint.pt``
+    Model weights plus what produced them: method, variant, seed, effective recipe, loss config,
+    settings, spbench version, device, steps and wall time.
+``train_log.jsonl``
+    One JSON object per logged step (``"kind": "train"``) or validation (``"kind": "val"``) with
+    every weighted loss term.
+
+While it runs, a resume checkpoint (``<checkpoint>.resume.pt``: model, optimiser, step, RNG
+states) is written every ``train.checkpoint_every`` steps, so a killed job re-run by Snakemake
+continues from there instead of starting again; it is deleted once the final checkpoint exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from spbench import __version__
+from spbench.data.loader import PairBank
+from spbench.data.prepared import load_split
+from spbench.io import CorruptFileError, atomic_path
+from spbench.losses import LossConfig
+from spbench.models import Recipe, create_model, get_method, parameter_groups
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "spbench-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss; the message names the step and the terms."""
+
+
+def resolve_device(requested: str = "auto") -> torch.device:
+    """Return the torch device for ``requested`` (``auto``, ``cpu`` or ``cuda``).
+
+    ``auto`` picks CUDA when a device is visible and otherwise falls back to the CPU with a log
+    line; ``cuda`` without a visible device raises.
+    """
+    if requested == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if requested == "cuda":
+        raise RuntimeError("train.device is 'cuda' but no CUDA device is visible")
+    log.warning("no CUDA device visible: running on the CPU")
+    return torch.device("cpu")
+
+
+def effective_recipe(method: str, train: dict) -> Recipe:
+    """Return the method's recipe with every non-null ``train`` override applied."""
+    recipe = get_method(method).recipe
+    overrides = {
+        key: train[key]
+        for key in ("lr", "weight_decay", "batch_size", "crop", "val_crop")
+        if train.get(key) is not None
+    }
+    return dataclasses.replace(recipe, **overrides)
+
+
+def loss_config(settings: dict, n_classes: int) -> LossConfig:
+    """Build the :class:`~spbench.losses.LossConfig` of a variant from its settings slice."""
+    losses, variant = settings["losses"], settings["variant"]
+    return LossConfig(
+        use_lap=variant["use_lap"],
+        use_msd=variant["use_msd"],
+        use_wr=variant["use_wr"],
+        lambda_lap=variant["lambda_lap"],
+        lambda_msd=losses["lambda_msd"],
+        lambda_wr=losses["lambda_wr"],
+        n_classes=n_classes,
+        msd_margin=losses["msd_margin"],
+        msd_samples=losses["msd_samples"],
+        msd_mode=losses["msd_mode"],
+        lap_normaliser=losses["lap_normaliser"],
+    )
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict:
+    """Load a spbench checkpoint, raising :class:`CorruptFileError` naming a bad file."""
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # torch raises several types for truncated zips and pickles
+        raise CorruptFileError(
+            f"{path} is not a readable checkpoint ({err}); delete it and re-run its training job"
+        ) from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CorruptFileError(f"{path} is not a {CHECKPOINT_FORMAT} file")
+    return ckpt
+
+
+def _rng_state(generator: torch.Generator) -> dict:
+    state = {"torch": torch.get_rng_state(), "data": generator.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict, generator: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    generator.set_state(state["data"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _save(path: Path, payload: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+@torch.no_grad()
+def validate(model, bank: PairBank, method, config: LossConfig, recipe: Recipe, max_batches: int,
+             generator: torch.Generator) -> dict[str, float]:
+    """Return the mean of every loss term over the validation centre crops (model in eval mode)."""
+    model.eval()
+    totals: dict[str, float] = {}
+    n = 0
+    for images, labels in bank.center_batches(recipe.batch_size, recipe.val_crop, max_batches):
+        terms = method.loss(model(images), labels, config, generator=generator)
+        for key, value in terms.items():
+            totals[key] = totals.get(key, 0.0) + float(value) * len(images)
+        n += len(images)
+    model.train()
+    return {key: value / max(n, 1) for key, value in totals.items()}
+
+
+def train(
+    data_root: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    method: str,
+    seed: int,
+    settings: dict[str, Any],
+    log_path: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train one (method, variant, seed) run and write its checkpoint.
+
+    Parameters
+    ----------
+    data_root
+        Prepared dataset folder.
+    out
+        Final checkpoint path (written atomically at the end).
+    method
+        Registered method name.
+    seed
+        Seed of the weights' initialisation, the crops and flips, and MSD's sampling.
+    settings
+        ``{"train": ..., "losses": ..., "variant": {"name", "use_lap", ...}}`` as made by
+        :func:`spbench.config.train_settings`.
+    log_path
+        JSON-lines loss log (default: ``train_log.jsonl`` beside ``out``).
+    progress
+        Show a progress bar on standard error.
+
+    Returns
+    -------
+    pathlib.Path
+        The checkpoint path.
+    """
+    out = Path(out)
+    log_path = Path(log_path) if log_path else out.with_name("train_log.jsonl")
+    resume_path = out.with_name(out.stem + ".resume.pt")
+    partial_log = log_path.with_name(log_path.name + ".partial")
+    for folder in {out.parent, log_path.parent}:
+        folder.mkdir(parents=True, exist_ok=True)
+    train_cfg = settings["train"]
+    if train_cfg.get("threads"):
+        torch.set_num_threads(train_cfg["threads"])
+    if train_cfg.get("deterministic"):
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    device = resolve_device(train_cfg.get("device", "auto"))
+    spec = get_method(method)
+    recipe = effective_recipe(method, train_cfg)
+    config = loss_config(settings, recipe.n_classes)
+    steps = int(train_cfg["steps"])
+
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    model = create_model(method).to(device)
+    groups = parameter_groups(model, recipe.weight_decay)
+    optimizer = (
+        torch.optim.Adam(groups, lr=recipe.lr, betas=recipe.betas)
+        if any(p.requires_grad for g in groups for p in g["params"])
+        else None  # a parameter-free method (e.g. the plain grid) has nothing to fit
+    )
+    if optimizer is None:
+        steps = 0
+
+    start_step, wall_before = 0, 0.0
+    if resume_path.is_file():
+        state = load_checkpoint(resume_path)
+        if state["settings"] != settings or state["method"] != method or state["seed"] != seed:
+            log.warning("%s was written with other settings: starting afresh", resume_path)
+        else:
+            model.load_state_dict(state["model"])
+            if optimizer is not None:
+                optimizer.load_state_dict(state["optimizer"])
+            _set_rng_state(state["rng"], generator)
+            start_step, wall_before = state["step"], state["wall_time_s"]
+            log.warning("resuming %s from step %d (%s)", out, start_step, resume_path)
+    if start_step == 0:
+        partial_log.unlink(missing_ok=True)
+
+    splits = [load_split(data_root, s) for s in train_cfg.get("train_splits", ["train"])]
+    bank = PairBank(splits, device, min_size=recipe.crop)
+    val_bank = PairBank([load_split(data_root, "val")], device, min_size=recipe.val_crop)
+    header = {
+        "method": method, "variant": settings["variant"]["name"], "seed": seed,
+        "device": str(device), "pairs": len(bank), "val_pairs": len(val_bank),
+        "recipe": dataclasses.asdict(recipe), "loss_config": dataclasses.asdict(config),
+    }
+    log.info("training %s", json.dumps(header))
+
+    def checkpoint_payload(step: int, wall: float) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
+            "spbench_version": __version__, "torch_version": torch.__version__,
+            "method": method, "variant": settings["variant"]["name"], "seed": seed,
+            "settings": settings, "recipe": dataclasses.asdict(recipe),
+            "loss_config": dataclasses.asdict(config), "device": str(device),
+            "weights": "trained here, random init", "step": step, "wall_time_s": wall,
+            "model": model.state_dict(),
+        }
+
+    batches = bank.random_batches(recipe.batch_size, recipe.crop, generator)
+    model.train()
+    t0 = time.perf_counter()
+    last_good = str(resume_path) if start_step else "none (no checkpoint yet)"
+    bar = tqdm(
+        range(start_step, steps), initial=start_step, total=steps, desc=f"{method}/{header['variant']}",
+        disable=not progress, file=sys.stderr, mininterval=1.0 if sys.stderr.isatty() else 30.0,
+    )
+    with open(partial_log, "a", encoding="utf-8") as log_file:
+        for step in bar:
+            if train_cfg.get("lr_halve_at") and step == train_cfg["lr_halve_at"]:
+                for group in optimizer.param_groups:
+                    group["lr"] *= 0.5
+            images, labels = next(batches)
+            terms = spec.loss(model(images), labels, config, generator=generator)
+            total = terms["total"]
+            if not torch.isfinite(total):
+                values = {k: float(v) for k, v in terms.items()}
+                raise NonFiniteLossError(
+                    f"{method}/{header['variant']}/seed{seed}: non-finite loss at step {step + 1}: "
+                    f"{values}; last good checkpoint: {last_good}"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            optimizer.step()
+            done = step + 1
+            if done % train_cfg["log_every"] == 0 or done == steps:
+                record = {"kind": "train", "step": done, "lr": optimizer.param_groups[0]["lr"],
+                          "time_s": wall_before + time.perf_counter() - t0,
+                          **{k: float(v) for k, v in terms.items()}}
+                log_file.write(json.dumps(record) + "\n")
+                log_file.flush()
+                bar.set_postfix(loss=f"{record['total']:.4g}")
+            if done % train_cfg["val_every"] == 0 or done == steps:
+                val = validate(model, val_bank, spec, config, recipe, train_cfg["val_batches"],
+                               generator)
+                log_file.write(json.dumps({"kind": "val", "step": done, **val}) + "\n")
+                log_file.flush()
+            if done % train_cfg["checkpoint_every"] == 0 and done < steps:
+                payload = checkpoint_payload(done, wall_before + time.perf_counter() - t0)
+                payload["optimizer"] = optimizer.state_dict()
+                payload["rng"] = _rng_state(generator)
+                _save(resume_path, payload)
+                last_good = f"{resume_path} (step {done})"
+    bar.close()
+    wall = wall_before + time.perf_counter() - t0
+    final = checkpoint_payload(steps, wall)
+    if steps and not math.isfinite(float(total)):
+        raise NonFiniteLossError(f"non-finite final loss; last good checkpoint: {last_good}")
+    _save(out, final)
+    with atomic_path(log_path) as tmp:
+        tmp.write_bytes(partial_log.read_bytes())
+    partial_log.unlink(missing_ok=True)
+    resume_path.unlink(missing_ok=True)
+    log.info("wrote %s (%d steps, %.1f s)", out, steps, wall)
+    return out

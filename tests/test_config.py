@@ -1,0 +1,66 @@
+"""The configuration schema: defaults, and bad configs rejected with the key path named."""
+
+from pathlib import Path
+
+import pytest
+
+from spbench.config import ConfigError, load_config, train_settings, validate_config
+
+ROOT = Path(__file__).resolve().parents[1]
+MINIMAL = {"run_name": "t", "dataset": {"name": "synthetic"}, "methods": ["scn"]}
+
+
+@pytest.mark.parametrize("profile", ["config/config.yaml", "config/smoke.yaml",
+                                     ".test/config/config.yaml"])
+def test_shipped_profiles_are_valid(profile):
+    config = load_config(ROOT / profile)
+    assert config["methods"]
+    assert set(config["variants"]) >= {"base", "lap"}
+
+
+def test_defaults_are_filled_without_sharing_objects():
+    a = validate_config(MINIMAL)
+    b = validate_config(MINIMAL)
+    assert a["predict"]["scales"] == [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3,
+                                      1.4, 1.5]
+    assert a["losses"]["lambda_lap"] == 360.0
+    assert a["dataset"]["root"] == "data/synthetic/prepared"
+    a["predict"]["scales"].append(2.0)
+    assert 2.0 not in b["predict"]["scales"]
+    assert 2.0 not in validate_config(MINIMAL)["predict"]["scales"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"methods": []}, "config.methods"),
+        ({"trian": {}}, "'trian' was unexpected"),
+        ({"train": {"steps": "10"}}, "config.train.steps"),
+        ({"train": {"stpes": 10}}, "config.train"),
+        ({"predict": {"scales": [0.5, 5]}}, "config.predict.scales[1]"),
+        ({"predict": {"scales": [0]}}, "config.predict.scales[0]"),
+        ({"seeds": [-1]}, "config.seeds[0]"),
+        ({"dataset": {"name": "imagenet"}}, "config.dataset.name"),
+        ({"losses": {"msd_mode": "all_pairs"}}, "config.losses.msd_mode"),
+        ({"variants": {"lap": {"use_lap": "yes"}}}, "config.variants.lap.use_lap"),
+        ({"methods": ["nosuchnet"]}, "registered methods are"),
+    ],
+)
+def test_bad_config_is_rejected_with_its_key_path(change, message):
+    with pytest.raises(ConfigError) as err:
+        validate_config({**MINIMAL, **change})
+    assert message in str(err.value)
+
+
+def test_bad_yaml_file_names_the_file(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("run_name: [unclosed\n")
+    with pytest.raises(ConfigError, match="broken.yaml"):
+        load_config(path)
+
+
+def test_variant_lambda_overrides_global():
+    config = validate_config({**MINIMAL, "variants": {"l90": {"use_lap": True, "lambda_lap": 90}}})
+    assert train_settings(config, "l90")["variant"]["lambda_lap"] == 90
+    with pytest.raises(ConfigError, match="no variant"):
+        train_settings(config, "lap")

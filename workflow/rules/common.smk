@@ -1,0 +1,97 @@
+# Configuration, paths and the parameter helpers shared by every rule file.
+import json
+
+import spbench
+from spbench.config import (
+    predict_settings,
+    report_settings,
+    score_settings,
+    train_settings,
+    validate_config,
+)
+from spbench.predict import format_scale
+
+# Validate against workflow/schemas/config.schema.yaml, fill defaults, check the method names.
+config.update(validate_config(config))
+
+RUN = config["run_name"]
+DATA = config["dataset"]["root"]
+RESULTS = f"results/{RUN}"
+LOGS = f"logs/{RUN}"
+BENCH = f"benchmarks/{RUN}"
+SCALES = [format_scale(s) for s in config["predict"]["scales"]]
+RUN_KEY = "{method}/{variant}/seed{seed}"
+# Rules whose command is package code rerun when spbench's version changes (snakemake.md §3).
+IMPL = spbench.__version__
+
+
+wildcard_constraints:
+    method=r"[a-z0-9_]+",
+    variant=r"[a-z0-9_]+",
+    seed=r"\d+",
+    scale=r"\d+(\.\d+)?",
+
+
+def runs():
+    """Every (method, variant, seed) of the profile, as wildcard dicts."""
+    return [
+        {"method": m, "variant": v, "seed": s}
+        for m in config["methods"]
+        for v in config["variants"]
+        for s in config["seeds"]
+    ]
+
+
+def checkpoint_path(method="{method}", variant="{variant}", seed="{seed}"):
+    return f"{RESULTS}/models/{method}/{variant}/seed{seed}/checkpoint.pt"
+
+
+def prediction_paths(wildcards=None):
+    return expand(
+        f"{RESULTS}/predictions/{RUN_KEY}/scale{{scale}}.npz",
+        scale=SCALES,
+        allow_missing=True,
+    )
+
+
+def score_paths():
+    return [
+        f"{RESULTS}/scores/{r['method']}/{r['variant']}/seed{r['seed']}/scale{scale}.parquet"
+        for r in runs()
+        for scale in SCALES
+    ]
+
+
+def report_outputs():
+    out = f"{RESULTS}/report"
+    return [
+        f"{out}/table2.md",
+        f"{out}/table2.csv",
+        f"{out}/table2.tex",
+        f"{out}/figures/metrics_vs_k_noec.png",
+        f"{out}/figures/asa_co_tradeoff.png",
+    ]
+
+
+def dataset_summary_outputs():
+    return [f"{DATA}/summary.parquet", f"{DATA}/summary.png"]
+
+
+def train_params(wildcards):
+    return json.dumps(train_settings(config, wildcards.variant))
+
+
+def predict_params(wildcards):
+    return json.dumps(predict_settings(config))
+
+
+def score_params(wildcards):
+    return json.dumps(score_settings(config))
+
+
+def report_params(wildcards):
+    return json.dumps(report_settings(config))
+
+
+def dataset_params(wildcards):
+    return json.dumps(config["dataset"][config["dataset"]["name"]])

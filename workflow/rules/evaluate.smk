@@ -1,0 +1,48 @@
+# Evaluation: predict every scale in one GPU job per run, then score each scale on the CPU.
+
+
+rule predict_scales:
+    input:
+        checkpoint=checkpoint_path(),
+        data=f"{DATA}/dataset.json",
+    output:
+        prediction_paths(),
+    params:
+        settings=predict_params,
+        data=DATA,
+        out_dir=f"{RESULTS}/predictions/{RUN_KEY}",
+        impl=IMPL,
+    log:
+        f"{LOGS}/predict/{RUN_KEY}.log",
+    benchmark:
+        f"{BENCH}/predict/{RUN_KEY}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 2
+    resources:
+        gpu=1,
+    shell:
+        "spbench predict --settings {params.settings:q} --checkpoint {input.checkpoint} "
+        "--data {params.data} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule score_scale:
+    input:
+        predictions=f"{RESULTS}/predictions/{RUN_KEY}/scale{{scale}}.npz",
+        data=f"{DATA}/dataset.json",
+    output:
+        f"{RESULTS}/scores/{RUN_KEY}/scale{{scale}}.parquet",
+    params:
+        settings=score_params,
+        data=DATA,
+        impl=IMPL,
+    log:
+        f"{LOGS}/score/{RUN_KEY}/scale{{scale}}.log",
+    benchmark:
+        f"{BENCH}/score/{RUN_KEY}/scale{{scale}}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    shell:
+        "spbench score --settings {params.settings:q} --data {params.data} "
+        "--predictions {input.predictions} --out {output} > {log} 2>&1"
