@@ -18,7 +18,7 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         report_outputs(),
         dataset_summary_outputs(),
-    default_target: True

@@ -1,5 +1,6 @@
 # Configuration, paths and the parameter helpers shared by every rule file.
 import json
+import os
 
 import spbench
 from spbench.config import (
@@ -95,3 +96,17 @@ def report_params(wildcards):
 
 def dataset_params(wildcards):
     return json.dumps(config["dataset"][config["dataset"]["name"]])
+
+
+def input_folder(name):
+    """A params function: the folder of input ``name`` (the prepared dataset, for example)."""
+
+    def folder(wildcards, input):
+        return os.path.dirname(input[name])
+
+    return folder
+
+
+def output_folder(wildcards, output):
+    """A params function: the folder of the rule's first output."""
+    return os.path.dirname(output[0])

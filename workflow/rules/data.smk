@@ -6,17 +6,17 @@ if config["dataset"]["name"] == "synthetic":
     rule make_synthetic:
         output:
             f"{DATA}/dataset.json",
-        params:
-            settings=dataset_params,
-            root=DATA,
-            impl=IMPL,
         log:
             f"{LOGS}/data/make_synthetic.log",
         benchmark:
             f"{BENCH}/data/make_synthetic.tsv"
+        localrule: True
         conda:
             "../../environment.yml"
-        localrule: True
+        params:
+            settings=dataset_params,
+            root=output_folder,
+            impl=IMPL,
         shell:
             "spbench data synthetic --settings {params.settings:q} --out {params.root} > {log} 2>&1"
 
@@ -25,16 +25,16 @@ else:
     rule download_bsds500:
         output:
             "data/bsds500/BSR_bsds500.tgz",
-        params:
-            settings=dataset_params,
         log:
             f"{LOGS}/data/download_bsds500.log",
         benchmark:
             f"{BENCH}/data/download_bsds500.tsv"
+        retries: 2
+        localrule: True
         conda:
             "../../environment.yml"
-        localrule: True
-        retries: 2
+        params:
+            settings=dataset_params,
         shell:
             "spbench data download-bsds500 --settings {params.settings:q} --out {output} > {log} 2>&1"
 
@@ -43,9 +43,6 @@ else:
             "data/bsds500/BSR_bsds500.tgz",
         output:
             f"{DATA}/dataset.json",
-        params:
-            root=DATA,
-            impl=IMPL,
         log:
             f"{LOGS}/data/prepare_bsds500.log",
         benchmark:
@@ -53,6 +50,9 @@ else:
         conda:
             "../../environment.yml"
         threads: 2
+        params:
+            root=output_folder,
+            impl=IMPL,
         shell:
             "spbench data prepare-bsds500 --archive {input} --out {params.root} "
             "--workers {threads} > {log} 2>&1"
@@ -60,18 +60,18 @@ else:
 
 rule dataset_summary:
     input:
-        f"{DATA}/dataset.json",
+        data=f"{DATA}/dataset.json",
     output:
         parquet=f"{DATA}/summary.parquet",
         figure=f"{DATA}/summary.png",
-    params:
-        root=DATA,
-        impl=IMPL,
     log:
         f"{LOGS}/data/dataset_summary.log",
+    localrule: True
     conda:
         "../../environment.yml"
-    localrule: True
+    params:
+        root=input_folder("data"),
+        impl=IMPL,
     shell:
         "spbench data summary --root {params.root} --parquet {output.parquet} "
         "--figure {output.figure} > {log} 2>&1"

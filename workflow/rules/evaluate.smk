@@ -7,11 +7,6 @@ rule predict_scales:
         data=f"{DATA}/dataset.json",
     output:
         prediction_paths(),
-    params:
-        settings=predict_params,
-        data=DATA,
-        out_dir=f"{RESULTS}/predictions/{RUN_KEY}",
-        impl=IMPL,
     log:
         f"{LOGS}/predict/{RUN_KEY}.log",
     benchmark:
@@ -21,6 +16,11 @@ rule predict_scales:
     threads: 2
     resources:
         gpu=1,
+    params:
+        settings=predict_params,
+        data=input_folder("data"),
+        out_dir=output_folder,
+        impl=IMPL,
     shell:
         "spbench predict --settings {params.settings:q} --checkpoint {input.checkpoint} "
         "--data {params.data} --out-dir {params.out_dir} > {log} 2>&1"
@@ -32,10 +32,6 @@ rule score_scale:
         data=f"{DATA}/dataset.json",
     output:
         f"{RESULTS}/scores/{RUN_KEY}/scale{{scale}}.parquet",
-    params:
-        settings=score_params,
-        data=DATA,
-        impl=IMPL,
     log:
         f"{LOGS}/score/{RUN_KEY}/scale{{scale}}.log",
     benchmark:
@@ -43,6 +39,10 @@ rule score_scale:
     conda:
         "../../environment.yml"
     threads: 1
+    params:
+        settings=score_params,
+        data=input_folder("data"),
+        impl=IMPL,
     shell:
         "spbench score --settings {params.settings:q} --data {params.data} "
         "--predictions {input.predictions} --out {output} > {log} 2>&1"

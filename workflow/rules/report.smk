@@ -6,17 +6,17 @@ rule report:
         score_paths(),
     output:
         report_outputs(),
-    params:
-        settings=report_params,
-        out_dir=f"{RESULTS}/report",
-        impl=IMPL,
     log:
         f"{LOGS}/report/report.log",
     benchmark:
         f"{BENCH}/report/report.tsv"
+    localrule: True
     conda:
         "../../environment.yml"
-    localrule: True
+    params:
+        settings=report_params,
+        out_dir=output_folder,
+        impl=IMPL,
     shell:
         "spbench report --settings {params.settings:q} --scores {input} "
         "--out-dir {params.out_dir} > {log} 2>&1 && cat {log}"

@@ -3,14 +3,10 @@
 
 rule train_model:
     input:
-        f"{DATA}/dataset.json",
+        data=f"{DATA}/dataset.json",
     output:
         checkpoint=checkpoint_path(),
         losses=f"{RESULTS}/models/{RUN_KEY}/train_log.jsonl",
-    params:
-        settings=train_params,
-        data=DATA,
-        impl=IMPL,
     log:
         f"{LOGS}/train/{RUN_KEY}.log",
     benchmark:
@@ -20,6 +16,10 @@ rule train_model:
     threads: 2
     resources:
         gpu=1,
+    params:
+        settings=train_params,
+        data=input_folder("data"),
+        impl=IMPL,
     shell:
         "spbench train --settings {params.settings:q} --data {params.data} "
         "--method {wildcards.method} --variant {wildcards.variant} --seed {wildcards.seed} "
