@@ -1,0 +1,30 @@
+"""Superpixel networks and their registry.
+
+Importing this package registers every built-in method (``"scn"``, ...).
+"""
+
+from spbench.models import grid_baseline as _grid_baseline  # noqa: F401  (registers "grid")
+from spbench.models import scn as _scn  # noqa: F401  (registers "scn")
+from spbench.models.registry import (
+    Method,
+    Recipe,
+    SuperpixelOutput,
+    create_model,
+    get_method,
+    list_methods,
+    parameter_groups,
+    register_method,
+)
+from spbench.models.scn import SpixelNet
+
+__all__ = [
+    "Method",
+    "Recipe",
+    "SpixelNet",
+    "SuperpixelOutput",
+    "create_model",
+    "get_method",
+    "list_methods",
+    "parameter_groups",
+    "register_method",
+]
