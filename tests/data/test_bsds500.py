@@ -1,0 +1,467 @@
+"""Tests of the BSDS500 download, verification, preparation and dataset summary."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spbench.data import bsds500, prepared
+from spbench.data.bsds500 import (
+    EXPECTED_PAIRS,
+    OFFICIAL_URLS,
+    download_bsds500,
+    prepare_bsds500,
+    verify_bsds500_tree,
+)
+from spbench.data.download import DownloadError, part_path
+from spbench.data.summary import summarize_dataset
+from spbench.io import CorruptFileError
+
+FAST = {"timeout": 5.0, "retries": 2, "backoff": 0.0, "progress": False}
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def payload() -> bytes:
+    """1 MiB of random bytes: large enough for a cut transfer to leave a partial file."""
+    return np.random.default_rng(1).integers(0, 256, 1 << 20, dtype=np.uint8).tobytes()
+
+
+# ------------------------------------------------------------------------------------- constants
+
+
+def test_constants():
+    assert len(OFFICIAL_URLS) == 2
+    assert OFFICIAL_URLS[0].startswith("http://www.eecs.berkeley.edu/")
+    assert OFFICIAL_URLS[1].startswith("https://www2.eecs.berkeley.edu/")
+    assert all(u.endswith("/BSR/BSR_bsds500.tgz") for u in OFFICIAL_URLS)
+    assert EXPECTED_PAIRS == {"train": 1087, "val": 546, "test": 1063}
+
+
+def test_shipped_manifest_has_1000_files():
+    listed = bsds500.load_file_manifest()
+    assert len(listed) == 1000
+    assert "images/test/100007.jpg" in listed
+    assert sum(p.startswith("groundTruth/") for p in listed) == 500
+
+
+# -------------------------------------------------------------------------------------- download
+
+
+def test_download_clean(http_server, payload, tmp_path):
+    data = payload
+    url = http_server.serve("/BSR_bsds500.tgz", data)
+    out = download_bsds500(tmp_path / "dl" / "BSR_bsds500.tgz", urls=[url], **FAST)
+    assert out.read_bytes() == data
+    assert not part_path(out).exists()
+    assert len(http_server.log) == 1
+
+
+def test_download_into_folder_and_reuse(http_server, payload, tmp_path):
+    url = http_server.serve("/a.tgz", payload)
+    out = download_bsds500(tmp_path, urls=[url], **FAST)
+    assert out == tmp_path / "BSR_bsds500.tgz"
+    again = download_bsds500(tmp_path, urls=[url], **FAST)  # complete file: no new request
+    assert again == out and len(http_server.log) == 1
+
+
+def test_download_cut_then_resumed_with_range(http_server, payload, tmp_path):
+    data = payload
+    cut = len(data) // 2
+    url = http_server.serve("/BSR_bsds500.tgz", data, mode="cut", cut_after=cut)
+    out = download_bsds500(tmp_path / "BSR_bsds500.tgz", urls=[url], **FAST)
+    assert out.read_bytes() == data
+    log = http_server.requests_for("/BSR_bsds500.tgz")
+    assert len(log) == 2
+    assert "range" not in log[0].headers
+    # the resume asks for the bytes after those kept (at most one read block short of the cut)
+    offset = int(log[1].headers["range"].removeprefix("bytes=").rstrip("-"))
+    assert cut - (1 << 16) <= offset <= cut
+    assert log[1].status == 206
+
+
+def test_partial_file_resumed_by_a_later_call(http_server, payload, tmp_path):
+    data = payload
+    cut = len(data) // 3
+    url = http_server.serve("/x.tgz", data, mode="cut", cut_after=cut, times=10)
+    dest = tmp_path / "BSR_bsds500.tgz"
+    with pytest.raises(DownloadError):
+        download_bsds500(dest, urls=[url], timeout=5, retries=0, backoff=0, progress=False)
+    assert not dest.exists()
+    kept = part_path(dest).stat().st_size
+    assert 0 < kept <= cut
+    assert part_path(dest).read_bytes() == data[:kept]
+    http_server.routes["/x.tgz"].mode = "ok"
+    download_bsds500(dest, urls=[url], **FAST)
+    assert dest.read_bytes() == data
+    assert http_server.log[-1].headers["range"] == f"bytes={kept}-"
+    assert http_server.log[-1].status == 206
+
+
+def test_server_ignoring_range_restarts_cleanly(http_server, payload, tmp_path):
+    data = payload
+    url = http_server.serve("/x.tgz", data, mode="norange")
+    dest = tmp_path / "a.tgz"
+    part_path(dest).write_bytes(b"garbage that is not a prefix")
+    (dest.with_name(dest.name + ".part.json")).write_text(json.dumps({"url": url}))
+    download_bsds500(dest, urls=[url], **FAST)
+    assert dest.read_bytes() == data
+
+
+def test_404_then_second_source(http_server, payload, tmp_path):
+    data = payload
+    missing = http_server.url("/missing.tgz")
+    mirror = http_server.serve("/mirror/BSR_bsds500.tgz", data)
+    out = download_bsds500(tmp_path / "a.tgz", urls=[missing], mirrors=[mirror], **FAST)
+    assert out.read_bytes() == data
+    assert [r.status for r in http_server.log] == [404, 200]  # a 404 is not retried
+
+
+def test_5xx_is_retried(http_server, payload, tmp_path):
+    data = payload
+    url = http_server.serve("/x.tgz", data, mode="500", times=2)
+    out = download_bsds500(tmp_path / "a.tgz", urls=[url], **FAST)
+    assert out.read_bytes() == data
+    assert [r.status for r in http_server.log] == [500, 500, 200]
+
+
+def test_read_timeout_is_retried(http_server, payload, tmp_path):
+    url = http_server.serve("/x.tgz", payload, mode="stall", delay=1.5)
+    start = time.perf_counter()
+    out = download_bsds500(
+        tmp_path / "a.tgz", urls=[url], timeout=0.3, retries=2, backoff=0.0, progress=False
+    )
+    assert out.read_bytes() == payload
+    assert len(http_server.log) == 2  # timed out once, then served
+    assert time.perf_counter() - start < 5
+
+
+def test_local_archive_used_without_network(http_server, fake_archive, tmp_path):
+    url = http_server.serve("/x.tgz", b"never fetched")
+    out = download_bsds500(tmp_path / "dl" / "a.tgz", archive=fake_archive.path, urls=[url], **FAST)
+    assert out.read_bytes() == fake_archive.path.read_bytes()
+    assert http_server.log == []
+    # the same file as destination is left alone
+    assert download_bsds500(out, archive=out, urls=[url], **FAST) == out
+
+
+def test_offline_without_archive_fails_fast(closed_port, tmp_path):
+    urls = [
+        f"http://127.0.0.1:{closed_port}/BSR_bsds500.tgz",
+        "http://bsds500.invalid/BSR_bsds500.tgz",  # .invalid never resolves (RFC 6761)
+    ]
+    mirrors = [f"http://127.0.0.1:{closed_port}/mirror/BSR_bsds500.tgz"]
+    start = time.perf_counter()
+    with pytest.raises(DownloadError) as info:
+        # the default timeout, retries and back-off: connection errors must not wait for them
+        download_bsds500(
+            tmp_path / "a.tgz",
+            archive=tmp_path / "absent.tgz",
+            urls=urls,
+            mirrors=mirrors,
+            progress=False,
+        )
+    elapsed = time.perf_counter() - start
+    assert elapsed < 10, f"offline failure took {elapsed:.1f} s"
+    message = str(info.value)
+    for url in [*urls, *mirrors]:
+        assert url in message
+    assert "dataset.bsds500.archive" in message and "--archive" in message
+    assert "absent.tgz" in message
+    assert len(info.value.failures) == 3
+    assert not (tmp_path / "a.tgz").exists()
+
+
+def test_download_real_archive_and_verify(http_server, bsds500_archive, tmp_path):
+    data = bsds500_archive.read_bytes()
+    url = http_server.serve("/BSR_bsds500.tgz", data)
+    out = download_bsds500(tmp_path / "BSR_bsds500.tgz", urls=[url], **FAST)
+    assert _sha(out.read_bytes()) == _sha(data)
+    data_dir = bsds500.extract_data_tree(out, tmp_path / "x")
+    verify_bsds500_tree(data_dir)  # all 1000 files against the shipped list
+
+
+# ------------------------------------------------------------------------------------ verification
+
+
+def _extract(fake, tmp_path):
+    return bsds500.extract_data_tree(fake.path, tmp_path / "tree")
+
+
+def test_verify_fake_tree_ok(fake_archive, tmp_path):
+    data_dir = _extract(fake_archive, tmp_path)
+    (data_dir / "images" / "train" / "Thumbs.db").write_bytes(b"ignored")
+    (data_dir.parent / "ucm2").mkdir()
+    (data_dir.parent / "ucm2" / "x.mat").write_bytes(b"ignored")
+    verify_bsds500_tree(data_dir, manifest=fake_archive.manifest)
+    verify_bsds500_tree(data_dir, manifest=fake_archive.manifest_file(tmp_path))
+
+
+def test_verify_reports_missing_altered_and_extra(fake_archive, tmp_path):
+    data_dir = _extract(fake_archive, tmp_path)
+    (data_dir / "images" / "val" / "2001.jpg").unlink()
+    (data_dir / "groundTruth" / "test" / "3002.mat").write_bytes(b"altered")
+    (data_dir / "images" / "test" / "9999.jpg").write_bytes(b"extra")
+    with pytest.raises(CorruptFileError) as info:
+        verify_bsds500_tree(data_dir, manifest=fake_archive.manifest)
+    message = str(info.value)
+    assert "3 problem(s)" in message
+    assert "missing: images/val/2001.jpg" in message
+    assert "altered (sha256 differs): groundTruth/test/3002.mat" in message
+    assert "unexpected file: images/test/9999.jpg" in message
+    assert "dataset.bsds500.archive" in message
+
+
+def test_verify_against_shipped_list_fails_on_fake(fake_archive, tmp_path):
+    data_dir = _extract(fake_archive, tmp_path)
+    with pytest.raises(CorruptFileError, match=r"and \d+ more"):
+        verify_bsds500_tree(data_dir)
+
+
+# ------------------------------------------------------------------------------------- preparation
+
+
+def _prepare(fake, out, **kwargs):
+    return prepare_bsds500(
+        fake.path, out, manifest=fake.manifest, expected_pairs=fake.pairs, **kwargs
+    )
+
+
+@pytest.mark.parametrize(
+    ("prefix", "fmt"), [("BSR/", "tgz"), ("", "tgz"), ("BSDS500-master/", "zip")]
+)
+def test_prepare_fake_archive(make_fake_archive, fake_tools, tmp_path, prefix, fmt):
+    fake = make_fake_archive(f"a.{fmt}", prefix=prefix, fmt=fmt)
+    out = tmp_path / "prepared"
+    manifest_path = _prepare(fake, out)
+    assert manifest_path == out / "dataset.json"
+    manifest = prepared.read_manifest(out)
+    assert manifest["name"] == "bsds500"
+    assert manifest["source"]["archive"] == fake.path.name
+    assert manifest["source"]["sha256"] == _sha(fake.path.read_bytes())
+    assert manifest["protocol"]["label_cap"] == 50
+    assert not list(tmp_path.glob(".bsds500-extract-*"))  # temp folder removed
+    for split, images in fake_tools.layout.items():
+        data = prepared.load_split(out, split, with_raw=True)
+        assert data.n_pairs == fake.pairs[split] == manifest["counts"][split]["pairs"]
+        for sample, (image_id, h, w, labels) in zip(data.samples, images, strict=True):
+            assert sample.image_id == image_id
+            crop = 1 if split in ("train", "val") else 0
+            assert sample.annotations.shape == (len(labels), h - crop, w - crop)
+            assert sample.image.shape == (h - crop, w - crop, 3)
+            assert sample.annotations.dtype == np.uint8 and sample.annotations.max() < 50
+            raw = sample.raw_annotations
+            # capped = raw - 1 below the cap, 0 for raw ids >= 51 (contiguous ids 1..K)
+            expected = np.where(raw <= 50, raw.astype(int) - 1, 0)
+            np.testing.assert_array_equal(sample.annotations, expected)
+        # the stored image is the original JPEG, byte for byte
+        with np.load(out / f"{split}.npz") as npz:
+            key = f"BSDS500/data/images/{split}/{images[0][0]}.jpg"
+            assert npz[f"image/{images[0][0]}"].tobytes() == fake.files[key]
+    assert manifest["counts"]["train"]["annotations_over_cap_full_resolution"] == 1
+
+
+def test_prepare_with_workers(fake_archive, tmp_path):
+    _prepare(fake_archive, tmp_path / "p1")
+    _prepare(fake_archive, tmp_path / "p2", workers=2)
+    for split in prepared.SPLITS:
+        a = prepared.load_split(tmp_path / "p1", split)
+        b = prepared.load_split(tmp_path / "p2", split)
+        for x, y in zip(a.samples, b.samples, strict=True):
+            np.testing.assert_array_equal(x.annotations, y.annotations)
+
+
+def test_prepare_truncated_archive(http_server, fake_archive, tmp_path):
+    data = fake_archive.path.read_bytes()
+    url = http_server.serve("/t.tgz", data, mode="truncated", cut_after=len(data) // 2)
+    archive = download_bsds500(tmp_path / "t.tgz", urls=[url], **FAST)  # looks complete
+    out = tmp_path / "prepared"
+    with pytest.raises(CorruptFileError) as info:
+        _prepare(
+            fake_archive.__class__(archive, fake_archive.manifest, fake_archive.pairs, {}), out
+        )
+    assert "t.tgz" in str(info.value) and "truncated" in str(info.value)
+    assert not (out / "dataset.json").exists()
+    assert not list(tmp_path.glob(".bsds500-extract-*"))
+
+
+def test_prepare_altered_file(make_fake_archive, fake_tools, tmp_path):
+    key = "BSDS500/data/groundTruth/val/2002.mat"
+    fake = make_fake_archive(replace={key: fake_tools.mat_bytes([np.ones((13, 9), np.uint16)])})
+    out = tmp_path / "prepared"
+    with pytest.raises(CorruptFileError, match=r"altered .*groundTruth/val/2002\.mat"):
+        _prepare(fake, out)
+    assert not (out / "dataset.json").exists()
+
+
+def test_prepare_removes_stale_manifest(make_fake_archive, fake_archive, tmp_path):
+    out = tmp_path / "prepared"
+    _prepare(fake_archive, out)
+    bad = make_fake_archive("bad.tgz", drop=("BSDS500/data/images/test/3001.jpg",))
+    with pytest.raises(CorruptFileError, match=r"missing: images/test/3001\.jpg"):
+        _prepare(bad, out)
+    assert not (out / "dataset.json").exists()
+
+
+def test_prepare_pair_count_check(fake_archive, tmp_path):
+    with pytest.raises(CorruptFileError, match=r"'train' has 5 .*expects 1087"):
+        prepare_bsds500(fake_archive.path, tmp_path / "p", manifest=fake_archive.manifest)
+    assert not (tmp_path / "p" / "dataset.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("case", "match"),
+    [
+        ("bad_jpeg", r"images/train/1001.jpg: not a decodable JPEG"),
+        ("no_gt", r"groundTruth/train/1001.mat: no variable `groundTruth` \(found \['gt'\]\)"),
+        ("size", r"groundTruth/train/1001.mat: annotation 0 is 8×13 .* is 9×13"),
+        ("negative", r"groundTruth/train/1001.mat: annotation 1 has negative labels"),
+    ],
+)
+def test_prepare_bad_content_names_the_file(make_fake_archive, fake_tools, tmp_path, case, match):
+    jpg, mat = "BSDS500/data/images/train/1001.jpg", "BSDS500/data/groundTruth/train/1001.mat"
+    seg = np.ones((9, 13), np.uint16)
+    replace = {
+        "bad_jpeg": {jpg: b"\xff\xd8 this is not a JPEG"},
+        "no_gt": {mat: fake_tools.mat_bytes([seg], variable="gt")},
+        "size": {mat: fake_tools.mat_bytes([seg[:8]])},
+        "negative": {mat: fake_tools.mat_bytes([seg, -np.ones((9, 13), np.int16)])},
+    }[case]
+    fake = make_fake_archive(replace=replace, rehash=True)
+    out = tmp_path / "prepared"
+    with pytest.raises(CorruptFileError, match=match):
+        prepare_bsds500(fake.path, out, manifest=fake.manifest, expected_pairs=None)
+    assert not (out / "dataset.json").exists()
+
+
+def test_extraction_is_safe(fake_tools, tmp_path):
+    files = fake_tools.build_fake_files()
+    archive = tmp_path / "evil.tgz"
+    with tarfile.open(archive, "w:gz") as tf:
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo("BSR/" + name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        for name in (
+            "../evil.jpg",
+            "/tmp/evil.jpg",
+            "BSR/BSDS500/data/images/train/../../../../../evil.jpg",
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = 4
+            tf.addfile(info, io.BytesIO(b"evil"))
+        link = tarfile.TarInfo("BSR/BSDS500/data/images/train/link.jpg")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "/etc/passwd"
+        tf.addfile(link)
+    into = tmp_path / "a" / "b"
+    data_dir = bsds500.extract_data_tree(archive, into)
+    written = sorted(p.relative_to(into).as_posix() for p in into.rglob("*") if p.is_file())
+    assert written == sorted(files)
+    assert not (tmp_path / "evil.jpg").exists() and not (tmp_path / "a" / "evil.jpg").exists()
+    assert not (data_dir / "images" / "train" / "link.jpg").exists()
+
+
+def test_archive_without_data_tree(tmp_path, fake_tools):
+    archive = fake_tools.pack(tmp_path / "other.tgz", {"README": b"x"}, prefix="")
+    with pytest.raises(CorruptFileError, match="holds no BSDS500/data"):
+        prepare_bsds500(archive, tmp_path / "p")
+
+
+def test_missing_archive_names_config_key(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"dataset\.bsds500\.archive"):
+        prepare_bsds500(tmp_path / "absent.tgz", tmp_path / "p")
+
+
+# ------------------------------------------------------------------------------------------ summary
+
+
+def test_summarize_fake(fake_archive, tmp_path):
+    out = tmp_path / "prepared"
+    _prepare(fake_archive, out)
+    frame = summarize_dataset(out, tmp_path / "s" / "summary.parquet", tmp_path / "s" / "fig.png")
+    assert len(frame) == sum(fake_archive.pairs.values())
+    assert list(frame.columns) == [
+        "split",
+        "image_id",
+        "annotation",
+        "height",
+        "width",
+        "n_labels",
+        "n_labels_raw",
+        "over_cap",
+    ]
+    first = frame.iloc[0]
+    assert (first.split, first.image_id, first.annotation) == ("train", "1001", 0)
+    assert (first.height, first.width) == (8, 12)
+    assert first.n_labels <= 50 and bool(first.over_cap) == (first.n_labels_raw > 50)
+    back = pd.read_parquet(tmp_path / "s" / "summary.parquet")
+    pd.testing.assert_frame_equal(back, frame, check_dtype=False)
+    assert (tmp_path / "s" / "fig.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in (tmp_path / "s").iterdir() if p.name.startswith(".")]
+
+
+def test_summarize_without_raw_labels(tmp_path):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (6, 7, 3), dtype=np.uint8)
+    gt = rng.integers(0, 4, (2, 6, 7), dtype=np.uint8)
+    splits = {
+        s: prepared.write_split(tmp_path, s, [("a", prepared.encode_png(image), gt, None)])
+        for s in ("train", "test")
+    }
+    prepared.write_manifest(tmp_path, "synthetic", splits)
+    frame = summarize_dataset(tmp_path, tmp_path / "s.parquet")
+    assert len(frame) == 4
+    assert frame["n_labels_raw"].isna().all() and frame["over_cap"].isna().all()
+    assert frame["n_labels"].tolist() == [len(np.unique(g)) for g in gt] * 2
+
+
+# ------------------------------------------------------------------------------------- real archive
+
+
+@pytest.mark.slow
+def test_prepare_real_archive(prepared_bsds500):
+    out = prepared_bsds500
+    prep_s = prepared.read_manifest(out)["preparation_seconds"]
+    size_mb = sum(p.stat().st_size for p in out.iterdir()) / 1e6
+    manifest = prepared.read_manifest(out)
+    over = {"train": 74, "val": 25, "test": 85}
+    for split, pairs in EXPECTED_PAIRS.items():
+        assert manifest["splits"][split]["pairs"] == pairs
+        assert manifest["counts"][split]["annotations_over_cap_full_resolution"] == over[split]
+    assert manifest["splits"]["train"]["images"] == 200
+    assert manifest["splits"]["val"]["images"] == 100
+    assert manifest["splits"]["test"]["images"] == 200
+    shapes = {
+        "train": {(320, 480), (480, 320)},
+        "val": {(320, 480), (480, 320)},
+        "test": {(321, 481), (481, 321)},
+    }
+    with np.load(out / "train.npz") as npz:
+        gt = npz[f"gt/{npz['ids'][0]}"]
+        raw = npz[f"gt_raw/{npz['ids'][0]}"]
+        assert gt.dtype == np.uint8 and raw.dtype == np.uint16 and raw.min() >= 1
+    for split in ("train", "val"):
+        data = prepared.load_split(out, split)
+        assert {s.annotations.shape[1:] for s in data.samples} == shapes[split]
+        assert all(s.image.shape[:2] == s.annotations.shape[1:] for s in data.samples)
+        assert max(int(s.annotations.max()) for s in data.samples) == 49
+        assert min(int(s.annotations.min()) for s in data.samples) == 0
+    start = time.perf_counter()
+    test = prepared.load_split(out, "test", with_raw=True)
+    load_s = time.perf_counter() - start
+    assert test.n_pairs == 1063 and len(test) == 200
+    assert {s.image.shape[:2] for s in test.samples} == shapes["test"]
+    n_annotators = [s.n_annotations for s in test.samples]
+    assert min(n_annotators) >= 4 and max(n_annotators) <= 9
+    print(f"\nprepare: {prep_s:.1f} s, {size_mb:.1f} MB; load_split(test): {load_s:.2f} s")
