@@ -1,0 +1,379 @@
+"""From score rows to per-scale curves and normalised AUCs (``protocol.md`` §6 and §8).
+
+The score Parquet written by ``spbench score`` holds one row per (run, scale, EC, image,
+annotation). This module
+
+1. reads and checks those files (:func:`load_scores`),
+2. averages every metric over the (image, annotation) rows of each (run, EC, scale) — the curve
+   point (K̄, v̄) with K̄ the mean *actual* number of superpixels (:func:`aggregate_curves`),
+3. integrates each curve over [low, high] with :func:`spbench.metrics.normalized_auc`, one AUC per
+   seed (:func:`compute_auc`), and
+4. summarises the seeds as mean ± standard deviation (:func:`summarise_seeds`).
+
+No torch is imported here.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from spbench.metrics import normalized_auc
+
+__all__ = [
+    "AUC_METRICS",
+    "DEFAULT_AUC_RANGE",
+    "METRICS",
+    "REQUIRED_COLUMNS",
+    "RUN_ATTRIBUTES",
+    "RUN_KEYS",
+    "MissingColumnsError",
+    "aggregate_curves",
+    "compute_auc",
+    "load_scores",
+    "model_label",
+    "summarise_seeds",
+    "validate_scores",
+]
+
+DEFAULT_AUC_RANGE: tuple[float, float] = (384.0, 1200.0)
+"""Default AUC range in superpixels (``protocol.md`` §8)."""
+
+METRICS: tuple[str, ...] = (
+    "asa",
+    "ue",
+    "ue_np",
+    "ue_levin",
+    "oe",
+    "co",
+    "br",
+    "bp",
+    "ev",
+    "xc",
+    "stray",
+)
+"""Per-row metric columns of a score file; each is averaged over (image, annotation) rows."""
+
+AUC_METRICS: tuple[str, ...] = (*METRICS, "xc_per_image", "stray_per_image")
+"""Curve columns that get a normalised AUC (the per-image XC/Stray means included)."""
+
+RUN_KEYS: tuple[str, ...] = ("dataset", "split", "method", "variant", "seed")
+"""Columns that identify one trained run on one evaluation split."""
+
+RUN_ATTRIBUTES: tuple[str, ...] = (
+    "use_lap",
+    "use_msd",
+    "use_wr",
+    "lambda_lap",
+    "msd_mode",
+    "weights",
+    "train_steps",
+)
+"""Run description columns; they must be constant within a run (:data:`RUN_KEYS`)."""
+
+SAMPLE_COLUMNS: tuple[str, ...] = ("image_id", "annotation", "scale", "n_nominal", "ec")
+
+REQUIRED_COLUMNS: tuple[str, ...] = (
+    *RUN_KEYS,
+    *RUN_ATTRIBUTES,
+    *SAMPLE_COLUMNS,
+    "n_superpixels",
+    *METRICS,
+)
+"""Every column a score file must have."""
+
+CURVE_KEYS: tuple[str, ...] = (*RUN_KEYS, "ec", "scale")
+AUC_KEYS: tuple[str, ...] = (*RUN_KEYS, "ec")
+SUMMARY_KEYS: tuple[str, ...] = ("dataset", "split", "method", "variant", "ec")
+
+_DISPLAY_NAMES = {"scn": "SCN", "ainet": "AINet", "cds": "CDS", "ssm": "SSM"}
+
+
+class MissingColumnsError(ValueError):
+    """A score table lacks required columns; the message names the file and the columns."""
+
+
+def model_label(method: str, variant: str) -> str:
+    """Return the table label of a run, e.g. ``("scn", "lap") -> "SCN-LAP"``.
+
+    Parameters
+    ----------
+    method
+        Method name as registered (``"scn"``, ``"ainet"``...). The four paper baselines keep the
+        paper's spelling (``AINet``); any other method is upper-cased.
+    variant
+        ``"base"`` gives no suffix; any other variant is appended upper-cased after ``-``.
+
+    Returns
+    -------
+    str
+        The model label.
+    """
+    name = _DISPLAY_NAMES.get(method.lower(), method.upper())
+    return name if variant == "base" else f"{name}-{variant.upper()}"
+
+
+def validate_scores(frame: pd.DataFrame, source: str | os.PathLike[str] = "<frame>") -> None:
+    """Check that ``frame`` has every column of :data:`REQUIRED_COLUMNS`.
+
+    Parameters
+    ----------
+    frame
+        A score table.
+    source
+        Name of the file it came from, used in the error message.
+
+    Raises
+    ------
+    MissingColumnsError
+        If a column is missing; the message names ``source`` and the missing columns.
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise MissingColumnsError(
+            f"{source}: score table lacks required column(s) {', '.join(missing)}; "
+            "re-create it with `spbench score`"
+        )
+
+
+def load_scores(score_files: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
+    """Read and concatenate score Parquet files, checking their columns.
+
+    Parameters
+    ----------
+    score_files
+        Paths of Parquet files written by ``spbench score``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        All rows, with a ``source_file`` column naming the file of each row.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a file does not exist.
+    MissingColumnsError
+        If a file lacks a required column (the message names the file).
+    ValueError
+        If no file is given or the same sample occurs twice (e.g. a file passed twice).
+    """
+    score_files = [Path(p) for p in score_files]
+    frames = []
+    for path in score_files:
+        if not path.is_file():
+            raise FileNotFoundError(f"score file {path} does not exist")
+        frame = pd.read_parquet(path)
+        validate_scores(frame, path)
+        frames.append(frame.assign(source_file=str(path)))
+    if not frames:
+        raise ValueError("no score files given")
+    scores = pd.concat(frames, ignore_index=True)
+    if scores.empty:
+        raise ValueError("the score files hold no rows: " + ", ".join(str(p) for p in score_files))
+    _check_duplicates(scores)
+    return scores
+
+
+def _check_duplicates(scores: pd.DataFrame) -> None:
+    keys = [*CURVE_KEYS, "image_id", "annotation"]
+    dup = scores.duplicated(subset=keys, keep=False)
+    if dup.any():
+        first = scores.loc[dup, [*keys, *(["source_file"] if "source_file" in scores else [])]]
+        raise ValueError(
+            f"{int(dup.sum())} score rows share a (run, EC, scale, image, annotation) key, e.g.\n"
+            f"{first.head(4).to_string(index=False)}\n"
+            "was a score file passed twice, or do two runs share method/variant/seed?"
+        )
+
+
+def _check_run_attributes(scores: pd.DataFrame) -> None:
+    counts = scores.groupby(list(RUN_KEYS), dropna=False)[list(RUN_ATTRIBUTES)].nunique(
+        dropna=False
+    )
+    bad = counts[(counts > 1).any(axis=1)]
+    if not bad.empty:
+        run = dict(zip(RUN_KEYS, bad.index[0], strict=True))
+        cols = [c for c in RUN_ATTRIBUTES if bad.iloc[0][c] > 1]
+        raise ValueError(
+            f"run {run} mixes rows with different {', '.join(cols)}; "
+            "give different runs different seeds or variants"
+        )
+
+
+def aggregate_curves(scores: pd.DataFrame) -> pd.DataFrame:
+    """Average the score rows into one curve point per (run, EC, scale).
+
+    Parameters
+    ----------
+    scores
+        Score rows (:data:`REQUIRED_COLUMNS`), e.g. from :func:`load_scores`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (dataset, split, method, variant, seed, ec, scale), sorted, with
+
+        - the run attributes (:data:`RUN_ATTRIBUTES`), ``model`` (table label) and ``n_nominal``;
+        - ``k_mean``: K̄, the mean actual number of superpixels over the rows (the curve's x);
+          ``k_std``, its standard deviation over rows;
+        - one column per metric of :data:`METRICS`: the plain mean over all (image, annotation)
+          rows (``protocol.md`` §6; XC and Stray count per prediction, repeated per annotation);
+        - ``xc_per_image``, ``stray_per_image``: XC and Stray averaged first within each image
+          and then over images (each image weighs once);
+        - ``n_rows`` and ``n_images``.
+    """
+    validate_scores(scores)
+    if scores.empty:
+        raise ValueError("no score rows to aggregate")
+    _check_duplicates(scores)
+    _check_run_attributes(scores)
+    nan_counts = scores[["n_superpixels", *METRICS]].isna().sum()
+    if nan_counts.any():
+        warnings.warn(
+            "score rows hold NaN (left out of the means): "
+            + ", ".join(f"{c} {n}" for c, n in nan_counts.items() if n),
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    keys = list(CURVE_KEYS)
+    grouped = scores.groupby(keys, sort=True, dropna=False)
+    curves = grouped[list(METRICS)].mean()
+    curves["k_mean"] = grouped["n_superpixels"].mean()
+    curves["k_std"] = grouped["n_superpixels"].std(ddof=0)
+    curves["n_rows"] = grouped.size()
+    curves["n_images"] = grouped["image_id"].nunique()
+    nominal = grouped["n_nominal"].agg(["min", "max"])
+    if (nominal["min"] != nominal["max"]).any():
+        raise ValueError("n_nominal differs between rows of one (run, EC, scale)")
+    curves["n_nominal"] = nominal["min"]
+    per_image = scores.groupby([*keys, "image_id"], sort=True, dropna=False)[["xc", "stray"]].mean()
+    per_image = per_image.groupby(level=keys, dropna=False).mean()
+    curves["xc_per_image"] = per_image["xc"]
+    curves["stray_per_image"] = per_image["stray"]
+    attrs = scores.groupby(list(RUN_KEYS), sort=True, dropna=False)[list(RUN_ATTRIBUTES)].first()
+    curves = curves.reset_index().merge(attrs.reset_index(), on=list(RUN_KEYS), how="left")
+    curves.insert(
+        0,
+        "model",
+        [model_label(m, v) for m, v in zip(curves["method"], curves["variant"], strict=True)],
+    )
+    lead = ["model", *keys, "n_nominal", "k_mean", "k_std", "n_rows", "n_images"]
+    rest = [*METRICS, "xc_per_image", "stray_per_image", *RUN_ATTRIBUTES]
+    return curves[lead + rest].reset_index(drop=True)
+
+
+def _auc(k: np.ndarray, v: np.ndarray, low: float, high: float) -> tuple[float, bool]:
+    finite = np.isfinite(k) & np.isfinite(v)
+    if finite.sum() < 2:
+        return float("nan"), False
+    order = np.argsort(k[finite], kind="stable")
+    result = normalized_auc(k[finite][order], v[finite][order], low=low, high=high)
+    return float(result.value), bool(result.extrapolated)
+
+
+def compute_auc(
+    curves: pd.DataFrame,
+    *,
+    auc_range: tuple[float, float] = DEFAULT_AUC_RANGE,
+    metrics: Sequence[str] = AUC_METRICS,
+) -> pd.DataFrame:
+    """Normalised AUC of every metric, per (run, EC), against the actual K̄.
+
+    Parameters
+    ----------
+    curves
+        Output of :func:`aggregate_curves`.
+    auc_range
+        ``(low, high)`` in superpixels; the AUC is (1/(high − low))·∫ v(K) dK over that range.
+    metrics
+        Curve columns to integrate.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (dataset, split, method, variant, seed, ec) with the run attributes, ``model``,
+        ``auc_low``, ``auc_high``, ``n_scales``, ``k_min``/``k_max`` (the K̄ range measured),
+        one column per metric (the normalised AUC, in the metric's units), ``<metric>_extrapolated``
+        per metric, and ``auc_extrapolated`` (any metric extrapolated at an unbracketed end).
+    """
+    low, high = (float(x) for x in auc_range)
+    if not high > low:
+        raise ValueError(f"auc_range must have high > low, got {auc_range}")
+    rows = []
+    for key, group in curves.groupby(list(AUC_KEYS), sort=True, dropna=False):
+        group = group.sort_values("k_mean", kind="stable")
+        k = group["k_mean"].to_numpy(dtype=float)
+        row: dict[str, object] = dict(zip(AUC_KEYS, key, strict=True))
+        row["model"] = group["model"].iloc[0]
+        for attr in RUN_ATTRIBUTES:
+            row[attr] = group[attr].iloc[0]
+        row.update(
+            auc_low=low,
+            auc_high=high,
+            n_scales=len(group),
+            k_min=float(np.nanmin(k)),
+            k_max=float(np.nanmax(k)),
+        )
+        flags = []
+        for metric in metrics:
+            value, extrapolated = _auc(k, group[metric].to_numpy(dtype=float), low, high)
+            row[metric] = value
+            row[f"{metric}_extrapolated"] = extrapolated
+            flags.append(extrapolated)
+        row["auc_extrapolated"] = any(flags)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarise_seeds(auc: pd.DataFrame, *, metrics: Sequence[str] = AUC_METRICS) -> pd.DataFrame:
+    """Mean and standard deviation of the per-seed AUCs of each (model, EC).
+
+    Parameters
+    ----------
+    auc
+        Output of :func:`compute_auc`.
+    metrics
+        AUC columns to summarise.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (dataset, split, method, variant, ec) with ``model``, ``n_seeds``, ``seeds``
+        (comma-separated), ``<metric>`` (mean over seeds), ``<metric>_std`` (sample standard
+        deviation, ddof 1; NaN for one seed), ``<metric>_extrapolated`` (any seed extrapolated),
+        ``auc_extrapolated``, ``k_min``/``k_max`` (the K̄ range covered by every seed: the largest
+        per-seed minimum and smallest per-seed maximum), ``auc_low``/``auc_high`` and the
+        run attributes that are constant over seeds (``weights``, ``msd_mode`` ...; joined with
+        ``"; "`` if they differ).
+    """
+    rows = []
+    for key, group in auc.groupby(list(SUMMARY_KEYS), sort=True, dropna=False):
+        row: dict[str, object] = dict(zip(SUMMARY_KEYS, key, strict=True))
+        row["model"] = group["model"].iloc[0]
+        row["n_seeds"] = int(group["seed"].nunique())
+        row["seeds"] = ",".join(str(s) for s in sorted(group["seed"].unique()))
+        for metric in metrics:
+            values = group[metric].to_numpy(dtype=float)
+            row[metric] = float(np.mean(values))
+            row[f"{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else np.nan
+            row[f"{metric}_extrapolated"] = bool(group[f"{metric}_extrapolated"].any())
+        row["auc_extrapolated"] = bool(group["auc_extrapolated"].any())
+        row["k_min"] = float(group["k_min"].max())
+        row["k_max"] = float(group["k_max"].min())
+        row["auc_low"] = float(group["auc_low"].iloc[0])
+        row["auc_high"] = float(group["auc_high"].iloc[0])
+        for attr in RUN_ATTRIBUTES:
+            uniq = list(dict.fromkeys(group[attr].tolist()))
+            row[attr] = uniq[0] if len(uniq) == 1 else "; ".join(map(str, uniq))
+        rows.append(row)
+    summary = pd.DataFrame(rows)
+    for attr in RUN_ATTRIBUTES:  # seeds that differ in an attribute: the column becomes text
+        if attr in summary and summary[attr].map(type).nunique() > 1:
+            summary[attr] = summary[attr].astype(str)
+    return summary

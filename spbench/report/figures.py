@@ -1,0 +1,276 @@
+"""Trade-off figures: metric vs K̄ per model, and ASA against CO.
+
+All figures are drawn with matplotlib's Agg backend (no display needed) and seaborn styling, and
+saved as PNG (150 dpi) and PDF through :func:`spbench.io.atomic_path`. Curves are the per-scale
+means of :func:`spbench.report.aggregate.aggregate_curves`, averaged over seeds (the shading
+around a line is ± one standard deviation over seeds where there are several).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from spbench.io import atomic_path
+
+__all__ = [
+    "FIGURE_DPI",
+    "FIGURE_METRICS",
+    "plot_asa_co_tradeoff",
+    "plot_metrics_vs_k",
+    "save_figure",
+    "seed_mean_curves",
+]
+
+FIGURE_DPI = 150
+FIGURE_METRICS: tuple[tuple[str, str], ...] = (
+    ("asa", "ASA ↑"),
+    ("co", "CO ↑"),
+    ("bp", "BP (paper's B) ↑"),
+    ("br", "BR ↑"),
+    ("xc", "XC (excess components) ↓"),
+    ("stray", "Stray (stray pixels) ↓"),
+)
+"""Panels of the metric-vs-K̄ figure: (curve column, axis label)."""
+
+K_LABEL = "number of superpixels K̄ (mean actual count)"
+_VARIANT_STYLES = {"base": "-", "lap": "--"}
+_OTHER_STYLES = ("-.", ":", (0, (5, 1, 1, 1)), (0, (1, 1)))
+
+
+def seed_mean_curves(curves: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Average per-seed curve points over seeds, per (dataset, split, model, EC, scale).
+
+    Parameters
+    ----------
+    curves
+        Output of :func:`spbench.report.aggregate.aggregate_curves`.
+    columns
+        Metric columns to average.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``dataset, split, method, variant, model, ec, scale, k_mean, n_seeds``, and per
+        column ``c`` the mean ``c`` and the sample standard deviation ``c_std`` over seeds (NaN
+        for one seed).
+    """
+    keys = ["dataset", "split", "method", "variant", "model", "ec", "scale"]
+    grouped = curves.groupby(keys, sort=True, dropna=False)
+    cols = ["k_mean", *columns]
+    out = grouped[cols].mean()
+    std = grouped[list(columns)].std(ddof=1).add_suffix("_std")
+    out = out.join(std)
+    out["n_seeds"] = grouped["seed"].nunique()
+    return out.reset_index().sort_values([*keys[:6], "k_mean"], kind="stable")
+
+
+def _linestyle(variant: str, others: list[str]) -> object:
+    if variant in _VARIANT_STYLES:
+        return _VARIANT_STYLES[variant]
+    if variant not in others:
+        others.append(variant)
+    return _OTHER_STYLES[others.index(variant) % len(_OTHER_STYLES)]
+
+
+def _palette(methods: Sequence[str]) -> dict[str, tuple[float, float, float]]:
+    colours = sns.color_palette("colorblind", n_colors=max(len(methods), 1))
+    return dict(zip(methods, colours, strict=False))
+
+
+def save_figure(fig: Figure, stem: Path) -> dict[str, Path]:
+    """Save ``fig`` as ``<stem>.png`` (150 dpi) and ``<stem>.pdf`` atomically and close it.
+
+    Returns
+    -------
+    dict[str, Path]
+        ``{"png": path, "pdf": path}``.
+    """
+    paths = {}
+    for ext in ("png", "pdf"):
+        path = stem.with_suffix(f".{ext}")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=FIGURE_DPI, format=ext)
+        paths[ext] = path
+    plt.close(fig)
+    return paths
+
+
+def plot_metrics_vs_k(
+    curves: pd.DataFrame,
+    *,
+    ec: bool,
+    auc_range: tuple[float, float],
+    title: str = "",
+    metrics: Sequence[tuple[str, str]] = FIGURE_METRICS,
+) -> Figure:
+    """Grid of metric-vs-K̄ panels for one EC setting.
+
+    One colour per method, line style per variant (``base`` solid, ``lap`` dashed), markers at
+    the measured scales, the AUC range [low, high] shaded grey.
+
+    Parameters
+    ----------
+    curves
+        Output of :func:`spbench.report.aggregate.aggregate_curves`.
+    ec
+        Which EC setting to draw.
+    auc_range
+        ``(low, high)`` superpixels, shaded in every panel.
+    title
+        Figure title prefix.
+    metrics
+        ``(column, axis label)`` per panel.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure (not saved, not closed).
+    """
+    sns.set_theme(style="whitegrid", context="notebook")
+    data = curves[curves["ec"].astype(bool) == ec]
+    mean = seed_mean_curves(data, [m for m, _ in metrics]) if not data.empty else data
+    ncols = 3
+    nrows = int(np.ceil(len(metrics) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.0 * ncols, 3.8 * nrows), squeeze=False)
+    methods = sorted(mean["method"].unique()) if not mean.empty else []
+    palette = _palette(methods)
+    others: list[str] = []
+    low, high = auc_range
+    handles: dict[str, Line2D] = {}
+    multi_data = not mean.empty and mean[["dataset", "split"]].drop_duplicates().shape[0] > 1
+    for ax, (metric, label) in zip(axes.flat, metrics, strict=False):
+        ax.axvspan(low, high, color="0.85", alpha=0.5, zorder=0, lw=0)
+        if mean.empty:
+            continue
+        for (dataset, split, method, variant, model), g in mean.groupby(
+            ["dataset", "split", "method", "variant", "model"], sort=True
+        ):
+            g = g.sort_values("k_mean")
+            name = f"{model} ({dataset}/{split})" if multi_data else model
+            (line,) = ax.plot(
+                g["k_mean"],
+                g[metric],
+                linestyle=_linestyle(variant, others),
+                color=palette[method],
+                marker="o",
+                markersize=3.5,
+                linewidth=1.6,
+                label=name,
+            )
+            std = g[f"{metric}_std"].to_numpy(dtype=float)
+            if np.isfinite(std).any():
+                ax.fill_between(
+                    g["k_mean"],
+                    g[metric] - np.nan_to_num(std),
+                    g[metric] + np.nan_to_num(std),
+                    color=palette[method],
+                    alpha=0.15,
+                    lw=0,
+                )
+            handles.setdefault(name, line)
+        ax.set_xlabel(K_LABEL)
+        ax.set_ylabel(label)
+        ax.set_title(label.split(" (")[0].rstrip(" ↑↓"))
+    for ax in list(axes.flat)[len(metrics) :]:
+        ax.set_visible(False)
+    shade = plt.Rectangle((0, 0), 1, 1, color="0.85", alpha=0.5)
+    labels = [*handles, f"AUC range [{low:.0f}, {high:.0f}]"]
+    artists: list[object] = [*handles.values(), shade]
+    if not mean.empty and (mean["n_seeds"] > 1).any():
+        artists.append(plt.Rectangle((0, 0), 1, 1, color="0.3", alpha=0.15))
+        labels.append("± 1 s.d. over seeds")
+    fig.legend(
+        artists,
+        labels,
+        loc="lower center",
+        ncol=min(len(labels), 7),
+        frameon=False,
+        bbox_to_anchor=(0.5, 0.0),
+    )
+    ec_text = "with EC" if ec else "without EC"
+    fig.suptitle(f"{title}: metrics vs K̄, {ec_text}" if title else f"Metrics vs K̄, {ec_text}")
+    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
+    if mean.empty:
+        fig.text(0.5, 0.5, f"no runs {ec_text}", ha="center", va="center", fontsize=14)
+    return fig
+
+
+def plot_asa_co_tradeoff(curves: pd.DataFrame, *, title: str = "") -> Figure:
+    """ASA against CO: one panel per EC setting, one line per model, points labelled with K̄.
+
+    Colour per method, line style per variant (``base`` solid, ``lap`` dashed), marker per
+    variant (``base`` circles, others triangles). The y axes are shared so the panels compare.
+
+    Parameters
+    ----------
+    curves
+        Output of :func:`spbench.report.aggregate.aggregate_curves`.
+    title
+        Figure title prefix.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure (not saved, not closed).
+    """
+    sns.set_theme(style="whitegrid", context="notebook")
+    fig, axes = plt.subplots(1, 2, figsize=(13.0, 5.8), sharey=True, squeeze=False)
+    mean = seed_mean_curves(curves, ["asa", "co"]) if not curves.empty else curves
+    methods = sorted(mean["method"].unique()) if not mean.empty else []
+    palette = _palette(methods)
+    others: list[str] = []
+    handles: dict[str, Line2D] = {}
+    for ax, ec in zip(axes[0], (True, False), strict=True):
+        ax.set_title("with EC" if ec else "without EC")
+        ax.set_xlabel("compactness CO ↑")
+        data = mean[mean["ec"].astype(bool) == ec] if not mean.empty else mean
+        if data.empty:
+            ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
+            continue
+        for (method, variant, model), g in data.groupby(["method", "variant", "model"], sort=True):
+            g = g.sort_values("k_mean")
+            (line,) = ax.plot(
+                g["co"],
+                g["asa"],
+                color=palette[method],
+                linestyle=_linestyle(variant, others),
+                marker="o" if variant == "base" else "^",
+                markersize=5,
+                linewidth=1.5,
+                label=model,
+            )
+            handles.setdefault(model, line)
+            for co, asa, k in zip(g["co"], g["asa"], g["k_mean"], strict=True):
+                ax.annotate(
+                    f"{k:.0f}",
+                    (co, asa),
+                    textcoords="offset points",
+                    xytext=(4, -9) if variant == "base" else (4, 4),
+                    fontsize=7,
+                    color=palette[method],
+                )
+    axes[0][0].set_ylabel("achievable segmentation accuracy ASA ↑")
+    if handles:
+        fig.legend(
+            list(handles.values()),
+            list(handles),
+            loc="lower center",
+            ncol=min(len(handles), 6),
+            frameon=False,
+            bbox_to_anchor=(0.5, 0.0),
+        )
+    fig.suptitle((f"{title}: " if title else "") + "ASA–CO trade-off (points labelled with K̄)")
+    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
+    return fig

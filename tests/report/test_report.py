@@ -1,0 +1,414 @@
+"""Tests of spbench.report on hand-built score tables (see conftest for the construction)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spbench.report import (
+    MissingColumnsError,
+    aggregate_curves,
+    build_report,
+    compute_auc,
+    load_scores,
+    summarise_seeds,
+)
+from spbench.report.aggregate import model_label
+from spbench.report.figures import plot_metrics_vs_k, save_figure
+from spbench.report.paper import SSM_PUBLISHED_AUC, TABLE2, ssm_published_curve_frame
+from spbench.report.tables import (
+    format_table2_latex,
+    format_table2_markdown,
+    format_table3_markdown,
+    table2_frame,
+    table3_frame,
+)
+
+from ._synth import (
+    HIGH,
+    IMAGES,
+    K_EC,
+    K_NOEC,
+    LOW,
+    METRIC_NAMES,
+    N_ROWS,
+    SCALES,
+    SEED_SHIFT,
+    coefficients,
+    expected_auc,
+    make_scores,
+)
+
+RANGE = (LOW, HIGH)
+
+
+def _row(frame: pd.DataFrame, **where) -> pd.Series:
+    mask = np.ones(len(frame), dtype=bool)
+    for key, value in where.items():
+        mask &= (frame[key] == value).to_numpy()
+    assert mask.sum() == 1, (where, int(mask.sum()))
+    return frame[mask].iloc[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# aggregation
+
+
+def test_model_label():
+    assert model_label("scn", "base") == "SCN"
+    assert model_label("scn", "lap") == "SCN-LAP"
+    assert model_label("ainet", "lap") == "AINet-LAP"
+    assert model_label("newnet", "lap_only") == "NEWNET-LAP_ONLY"
+
+
+def test_per_scale_means(scores):
+    curves = aggregate_curves(scores)
+    # 2 methods × 2 variants × 2 EC × 5 scales, plus one extra seed of scn-base (2 EC × 5)
+    assert len(curves) == 2 * 2 * 2 * 5 + 2 * 5
+    for scale, k in zip(SCALES, K_NOEC, strict=True):
+        row = _row(curves, method="cds", variant="lap", ec=False, seed=0, scale=scale)
+        assert row["n_rows"] == N_ROWS and row["n_images"] == len(IMAGES)
+        assert row["k_mean"] == pytest.approx(k)
+        assert row["n_nominal"] == int(600 * scale**2)
+        for metric in METRIC_NAMES:
+            a, b = coefficients("cds", "lap", False, metric)
+            assert row[metric] == pytest.approx(a + b * k, abs=1e-12), metric
+        # per-image mean: images weigh once; offsets +3, -1, -3 average to -1/3
+        a, b = coefficients("cds", "lap", False, "xc")
+        assert row["xc_per_image"] == pytest.approx(a + b * (k - 1 / 3), abs=1e-12)
+        assert row["xc_per_image"] != pytest.approx(row["xc"])
+    assert _row(curves, method="scn", variant="lap", ec=True, seed=0, scale=1.0)["model"] == (
+        "SCN-LAP"
+    )
+
+
+def test_auc_per_seed_and_summary(scores):
+    auc = compute_auc(aggregate_curves(scores), auc_range=RANGE)
+    assert len(auc) == 2 * 2 * 2 + 2
+    for metric in METRIC_NAMES:
+        row = _row(auc, method="cds", variant="base", ec=True, seed=0)
+        assert row[metric] == pytest.approx(expected_auc("cds", "base", True, metric), abs=1e-10)
+        row = _row(auc, method="scn", variant="base", ec=False, seed=1)
+        assert row[metric] == pytest.approx(
+            expected_auc("scn", "base", False, metric, seed=1), abs=1e-10
+        )
+    bracketed = _row(auc, method="cds", variant="base", ec=False, seed=0)
+    assert not bracketed["auc_extrapolated"]
+    assert bracketed["k_min"] == K_NOEC[0] and bracketed["k_max"] == K_NOEC[-1]
+    unbracketed = _row(auc, method="scn", variant="lap", ec=False, seed=0)
+    assert unbracketed["auc_extrapolated"] and unbracketed["asa_extrapolated"]
+    # linear data: extrapolation is exact too
+    assert unbracketed["asa"] == pytest.approx(expected_auc("scn", "lap", False, "asa"))
+
+    summary = summarise_seeds(auc)
+    two = _row(summary, method="scn", variant="base", ec=True)
+    assert two["n_seeds"] == 2 and two["seeds"] == "0,1"
+    assert two["asa"] == pytest.approx(expected_auc("scn", "base", True, "asa") + SEED_SHIFT / 2)
+    assert two["asa_std"] == pytest.approx(SEED_SHIFT / np.sqrt(2))
+    one = _row(summary, method="cds", variant="lap", ec=True)
+    assert one["n_seeds"] == 1 and np.isnan(one["asa_std"])
+
+
+def test_auc_interior_point_weight(scores):
+    """Raising one row by d moves that scale's mean by d/N_ROWS and the AUC by that times the
+    hat-function area of the point, (K_{j+1} - K_{j-1})/2 / (high - low)."""
+    base = summarise_seeds(compute_auc(aggregate_curves(scores), auc_range=RANGE))
+    bumped = scores.copy()
+    mask = (
+        (bumped["method"] == "cds")
+        & (bumped["variant"] == "base")
+        & bumped["ec"]
+        & (bumped["scale"] == SCALES[2])
+        & (bumped["image_id"] == "img_b")
+        & (bumped["annotation"] == 1)
+    )
+    assert mask.sum() == 1
+    d = 0.06
+    bumped.loc[mask, "asa"] += d
+    new = summarise_seeds(compute_auc(aggregate_curves(bumped), auc_range=RANGE))
+    weight = (K_EC[3] - K_EC[1]) / 2 / (HIGH - LOW)
+    before = _row(base, method="cds", variant="base", ec=True)["asa"]
+    after = _row(new, method="cds", variant="base", ec=True)["asa"]
+    assert after - before == pytest.approx(d / N_ROWS * weight, abs=1e-12)
+    untouched = _row(new, method="cds", variant="lap", ec=True)["asa"]
+    assert untouched == _row(base, method="cds", variant="lap", ec=True)["asa"]
+
+
+def test_ssm_published_test_vector():
+    """protocol.md §8: the published SSM curve gives the published normalised AUCs."""
+    curve = ssm_published_curve_frame().assign(
+        dataset="bsds500",
+        split="test",
+        method="ssm",
+        variant="base",
+        seed=0,
+        ec=True,
+        model="SSM",
+        scale=lambda f: np.sqrt(f["n_nominal"] / 600),
+        k_mean=lambda f: f["n_superpixels"],
+        use_lap=False,
+        use_msd=False,
+        use_wr=False,
+        lambda_lap=0.0,
+        msd_mode="per_image",
+        weights="published",
+        train_steps=0,
+    )
+    auc = compute_auc(curve, auc_range=RANGE, metrics=list(SSM_PUBLISHED_AUC))
+    for metric, value in SSM_PUBLISHED_AUC.items():
+        # protocol.md §8 names ASA, BR, BP and CO as the 4-decimal test vector; UE_np and EV
+        # from the rounded per-scale means land within 1e-4 (UE_np: 0.05085 vs 0.0509).
+        tol = 5e-5 if metric in ("asa", "br", "bp", "co") else 1e-4
+        assert auc[metric].iloc[0] == pytest.approx(value, abs=tol), metric
+    assert not auc["auc_extrapolated"].iloc[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# input checks
+
+
+def test_missing_column_names_file(tmp_path, scores):
+    bad = tmp_path / "bad_scores.parquet"
+    scores.drop(columns=["bp", "n_superpixels"]).to_parquet(bad, index=False)
+    with pytest.raises(
+        MissingColumnsError,
+        match=r"bad_scores\.parquet.*n_superpixels.*bp|"
+        r"bad_scores\.parquet.*bp.*n_superpixels",
+    ):
+        load_scores([bad])
+    with pytest.raises(MissingColumnsError, match=r"bad_scores\.parquet"):
+        build_report([bad], tmp_path / "out")
+
+
+def test_duplicate_file_rejected(score_file):
+    with pytest.raises(ValueError, match="passed twice"):
+        load_scores([score_file, score_file])
+
+
+def test_inconsistent_run_attributes_rejected(scores):
+    scores.loc[scores.index[0], "train_steps"] = 5
+    with pytest.raises(ValueError, match="train_steps"):
+        aggregate_curves(scores)
+
+
+def test_empty_file_rejected(tmp_path, scores):
+    path = tmp_path / "empty.parquet"
+    scores.iloc[:0].to_parquet(path, index=False)
+    with pytest.raises(ValueError, match=r"no rows.*empty\.parquet"):
+        load_scores([path])
+
+
+def test_seeds_differing_in_attributes_still_write(tmp_path, scores):
+    seed1 = scores["seed"] == 1
+    scores.loc[seed1, "train_steps"] = 2000
+    scores.loc[seed1, "use_wr"] = True
+    summary = summarise_seeds(compute_auc(aggregate_curves(scores), auc_range=RANGE))
+    row = _row(summary, method="scn", variant="base", ec=True)
+    assert row["train_steps"] == "1000; 2000" and row["use_wr"] == "False; True"
+    summary.to_parquet(tmp_path / "s.parquet")  # mixed types would make pyarrow fail
+
+
+def test_files_are_concatenated(tmp_path, scores):
+    parts = []
+    for i, (_, part) in enumerate(scores.groupby(["method", "variant"])):
+        path = tmp_path / f"part{i}.parquet"
+        part.to_parquet(path, index=False)
+        parts.append(path)
+    loaded = load_scores(parts)
+    assert len(loaded) == len(scores)
+    assert set(loaded["source_file"]) == {str(p) for p in parts}
+
+
+# ---------------------------------------------------------------------------------------------
+# tables
+
+
+def test_table2_rows_order_and_paper_columns(scores):
+    table = table2_frame(summarise_seeds(compute_auc(aggregate_curves(scores), auc_range=RANGE)))
+    assert list(zip(table["model"], table["ec"], strict=True)) == [
+        ("CDS", True),
+        ("CDS-LAP", True),
+        ("CDS", False),
+        ("CDS-LAP", False),
+        ("SCN", True),
+        ("SCN-LAP", True),
+        ("SCN", False),
+        ("SCN-LAP", False),
+    ]
+    paper = {(r.method, r.variant, r.ec): r for r in TABLE2}
+    for _, row in table[table["method"] == "cds"].iterrows():
+        ref = paper[("cds", row["variant"], row["ec"])]
+        for metric in ("asa", "co", "bp", "xc", "stray"):
+            assert row[f"{metric}_paper"] == getattr(ref, metric)
+            assert row[f"{metric}_delta"] == pytest.approx(row[metric] - getattr(ref, metric))
+    assert table.loc[table["method"] == "scn", "asa_paper"].isna().all()
+    # UE column is ue_np
+    cds = _row(table, method="cds", variant="base", ec=True)
+    assert cds["ue_np"] == pytest.approx(expected_auc("cds", "base", True, "ue_np"))
+
+
+def test_paper_columns_only_for_bsds_test(scores):
+    scores = scores.assign(dataset="synthetic")
+    table = table2_frame(summarise_seeds(compute_auc(aggregate_curves(scores), auc_range=RANGE)))
+    assert table["asa_paper"].isna().all()
+
+
+def test_markdown_and_latex_render(scores):
+    table = table2_frame(summarise_seeds(compute_auc(aggregate_curves(scores), auc_range=RANGE)))
+    md = format_table2_markdown(table, title="T")
+    assert "normalised AUC over K̄ ∈ [384, 1200]" in md
+    assert "BP is the paper's “B”" in md and "secondary summary" in md
+    assert "bsds500 / test" in md
+    cds_no_ec = next(line for line in md.splitlines() if line.startswith("| CDS | no |"))
+    cells = [c.strip() for c in cds_no_ec.strip("|").split("|")]
+    asa = expected_auc("cds", "base", False, "asa")
+    assert cells[2] == f"{asa:.4f}"
+    assert cells[3] == "0.9741" and cells[4] == f"{asa - 0.9741:+.4f}"
+    xc = expected_auc("cds", "base", False, "xc")
+    assert f"{xc:.1f}" in cells and "218.7" in cells
+    # extrapolated row carries the marker, and the footnote is present
+    scn_lap = next(line for line in md.splitlines() if line.startswith("| SCN-LAP | no |"))
+    assert "†" in scn_lap and "\n† " in md
+    # two seeds: mean ± std
+    scn_ec = next(line for line in md.splitlines() if line.startswith("| SCN | yes |"))
+    assert " ± " in scn_ec
+
+    tex = format_table2_latex(table)
+    for rule in (r"\toprule", r"\midrule", r"\bottomrule"):
+        assert rule in tex
+    assert "CDS-LAP & yes" in tex and r"$^\dagger$" in tex
+    assert "±" not in tex and "—" not in tex
+
+
+def test_table3_matches_by_switches(scores):
+    lap_only = scores[(scores["method"] == "cds") & (scores["variant"] == "lap")].assign(
+        variant="lap_only", use_msd=False
+    )
+    scores = pd.concat([scores, lap_only], ignore_index=True)
+    summary = summarise_seeds(compute_auc(aggregate_curves(scores), auc_range=RANGE))
+    table = table3_frame(summary)
+    assert list(table["configuration"]) == ["Baseline", "LAP only", "LAP + MSD + WR (full)"]
+    assert list(table["model"]) == ["CDS", "CDS-LAP_ONLY", "CDS-LAP"]
+    row = table.iloc[1]
+    assert row["xc_paper"] == 61.6
+    assert row["xc_delta"] == pytest.approx(expected_auc("cds", "lap", False, "xc") - 61.6)
+    md = format_table3_markdown(table)
+    assert "| LAP only | CDS-LAP_ONLY | on/off/on | 1 |" in md
+
+
+def test_latex_escapes_underscores(scores):
+    scores = scores.assign(variant=scores["variant"].replace({"lap": "lap_only"}))
+    table = table2_frame(summarise_seeds(compute_auc(aggregate_curves(scores), auc_range=RANGE)))
+    tex = format_table2_latex(table)
+    assert r"CDS-LAP\_ONLY" in tex
+    assert "LAP_ONLY" not in tex.replace(r"\_", "")
+
+
+# ---------------------------------------------------------------------------------------------
+# build_report end to end
+
+
+def test_build_report_writes_everything(tmp_path, score_file):
+    out = build_report([score_file], tmp_path / "report", auc_range=RANGE, title="synthetic")
+    expected = {
+        "table2_md",
+        "table2_csv",
+        "table2_tex",
+        "table3_md",
+        "table3_csv",
+        "curves",
+        "auc",
+        "auc_summary",
+        *(
+            f"{s}_{e}"
+            for s in ("metrics_vs_k_ec", "metrics_vs_k_noec", "asa_co_tradeoff")
+            for e in ("png", "pdf")
+        ),
+    }
+    assert set(out) == expected
+    for path in out.values():
+        assert path.is_file() and path.stat().st_size > 0, path
+    assert out["metrics_vs_k_ec_png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out["metrics_vs_k_noec_pdf"].read_bytes()[:5] == b"%PDF-"
+    assert out["table2_md"].name == "table2.md"
+    assert out["asa_co_tradeoff_png"].parent.name == "figures"
+    assert not list((tmp_path / "report").rglob(".*"))  # no temp files left behind
+
+    csv = pd.read_csv(out["table2_csv"])
+    frame = _table2_via_file(pd.read_parquet(score_file), tmp_path / "again.parquet")
+    np.testing.assert_allclose(csv["asa"], frame["asa"], rtol=0, atol=1e-12)
+    assert list(csv["model"]) == list(frame["model"])
+    assert {"model", "ec", "asa", "asa_paper", "asa_delta", "xc", "stray", "n_seeds"} <= set(
+        csv.columns
+    )
+    cds = csv[(csv["model"] == "CDS") & csv["ec"]].iloc[0]
+    assert cds["asa_paper"] == 0.9739 and cds["co_paper"] == 0.3670
+    assert cds["asa"] == pytest.approx(expected_auc("cds", "base", True, "asa"), abs=1e-12)
+    curves = pd.read_parquet(out["curves"])
+    assert {"k_mean", *METRIC_NAMES, "xc_per_image", "stray_per_image"} <= set(curves.columns)
+    auc = pd.read_parquet(out["auc"])
+    assert len(auc) == 10 and "auc_extrapolated" in auc
+    tex = out["table2_tex"].read_text()
+    assert r"\toprule" in tex and "CDS" in tex
+
+
+def _table2_via_file(scores: pd.DataFrame, path) -> pd.DataFrame:
+    """Parquet → load → aggregate → AUC → seeds → Table 2 (what build_report writes as CSV)."""
+    scores.to_parquet(path, index=False)
+    curves = aggregate_curves(load_scores([path]))
+    return table2_frame(summarise_seeds(compute_auc(curves, auc_range=RANGE)))
+
+
+def test_table_cell_moves_with_one_row(tmp_path, scores):
+    """Change one score row: the corresponding table cell moves by the hand-computed amount."""
+    before = _table2_via_file(scores, tmp_path / "before.parquet")
+    mask = (
+        (scores["method"] == "scn")
+        & (scores["variant"] == "lap")
+        & ~scores["ec"]
+        & (scores["scale"] == SCALES[1])
+        & (scores["image_id"] == "img_a")
+        & (scores["annotation"] == 0)
+    )
+    scores.loc[mask, "co"] -= 0.12
+    after = _table2_via_file(scores, tmp_path / "after.parquet")
+    sel = (before["model"] == "SCN-LAP") & ~before["ec"]
+    # scn-lap no EC: K = 400, 600, 800, ...; low end 384 is extrapolated from (400, 600): the point
+    # at 600 has weight [(800-400)/2 + (400-384)·(-(400-384)/(600-400))/2 ... ] computed directly:
+    k = np.array([400.0, 600.0, 800.0, 1000.0, 1150.0])
+    e = np.zeros(5)
+    e[1] = 1.0
+    # hat function of point 1, integrated over [384, 1200] with linear extrapolation at both ends
+    v384 = e[0] + (e[1] - e[0]) * (LOW - k[0]) / (k[1] - k[0])
+    v1200 = e[3] + (e[4] - e[3]) * (HIGH - k[3]) / (k[4] - k[3])
+    xs = np.r_[LOW, k, HIGH]
+    ys = np.r_[v384, e, v1200]
+    weight = float(np.sum((xs[1:] - xs[:-1]) * (ys[1:] + ys[:-1]) / 2)) / (HIGH - LOW)
+    delta = after.loc[sel, "co"].iloc[0] - before.loc[sel, "co"].iloc[0]
+    assert delta == pytest.approx(-0.12 / N_ROWS * weight, abs=1e-12)
+    others = ~sel
+    pd.testing.assert_series_equal(after.loc[others, "co"], before.loc[others, "co"])
+
+
+def test_single_ec_setting_only(tmp_path):
+    """Only EC rows: the no-EC figure is still drawn (with a note) and the table has EC rows."""
+    scores = make_scores(methods=("scn",), variants=("base",))
+    curves = aggregate_curves(scores[scores["ec"]])
+    fig = plot_metrics_vs_k(curves, ec=False, auc_range=RANGE)
+    paths = save_figure(fig, tmp_path / "noec")
+    assert paths["png"].stat().st_size > 0 and paths["pdf"].stat().st_size > 0
+    table = table2_frame(summarise_seeds(compute_auc(curves, auc_range=RANGE)))
+    assert "| SCN | yes |" in format_table2_markdown(table)
+    assert len(table) == 1
+
+
+def test_report_does_not_import_torch():
+    code = (
+        "import sys; import spbench.report, spbench.report.build; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
