@@ -98,8 +98,15 @@ def _train(args: argparse.Namespace) -> None:
     settings = _settings(args, lambda c: train_settings(c, args.variant))
     if args.settings and args.variant != settings["variant"]["name"]:
         raise SystemExit("--variant does not match the variant in --settings")
-    train(args.data, args.out, method=args.method, seed=args.seed, settings=settings,
-          log_path=args.log, progress=not args.no_progress)
+    train(
+        args.data,
+        args.out,
+        method=args.method,
+        seed=args.seed,
+        settings=settings,
+        log_path=args.log,
+        progress=not args.no_progress,
+    )
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -117,8 +124,9 @@ def _score(args: argparse.Namespace) -> None:
     from spbench.config import score_settings
     from spbench.score import score_predictions
 
-    frame = score_predictions(args.predictions, args.data, args.out,
-                              settings=_settings(args, score_settings))
+    frame = score_predictions(
+        args.predictions, args.data, args.out, settings=_settings(args, score_settings)
+    )
     print(f"{args.out}: {len(frame)} rows")
 
 
@@ -127,8 +135,9 @@ def _report(args: argparse.Namespace) -> None:
     from spbench.report import build_report
 
     settings = _settings(args, report_settings)
-    paths = build_report(args.scores, args.out_dir, auc_range=tuple(settings["auc_range"]),
-                         title=settings["title"])
+    paths = build_report(
+        args.scores, args.out_dir, auc_range=tuple(settings["auc_range"]), title=settings["title"]
+    )
     print("report written:")
     for name, path in paths.items():
         print(f"  {name:<28} {path}")
@@ -146,8 +155,10 @@ def _check(args: argparse.Namespace) -> None:
     from spbench.config import load_config
 
     config = load_config(args.file)
-    print(f"{args.file}: valid ({len(config['methods'])} methods, "
-          f"{len(config['variants'])} variants, {len(config['seeds'])} seeds)")
+    print(
+        f"{args.file}: valid ({len(config['methods'])} methods, "
+        f"{len(config['variants'])} variants, {len(config['seeds'])} seeds)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,8 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
         ("prepare-bsds500", "only extract, verify and prepare an archive"),
     ):
         p = dsub.add_parser(name, help=text)
-        p.add_argument("--out", type=Path, required=True,
-                       help="archive path (download) or prepared folder (others)")
+        p.add_argument(
+            "--out",
+            type=Path,
+            required=True,
+            help="archive path (download) or prepared folder (others)",
+        )
         _add_settings(p)
         p.add_argument("--archive", type=Path, help="local archive; used without network access")
         p.add_argument("--url", action="append", help="source URL (repeatable; replaces config)")

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -45,7 +44,8 @@ def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iter
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{final.name}.", suffix=suffix if suffix is not None else final.suffix,
+        prefix=f".{final.name}.",
+        suffix=suffix if suffix is not None else final.suffix,
         dir=final.parent,
     )
     os.close(fd)

@@ -43,7 +43,9 @@ def format_scale(scale: float) -> str:
     return f"{float(scale):.4f}".rstrip("0").rstrip(".")
 
 
-def network_size(height: int, width: int, scale: float, base_size: Sequence[int]) -> tuple[int, int]:
+def network_size(
+    height: int, width: int, scale: float, base_size: Sequence[int]
+) -> tuple[int, int]:
     """Return the network input ``(height, width)`` in pixels for an image at ``scale``.
 
     Landscape images (``width >= height``) map to ``(short·s, long·s)``, portrait ones to
@@ -58,7 +60,9 @@ def network_size(height: int, width: int, scale: float, base_size: Sequence[int]
     short, long = base_size
     h, w = (short, long) if width >= height else (long, short)
     size = (round(h * scale), round(w * scale))
-    if any(abs(side - d * scale) > 1e-6 or side % STRIDE for side, d in zip(size, (h, w), strict=True)):
+    if any(
+        abs(side - d * scale) > 1e-6 or side % STRIDE for side, d in zip(size, (h, w), strict=True)
+    ):
         raise ValueError(
             f"scale {scale} gives a {h * scale}×{w * scale} network input, not a multiple of "
             f"{STRIDE} px; choose predict.scales so that predict.base_size × scale is"
@@ -78,7 +82,10 @@ def upsample_labels(labels: torch.Tensor, height: int, width: int) -> np.ndarray
 
 @torch.no_grad()
 def predict_image(
-    model: torch.nn.Module, image: np.ndarray, scale: float, base_size: Sequence[int],
+    model: torch.nn.Module,
+    image: np.ndarray,
+    scale: float,
+    base_size: Sequence[int],
     device: torch.device,
 ) -> tuple[np.ndarray, int]:
     """Return the no-EC hard label map at the image's size and the grid's cell count.
@@ -143,10 +150,16 @@ def predict(
     split = load_split(data_root, settings["split"])
     samples = split.samples[: settings.get("max_images") or None]
     base_meta = {
-        "method": ckpt["method"], "variant": ckpt["variant"], "seed": ckpt["seed"],
-        "loss_config": ckpt["loss_config"], "weights": ckpt["weights"],
-        "train_steps": ckpt["step"], "checkpoint": str(checkpoint),
-        "dataset": split.dataset, "split": split.split, "device": str(device),
+        "method": ckpt["method"],
+        "variant": ckpt["variant"],
+        "seed": ckpt["seed"],
+        "loss_config": ckpt["loss_config"],
+        "weights": ckpt["weights"],
+        "train_steps": ckpt["step"],
+        "checkpoint": str(checkpoint),
+        "dataset": split.dataset,
+        "split": split.split,
+        "device": str(device),
         "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
         "matmul_precision": torch.get_float32_matmul_precision(),
         "spbench_version": __version__,
@@ -159,8 +172,12 @@ def predict(
             noec, n_cells = predict_image(model, sample.image, scale, settings["base_size"], device)
             arrays[f"noec/{sample.image_id}"] = noec.astype(np.uint16)
             arrays[f"ec/{sample.image_id}"] = enforce_connectivity(noec, n_cells).astype(np.uint16)
-        meta = {**base_meta, "scale": float(scale), "n_nominal": int(n_cells),
-                "image_ids": [s.image_id for s in samples]}
+        meta = {
+            **base_meta,
+            "scale": float(scale),
+            "n_nominal": int(n_cells),
+            "image_ids": [s.image_id for s in samples],
+        }
         arrays["meta"] = np.array(json.dumps(meta))
         with atomic_path(out) as tmp:
             np.savez_compressed(tmp, **arrays)
@@ -169,7 +186,9 @@ def predict(
     return written
 
 
-def load_predictions(path: str | os.PathLike[str]) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
+def load_predictions(
+    path: str | os.PathLike[str],
+) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Read a prediction file written by :func:`predict`.
 
     Returns

@@ -6,6 +6,7 @@ sample (``protocol.md`` §6). Columns:
 - run: ``method, variant, seed, use_lap, use_msd, use_wr, lambda_lap, msd_mode, weights,
   train_steps``
 - sample: ``dataset, split, image_id, annotation, scale, n_nominal, ec``
+- aggregation options: ``gt_cap50``, ``max_annotations`` (0: all annotations)
 - metrics: ``n_superpixels, asa, ue, ue_np, ue_levin, oe, co, br, bp, ev`` (per pair) and
   ``xc, stray`` (per prediction, repeated on each annotation's row).
 """
@@ -14,17 +15,27 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import pandas as pd
 
 from spbench.data.prepared import load_split
 from spbench.io import atomic_path
-from spbench.metrics import fragmentation, score_pair
+from spbench.metrics import LabelMapStats, PredictionScorer, fragmentation
 from spbench.predict import load_predictions
 
 METRIC_COLUMNS = (
-    "n_superpixels", "asa", "ue", "ue_np", "ue_levin", "oe", "co", "br", "bp", "ev", "xc", "stray",
+    "n_superpixels",
+    "asa",
+    "ue",
+    "ue_np",
+    "ue_levin",
+    "oe",
+    "co",
+    "br",
+    "bp",
+    "ev",
+    "xc",
+    "stray",
 )
 
 
@@ -68,13 +79,22 @@ def score_predictions(
         samples = splits[meta["split"]]
         loss = meta["loss_config"]
         run = {
-            "method": meta["method"], "variant": meta["variant"], "seed": int(meta["seed"]),
-            "use_lap": bool(loss["use_lap"]), "use_msd": bool(loss["use_msd"]),
-            "use_wr": bool(loss["use_wr"]), "lambda_lap": float(loss["lambda_lap"]),
-            "msd_mode": loss["msd_mode"], "weights": meta["weights"],
-            "train_steps": int(meta["train_steps"]), "dataset": meta["dataset"],
-            "split": meta["split"], "scale": float(meta["scale"]),
+            "method": meta["method"],
+            "variant": meta["variant"],
+            "seed": int(meta["seed"]),
+            "use_lap": bool(loss["use_lap"]),
+            "use_msd": bool(loss["use_msd"]),
+            "use_wr": bool(loss["use_wr"]),
+            "lambda_lap": float(loss["lambda_lap"]),
+            "msd_mode": loss["msd_mode"],
+            "weights": meta["weights"],
+            "train_steps": int(meta["train_steps"]),
+            "dataset": meta["dataset"],
+            "split": meta["split"],
+            "scale": float(meta["scale"]),
             "n_nominal": int(meta["n_nominal"]),
+            "gt_cap50": bool(settings["gt_cap50"]),
+            "max_annotations": int(settings.get("max_annotations") or 0),
         }
         for image_id in meta["image_ids"]:
             if image_id not in samples:
@@ -84,6 +104,10 @@ def score_predictions(
             if gts is None:
                 raise ValueError(f"{data_root} has no raw annotations; set score.gt_cap50: true")
             gts = gts[: settings.get("max_annotations") or None]
+            # GT as the benchmark reads it (capped labels are stored + 1 in its CSVs); only
+            # ue_levin, which counts max label + 1 GT segments, notices the offset.
+            offset = 1 if settings["gt_cap50"] else 0
+            gt_stats = [LabelMapStats(g.astype("int64") + offset) for g in gts]
             for is_ec, labels in ((True, ec[image_id]), (False, noec[image_id])):
                 if labels.shape != gts.shape[1:]:
                     raise ValueError(
@@ -91,10 +115,19 @@ def score_predictions(
                         f"{gts.shape[1:]}; the prediction does not belong to this dataset"
                     )
                 xc, stray = fragmentation(labels)
-                for k, gt in enumerate(gts):
-                    metrics = score_pair(labels, gt, image=sample.image)
-                    rows.append({**run, "image_id": image_id, "annotation": k, "ec": is_ec,
-                                 **metrics, "xc": xc, "stray": stray})
+                scorer = PredictionScorer(labels, image=sample.image)
+                for k, stats in enumerate(gt_stats):
+                    rows.append(
+                        {
+                            **run,
+                            "image_id": image_id,
+                            "annotation": k,
+                            "ec": is_ec,
+                            **scorer.score(stats),
+                            "xc": xc,
+                            "stray": stray,
+                        }
+                    )
     frame = pd.DataFrame(rows)
     frame["n_superpixels"] = frame["n_superpixels"].astype("int64")
     with atomic_path(out) as tmp:

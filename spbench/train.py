@@ -131,8 +131,15 @@ def _save(path: Path, payload: dict) -> None:
 
 
 @torch.no_grad()
-def validate(model, bank: PairBank, method, config: LossConfig, recipe: Recipe, max_batches: int,
-             generator: torch.Generator) -> dict[str, float]:
+def validate(
+    model,
+    bank: PairBank,
+    method,
+    config: LossConfig,
+    recipe: Recipe,
+    max_batches: int,
+    generator: torch.Generator,
+) -> dict[str, float]:
     """Return the mean of every loss term over the validation centre crops (model in eval mode)."""
     model.eval()
     totals: dict[str, float] = {}
@@ -229,20 +236,33 @@ def train(
     bank = PairBank(splits, device, min_size=recipe.crop)
     val_bank = PairBank([load_split(data_root, "val")], device, min_size=recipe.val_crop)
     header = {
-        "method": method, "variant": settings["variant"]["name"], "seed": seed,
-        "device": str(device), "pairs": len(bank), "val_pairs": len(val_bank),
-        "recipe": dataclasses.asdict(recipe), "loss_config": dataclasses.asdict(config),
+        "method": method,
+        "variant": settings["variant"]["name"],
+        "seed": seed,
+        "device": str(device),
+        "pairs": len(bank),
+        "val_pairs": len(val_bank),
+        "recipe": dataclasses.asdict(recipe),
+        "loss_config": dataclasses.asdict(config),
     }
     log.info("training %s", json.dumps(header))
 
     def checkpoint_payload(step: int, wall: float) -> dict:
         return {
-            "format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
-            "spbench_version": __version__, "torch_version": torch.__version__,
-            "method": method, "variant": settings["variant"]["name"], "seed": seed,
-            "settings": settings, "recipe": dataclasses.asdict(recipe),
-            "loss_config": dataclasses.asdict(config), "device": str(device),
-            "weights": "trained here, random init", "step": step, "wall_time_s": wall,
+            "format": CHECKPOINT_FORMAT,
+            "format_version": CHECKPOINT_VERSION,
+            "spbench_version": __version__,
+            "torch_version": torch.__version__,
+            "method": method,
+            "variant": settings["variant"]["name"],
+            "seed": seed,
+            "settings": settings,
+            "recipe": dataclasses.asdict(recipe),
+            "loss_config": dataclasses.asdict(config),
+            "device": str(device),
+            "weights": "trained here, random init",
+            "step": step,
+            "wall_time_s": wall,
             "model": model.state_dict(),
         }
 
@@ -251,8 +271,13 @@ def train(
     t0 = time.perf_counter()
     last_good = str(resume_path) if start_step else "none (no checkpoint yet)"
     bar = tqdm(
-        range(start_step, steps), initial=start_step, total=steps, desc=f"{method}/{header['variant']}",
-        disable=not progress, file=sys.stderr, mininterval=1.0 if sys.stderr.isatty() else 30.0,
+        range(start_step, steps),
+        initial=start_step,
+        total=steps,
+        desc=f"{method}/{header['variant']}",
+        disable=not progress,
+        file=sys.stderr,
+        mininterval=1.0 if sys.stderr.isatty() else 30.0,
     )
     with open(partial_log, "a", encoding="utf-8") as log_file:
         for step in bar:
@@ -273,15 +298,20 @@ def train(
             optimizer.step()
             done = step + 1
             if done % train_cfg["log_every"] == 0 or done == steps:
-                record = {"kind": "train", "step": done, "lr": optimizer.param_groups[0]["lr"],
-                          "time_s": wall_before + time.perf_counter() - t0,
-                          **{k: float(v) for k, v in terms.items()}}
+                record = {
+                    "kind": "train",
+                    "step": done,
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "time_s": wall_before + time.perf_counter() - t0,
+                    **{k: float(v) for k, v in terms.items()},
+                }
                 log_file.write(json.dumps(record) + "\n")
                 log_file.flush()
                 bar.set_postfix(loss=f"{record['total']:.4g}")
             if done % train_cfg["val_every"] == 0 or done == steps:
-                val = validate(model, val_bank, spec, config, recipe, train_cfg["val_batches"],
-                               generator)
+                val = validate(
+                    model, val_bank, spec, config, recipe, train_cfg["val_batches"], generator
+                )
                 log_file.write(json.dumps({"kind": "val", "step": done, **val}) + "\n")
                 log_file.flush()
             if done % train_cfg["checkpoint_every"] == 0 and done < steps:

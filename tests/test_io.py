@@ -33,5 +33,5 @@ def test_read_json_names_a_corrupt_file(tmp_path):
     write_json(tmp_path / "ok.json", {"a": 1})
     assert read_json(tmp_path / "ok.json") == {"a": 1}
     (tmp_path / "bad.json").write_text(json.dumps({"a": 1})[:-2])
-    with pytest.raises(CorruptFileError, match="bad.json"):
+    with pytest.raises(CorruptFileError, match=r"bad\.json"):
         read_json(tmp_path / "bad.json")

@@ -12,16 +12,45 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
 
 SCORE_COLUMNS = {
-    "method", "variant", "seed", "use_lap", "use_msd", "use_wr", "lambda_lap", "msd_mode",
-    "weights", "train_steps", "dataset", "split", "image_id", "annotation", "scale", "n_nominal",
-    "ec", "n_superpixels", "asa", "ue", "ue_np", "ue_levin", "oe", "co", "br", "bp", "ev", "xc",
+    "method",
+    "variant",
+    "seed",
+    "use_lap",
+    "use_msd",
+    "use_wr",
+    "lambda_lap",
+    "msd_mode",
+    "weights",
+    "train_steps",
+    "dataset",
+    "split",
+    "image_id",
+    "annotation",
+    "scale",
+    "n_nominal",
+    "ec",
+    "n_superpixels",
+    "asa",
+    "ue",
+    "ue_np",
+    "ue_levin",
+    "oe",
+    "co",
+    "br",
+    "bp",
+    "ev",
+    "xc",
     "stray",
+    "gt_cap50",
+    "max_annotations",
 }
 
 
 def run(args, cwd):
     result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, f"{args} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    assert result.returncode == 0, (
+        f"{args} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    )
     return result.stdout + result.stderr
 
 
@@ -31,9 +60,21 @@ def test_lint_is_clean():
 
 
 def test_paper_profile_dry_run_lists_the_full_graph(tmp_path):
-    out = run([*SNAKEMAKE, "--directory", str(tmp_path), "--configfile",
-               str(ROOT / "config/config.yaml"), "-n", "--cores", "8", "--resources", "gpu=2"],
-              ROOT)
+    out = run(
+        [
+            *SNAKEMAKE,
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(ROOT / "config/config.yaml"),
+            "-n",
+            "--cores",
+            "8",
+            "--resources",
+            "gpu=2",
+        ],
+        ROOT,
+    )
     counts = {}
     for line in out.splitlines():
         parts = line.split()
@@ -53,8 +94,13 @@ def test_bad_config_fails_at_start_naming_the_key(tmp_path):
     (tmp_path / "config").mkdir()
     text = (ROOT / ".test/config/config.yaml").read_text().replace("steps: 6", "steps: -1")
     (tmp_path / "config/config.yaml").write_text(text)
-    result = subprocess.run([*SNAKEMAKE, "--directory", str(tmp_path), "-n", "--cores", "1"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [*SNAKEMAKE, "--directory", str(tmp_path), "-n", "--cores", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode != 0
     assert "config.train.steps" in result.stdout + result.stderr
 
