@@ -2,7 +2,7 @@
 
 Layout of a prepared dataset folder::
 
-    <root>/dataset.json    manifest: name, format version, codec, decoder, per-split counts and sha256
+    <root>/dataset.json    manifest: name, format version, decoder, per-split counts, sha256
     <root>/<split>.npz     one NumPy zip per split (train, val, test)
 
 Each split file holds
@@ -221,7 +221,9 @@ def write_split(
     }
 
 
-def write_manifest(root: str | os.PathLike[str], name: str, splits: dict[str, dict], **extra) -> Path:
+def write_manifest(
+    root: str | os.PathLike[str], name: str, splits: dict[str, dict], **extra
+) -> Path:
     """Write ``<root>/dataset.json`` (last, so that it marks a complete folder) and return its path.
 
     ``extra`` keyword arguments (source, codec, generator settings, ...) are stored verbatim.
@@ -287,13 +289,13 @@ def load_split(
     """
     manifest = read_manifest(root)
     if split not in manifest["splits"]:
-        raise KeyError(
-            f"{root} has no split {split!r}; it has {sorted(manifest['splits'])}"
-        )
+        raise KeyError(f"{root} has no split {split!r}; it has {sorted(manifest['splits'])}")
     entry = manifest["splits"][split]
     path = Path(root) / entry["file"]
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing although {root}/{MANIFEST} lists it; re-prepare")
+        raise FileNotFoundError(
+            f"{path} is missing although {root}/{MANIFEST} lists it; re-prepare"
+        )
     if verify and _sha256(path) != entry["sha256"]:
         raise CorruptFileError(
             f"{path} does not match the sha256 recorded in {root}/{MANIFEST} (truncated or "

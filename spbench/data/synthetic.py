@@ -166,6 +166,9 @@ def generate_synthetic(
         splits,
         image_codec="png",
         generator={
-            "seed": seed, "height": height, "width": width, "portrait_every": portrait_every,
+            "seed": seed,
+            "height": height,
+            "width": width,
+            "portrait_every": portrait_every,
         },
     )

@@ -21,20 +21,52 @@ SCALES = (0.6, 1.0)
 @pytest.mark.slow
 def test_grid_method_on_real_test_images(prepared_bsds500, tmp_path):
     settings = {
-        "train": {"steps": 1, "device": "cpu", "log_every": 1, "val_every": 1,
-                  "val_batches": 1, "checkpoint_every": 1, "train_splits": ["train"]},
-        "losses": {"lambda_msd": 0.001, "lambda_wr": 1.0, "msd_margin": 1.5, "msd_samples": 100,
-                   "msd_mode": "per_image", "lap_normaliser": "trace_max"},
-        "variant": {"name": "base", "use_lap": False, "use_msd": False, "use_wr": False,
-                    "lambda_lap": 360.0},
+        "train": {
+            "steps": 1,
+            "device": "cpu",
+            "log_every": 1,
+            "val_every": 1,
+            "val_batches": 1,
+            "checkpoint_every": 1,
+            "train_splits": ["train"],
+        },
+        "losses": {
+            "lambda_msd": 0.001,
+            "lambda_wr": 1.0,
+            "msd_margin": 1.5,
+            "msd_samples": 100,
+            "msd_mode": "per_image",
+            "lap_normaliser": "trace_max",
+        },
+        "variant": {
+            "name": "base",
+            "use_lap": False,
+            "use_msd": False,
+            "use_wr": False,
+            "lambda_lap": 360.0,
+        },
     }
-    ckpt = train(prepared_bsds500, tmp_path / "grid.pt", method="grid", seed=0,
-                 settings=settings, progress=False)
+    ckpt = train(
+        prepared_bsds500,
+        tmp_path / "grid.pt",
+        method="grid",
+        seed=0,
+        settings=settings,
+        progress=False,
+    )
     outputs = {s: tmp_path / f"scale{s}.npz" for s in SCALES}
-    predict(ckpt, prepared_bsds500, outputs, settings={
-        "split": "test", "base_size": [320, 480], "max_images": 4, "device": "cpu"})
-    scores = score_predictions(list(outputs.values()), prepared_bsds500, tmp_path / "s.parquet",
-                               settings={"gt_cap50": True, "max_annotations": None})
+    predict(
+        ckpt,
+        prepared_bsds500,
+        outputs,
+        settings={"split": "test", "base_size": [320, 480], "max_images": 4, "device": "cpu"},
+    )
+    scores = score_predictions(
+        list(outputs.values()),
+        prepared_bsds500,
+        tmp_path / "s.parquet",
+        settings={"gt_cap50": True, "max_annotations": None},
+    )
 
     test = load_split(prepared_bsds500, "test")
     pairs = sum(s.n_annotations for s in test.samples[:4])
