@@ -104,6 +104,8 @@ def _train(args: argparse.Namespace) -> None:
         method=args.method,
         seed=args.seed,
         settings=settings,
+        stage=args.stage,
+        init=args.init,
         log_path=args.log,
         progress=not args.no_progress,
     )
@@ -206,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--method", required=True)
     train.add_argument("--variant", required=True)
     train.add_argument("--seed", type=int, required=True)
+    train.add_argument("--stage", help="stage of a multi-stage method (default: its last)")
+    train.add_argument("--init", type=Path, help="previous stage's checkpoint to start from")
     train.add_argument("--out", type=Path, required=True, help="checkpoint to write")
     train.add_argument("--log", type=Path, help="loss log (JSON lines)")
     train.add_argument("--no-progress", action="store_true")

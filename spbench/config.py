@@ -123,8 +123,23 @@ def load_config(path: str | os.PathLike[str], *, check_methods: bool = True) -> 
         raise ConfigError(f"{path}: {err}") from None
 
 
+#: Variant name of training stages that do not depend on the variant (AINet's and SSM's first
+#: stage): one checkpoint shared by every variant. User variant names cannot start with "_".
+SHARED_VARIANT = "_shared"
+
+
 def variant_switches(config: dict, variant: str) -> dict:
-    """Return the loss switches of ``variant`` with its effective λ_LAP filled in."""
+    """Return the loss switches of ``variant`` with its effective λ_LAP filled in.
+
+    :data:`SHARED_VARIANT` has every switch off (the base loss).
+    """
+    if variant == SHARED_VARIANT:
+        return {
+            "use_lap": False,
+            "use_msd": False,
+            "use_wr": False,
+            "lambda_lap": config["losses"]["lambda_lap"],
+        }
     if variant not in config["variants"]:
         raise ConfigError(
             f"config.variants: no variant {variant!r}; defined are {sorted(config['variants'])}"

@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import sys
 import time
@@ -38,7 +37,15 @@ from spbench.data.loader import PairBank
 from spbench.data.prepared import load_split
 from spbench.io import CorruptFileError, atomic_path
 from spbench.losses import LossConfig
-from spbench.models import Recipe, create_model, get_method, parameter_groups
+from spbench.models import (
+    Method,
+    Recipe,
+    Stage,
+    create_model,
+    get_method,
+    get_stage,
+    parameter_groups,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,24 +73,49 @@ def resolve_device(requested: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-def effective_recipe(method: str, train: dict) -> Recipe:
-    """Return the method's recipe with every non-null ``train`` override applied."""
-    recipe = get_method(method).recipe
-    overrides = {
-        key: train[key]
-        for key in ("lr", "weight_decay", "batch_size", "crop", "val_crop")
-        if train.get(key) is not None
-    }
-    return dataclasses.replace(recipe, **overrides)
+RECIPE_KEYS = ("lr", "weight_decay", "batch_size", "crop", "val_crop")
 
 
-def loss_config(settings: dict, n_classes: int) -> LossConfig:
-    """Build the :class:`~spbench.losses.LossConfig` of a variant from its settings slice."""
+def effective_recipe(method: str, train: dict, stage: Stage | None = None) -> Recipe:
+    """Return the recipe one stage trains with.
+
+    Precedence, lowest first: the method's recipe, the stage's own overrides (e.g. AINet's
+    stage-1 learning rate), the config's ``train`` keys that are not null, and the config's
+    ``train.stage_overrides[<stage>]``.
+    """
+    stage = stage or get_stage(method)
+    overrides = dict(stage.overrides)
+    overrides.update({k: train[k] for k in RECIPE_KEYS if train.get(k) is not None})
+    per_stage = (train.get("stage_overrides") or {}).get(stage.name, {})
+    overrides.update({k: v for k, v in per_stage.items() if k in RECIPE_KEYS and v is not None})
+    return dataclasses.replace(get_method(method).recipe, **overrides)
+
+
+def stage_steps(train: dict, stage: Stage) -> int:
+    """Return the number of optimiser steps of ``stage`` (``stage_overrides`` or ``steps``)."""
+    per_stage = (train.get("stage_overrides") or {}).get(stage.name, {})
+    return int(per_stage.get("steps") or train["steps"])
+
+
+def stage_splits(train: dict, method: str, stage: Stage) -> list[str]:
+    """Return the splits a stage trains on (``train.train_splits`` overrides the last stage's)."""
+    last = get_method(method).stages[-1].name == stage.name
+    if last and train.get("train_splits"):
+        return list(train["train_splits"])
+    return list(stage.splits)
+
+
+def loss_config(settings: dict, n_classes: int, *, uses_variant: bool = True) -> LossConfig:
+    """Build the :class:`~spbench.losses.LossConfig` of a variant from its settings slice.
+
+    A stage that does not use the variant (``uses_variant=False``) gets the base loss: LAP,
+    MSD and WR off, whatever the variant says.
+    """
     losses, variant = settings["losses"], settings["variant"]
     return LossConfig(
-        use_lap=variant["use_lap"],
-        use_msd=variant["use_msd"],
-        use_wr=variant["use_wr"],
+        use_lap=variant["use_lap"] and uses_variant,
+        use_msd=variant["use_msd"] and uses_variant,
+        use_wr=variant["use_wr"] and uses_variant,
         lambda_lap=variant["lambda_lap"],
         lambda_msd=losses["lambda_msd"],
         lambda_wr=losses["lambda_wr"],
@@ -132,25 +164,67 @@ def _save(path: Path, payload: dict) -> None:
 
 @torch.no_grad()
 def validate(
-    model,
+    model: torch.nn.Module,
     bank: PairBank,
-    method,
+    method: Method,
     config: LossConfig,
     recipe: Recipe,
     max_batches: int,
     generator: torch.Generator,
+    stage: str,
 ) -> dict[str, float]:
     """Return the mean of every loss term over the validation centre crops (model in eval mode)."""
     model.eval()
     totals: dict[str, float] = {}
     n = 0
-    for images, labels in bank.center_batches(recipe.batch_size, recipe.val_crop, max_batches):
-        terms = method.loss(model(images), labels, config, generator=generator)
+    for batch in bank.center_batches(recipe.batch_size, recipe.val_crop, max_batches):
+        terms = method.loss(model, batch, config, generator=generator, stage=stage)
         for key, value in terms.items():
-            totals[key] = totals.get(key, 0.0) + float(value) * len(images)
-        n += len(images)
+            totals[key] = totals.get(key, 0.0) + float(value) * len(batch.images)
+        n += len(batch.images)
     model.train()
     return {key: value / max(n, 1) for key, value in totals.items()}
+
+
+def build_optimizers(
+    model: torch.nn.Module, recipe: Recipe
+) -> tuple[torch.optim.Optimizer | None, torch.optim.Optimizer | None]:
+    """Return the main Adam optimiser and, for methods with one, the auxiliary optimiser.
+
+    The main optimiser takes upstream's name-filtered groups minus the auxiliary parameters
+    (``model.auxiliary_parameters()``, CDS's CLUB estimator), which get their own Adam at
+    ``recipe.aux_lr``. Either is ``None`` when it has nothing to train (the parameter-free grid).
+    """
+    aux_params = (
+        list(model.auxiliary_parameters()) if hasattr(model, "auxiliary_parameters") else []
+    )
+    aux_ids = {id(p) for p in aux_params}
+    groups = []
+    for group in parameter_groups(model, recipe.weight_decay):
+        params = [p for p in group["params"] if id(p) not in aux_ids and p.requires_grad]
+        if params:
+            groups.append({**group, "params": params})
+    main = torch.optim.Adam(groups, lr=recipe.lr, betas=recipe.betas) if groups else None
+    aux = (
+        torch.optim.Adam(aux_params, lr=recipe.aux_lr or recipe.lr, betas=recipe.betas)
+        if aux_params
+        else None
+    )
+    return main, aux
+
+
+def lr_factor(recipe: Recipe, step: int, halve_at: int | None = None) -> float:
+    """Return the learning-rate multiplier for optimiser step ``step`` (0-based).
+
+    ``"poly"``: max(0, 1 − step/schedule_steps)^power (CDS, clamped at 0 as in DLM);
+    ``"constant"``: 1. Either is halved from ``halve_at`` on (SCN's StepLR), when given.
+    """
+    factor = 1.0
+    if recipe.schedule == "poly":
+        factor = max(0.0, 1.0 - step / recipe.schedule_steps) ** recipe.schedule_power
+    if halve_at and step >= halve_at:
+        factor *= 0.5
+    return factor
 
 
 def train(
@@ -160,10 +234,12 @@ def train(
     method: str,
     seed: int,
     settings: dict[str, Any],
+    stage: str | None = None,
+    init: str | os.PathLike[str] | None = None,
     log_path: str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> Path:
-    """Train one (method, variant, seed) run and write its checkpoint.
+    """Train one stage of a (method, variant, seed) run and write its checkpoint.
 
     Parameters
     ----------
@@ -178,6 +254,11 @@ def train(
     settings
         ``{"train": ..., "losses": ..., "variant": {"name", "use_lap", ...}}`` as made by
         :func:`spbench.config.train_settings`.
+    stage
+        Stage name of a multi-stage method (default: its last stage).
+    init
+        Checkpoint of the previous stage to start from (required by every stage but the
+        first).
     log_path
         JSON-lines loss log (default: ``train_log.jsonl`` beside ``out``).
     progress
@@ -201,49 +282,75 @@ def train(
         torch.use_deterministic_algorithms(True, warn_only=True)
     device = resolve_device(train_cfg.get("device", "auto"))
     spec = get_method(method)
-    recipe = effective_recipe(method, train_cfg)
-    config = loss_config(settings, recipe.n_classes)
-    steps = int(train_cfg["steps"])
+    stage_spec = get_stage(method, stage)
+    stages = [s.name for s in spec.stages]
+    if stages.index(stage_spec.name) > 0 and init is None:
+        raise ValueError(
+            f"{method}: stage {stage_spec.name!r} starts from stage "
+            f"{stages[stages.index(stage_spec.name) - 1]!r}; pass its checkpoint (--init)"
+        )
+    recipe = effective_recipe(method, train_cfg, stage_spec)
+    config = loss_config(settings, recipe.n_classes, uses_variant=stage_spec.uses_variant)
+    steps = stage_steps(train_cfg, stage_spec)
+    variant = settings["variant"]["name"]
 
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    model = create_model(method).to(device)
-    groups = parameter_groups(model, recipe.weight_decay)
-    optimizer = (
-        torch.optim.Adam(groups, lr=recipe.lr, betas=recipe.betas)
-        if any(p.requires_grad for g in groups for p in g["params"])
-        else None  # a parameter-free method (e.g. the plain grid) has nothing to fit
-    )
+    model = create_model(method, stage=stage_spec.name).to(device)
+    weights = "trained here, random init"
+    if init is not None:
+        previous = load_checkpoint(init, map_location=device)
+        if hasattr(model, "init_from_previous"):
+            model.init_from_previous(previous["model"])
+        else:
+            model.load_state_dict(previous["model"])
+        weights = f"trained here, {stage_spec.name} from {previous.get('stage', 'main')}"
+    optimizer, aux_optimizer = build_optimizers(model, recipe)
     if optimizer is None:
-        steps = 0
+        steps = 0  # a parameter-free method (the plain grid) has nothing to fit
 
     start_step, wall_before = 0, 0.0
     if resume_path.is_file():
         state = load_checkpoint(resume_path)
-        if state["settings"] != settings or state["method"] != method or state["seed"] != seed:
+        same = (state["settings"], state["method"], state["seed"], state.get("stage")) == (
+            settings,
+            method,
+            seed,
+            stage_spec.name,
+        )
+        if not same:
             log.warning("%s was written with other settings: starting afresh", resume_path)
         else:
             model.load_state_dict(state["model"])
-            if optimizer is not None:
-                optimizer.load_state_dict(state["optimizer"])
+            optimizer.load_state_dict(state["optimizer"])
+            if aux_optimizer is not None:
+                aux_optimizer.load_state_dict(state["aux_optimizer"])
             _set_rng_state(state["rng"], generator)
             start_step, wall_before = state["step"], state["wall_time_s"]
             log.warning("resuming %s from step %d (%s)", out, start_step, resume_path)
     if start_step == 0:
         partial_log.unlink(missing_ok=True)
 
-    splits = [load_split(data_root, s) for s in train_cfg.get("train_splits", ["train"])]
-    bank = PairBank(splits, device, min_size=recipe.crop)
-    val_bank = PairBank([load_split(data_root, "val")], device, min_size=recipe.val_crop)
+    splits = [load_split(data_root, s) for s in stage_splits(train_cfg, method, stage_spec)]
+    bank = PairBank(splits, device, min_size=recipe.crop, with_edges=spec.needs_edges)
+    val_bank = PairBank(
+        [load_split(data_root, "val")],
+        device,
+        min_size=recipe.val_crop,
+        with_edges=spec.needs_edges,
+    )
     header = {
         "method": method,
-        "variant": settings["variant"]["name"],
+        "variant": variant,
+        "stage": stage_spec.name,
         "seed": seed,
         "device": str(device),
         "pairs": len(bank),
         "val_pairs": len(val_bank),
+        "steps": steps,
         "recipe": dataclasses.asdict(recipe),
         "loss_config": dataclasses.asdict(config),
+        "init": str(init) if init else None,
     }
     log.info("training %s", json.dumps(header))
 
@@ -254,19 +361,22 @@ def train(
             "spbench_version": __version__,
             "torch_version": torch.__version__,
             "method": method,
-            "variant": settings["variant"]["name"],
+            "variant": variant,
+            "stage": stage_spec.name,
+            "stages": stages,
             "seed": seed,
             "settings": settings,
             "recipe": dataclasses.asdict(recipe),
             "loss_config": dataclasses.asdict(config),
             "device": str(device),
-            "weights": "trained here, random init",
+            "weights": weights,
+            "init": str(init) if init else None,
             "step": step,
             "wall_time_s": wall,
             "model": model.state_dict(),
         }
 
-    batches = bank.random_batches(recipe.batch_size, recipe.crop, generator)
+    batches = bank.random_batches(recipe.batch_size, recipe.crop, generator, spec.augment)
     model.train()
     t0 = time.perf_counter()
     last_good = str(resume_path) if start_step else "none (no checkpoint yet)"
@@ -274,28 +384,34 @@ def train(
         range(start_step, steps),
         initial=start_step,
         total=steps,
-        desc=f"{method}/{header['variant']}",
+        desc=f"{method}/{variant}/{stage_spec.name}",
         disable=not progress,
         file=sys.stderr,
         mininterval=1.0 if sys.stderr.isatty() else 30.0,
     )
+    halve_at = train_cfg.get("lr_halve_at")
     with open(partial_log, "a", encoding="utf-8") as log_file:
         for step in bar:
-            if train_cfg.get("lr_halve_at") and step == train_cfg["lr_halve_at"]:
-                for group in optimizer.param_groups:
-                    group["lr"] *= 0.5
-            images, labels = next(batches)
-            terms = spec.loss(model(images), labels, config, generator=generator)
+            factor = lr_factor(recipe, step, halve_at)
+            for group in optimizer.param_groups:
+                group["lr"] = recipe.lr * factor
+            batch = next(batches)
+            terms = spec.loss(model, batch, config, generator=generator, stage=stage_spec.name)
             total = terms["total"]
             if not torch.isfinite(total):
                 values = {k: float(v) for k, v in terms.items()}
                 raise NonFiniteLossError(
-                    f"{method}/{header['variant']}/seed{seed}: non-finite loss at step {step + 1}: "
-                    f"{values}; last good checkpoint: {last_good}"
+                    f"{method}/{variant}/{stage_spec.name}/seed{seed}: non-finite loss at step "
+                    f"{step + 1}: {values}; last good checkpoint: {last_good}"
                 )
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             optimizer.step()
+            if aux_optimizer is not None and "aux_total" in terms:
+                # CDS: the CLUB estimator learns after the model step, on detached features.
+                aux_optimizer.zero_grad(set_to_none=True)
+                terms["aux_total"].backward()
+                aux_optimizer.step()
             done = step + 1
             if done % train_cfg["log_every"] == 0 or done == steps:
                 record = {
@@ -303,29 +419,35 @@ def train(
                     "step": done,
                     "lr": optimizer.param_groups[0]["lr"],
                     "time_s": wall_before + time.perf_counter() - t0,
-                    **{k: float(v) for k, v in terms.items()},
+                    **{k: float(v.detach()) for k, v in terms.items()},
                 }
                 log_file.write(json.dumps(record) + "\n")
                 log_file.flush()
                 bar.set_postfix(loss=f"{record['total']:.4g}")
             if done % train_cfg["val_every"] == 0 or done == steps:
                 val = validate(
-                    model, val_bank, spec, config, recipe, train_cfg["val_batches"], generator
+                    model,
+                    val_bank,
+                    spec,
+                    config,
+                    recipe,
+                    train_cfg["val_batches"],
+                    generator,
+                    stage_spec.name,
                 )
                 log_file.write(json.dumps({"kind": "val", "step": done, **val}) + "\n")
                 log_file.flush()
             if done % train_cfg["checkpoint_every"] == 0 and done < steps:
                 payload = checkpoint_payload(done, wall_before + time.perf_counter() - t0)
                 payload["optimizer"] = optimizer.state_dict()
+                if aux_optimizer is not None:
+                    payload["aux_optimizer"] = aux_optimizer.state_dict()
                 payload["rng"] = _rng_state(generator)
                 _save(resume_path, payload)
                 last_good = f"{resume_path} (step {done})"
     bar.close()
     wall = wall_before + time.perf_counter() - t0
-    final = checkpoint_payload(steps, wall)
-    if steps and not math.isfinite(float(total)):
-        raise NonFiniteLossError(f"non-finite final loss; last good checkpoint: {last_good}")
-    _save(out, final)
+    _save(out, checkpoint_payload(steps, wall))
     with atomic_path(log_path) as tmp:
         tmp.write_bytes(partial_log.read_bytes())
     partial_log.unlink(missing_ok=True)

@@ -82,12 +82,12 @@ def test_paper_profile_dry_run_lists_the_full_graph(tmp_path):
             counts[parts[0]] = int(parts[1])
     assert counts["download_bsds500"] == 1
     assert counts["prepare_bsds500"] == 1
-    assert counts["train_model"] == 2  # SCN and SCN-LAP, one seed
+    assert counts["train_stage"] == 2  # SCN and SCN-LAP, one seed, one stage
     assert counts["predict_scales"] == 2
     assert counts["score_scale"] == 2 * 13
     assert counts["report"] == 1
     for variant in ("base", "lap"):
-        assert f"results/paper/models/scn/{variant}/seed0/checkpoint.pt" in out
+        assert f"results/paper/models/scn/{variant}/seed0/main.pt" in out
 
 
 def test_bad_config_fails_at_start_naming_the_key(tmp_path):
@@ -131,7 +131,7 @@ def test_ci_profile_end_to_end(tmp_path):
     assert len(csv) == 4
     for name in ("metrics_vs_k_noec.png", "metrics_vs_k_ec.png", "asa_co_tradeoff.png"):
         assert (report / "figures" / name).stat().st_size > 10_000
-    ckpt_log = results / "models/scn/lap/seed0/train_log.jsonl"
+    ckpt_log = results / "models/scn/lap/seed0/main_log.jsonl"
     assert '"lap"' in ckpt_log.read_text()
 
     again = run([*command, "-n"], ROOT)

@@ -10,9 +10,9 @@ and looked up by name with :func:`get_method` / :func:`create_model`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import NamedTuple
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
 
 from torch import Tensor, nn
 
@@ -21,9 +21,13 @@ from spbench.losses.recipe import superpixel_loss
 __all__ = [
     "Method",
     "Recipe",
+    "Stage",
     "SuperpixelOutput",
+    "TrainingBatch",
     "create_model",
+    "default_training_loss",
     "get_method",
+    "get_stage",
     "list_methods",
     "parameter_groups",
     "register_method",
@@ -44,6 +48,27 @@ class SuperpixelOutput(NamedTuple):
 
     assignment: Tensor
     embedding: Tensor
+    extras: Mapping[str, Tensor] | None = None
+    """Method-specific training outputs (CDS's auxiliary branch, SSM's edge logits, ...)."""
+
+
+class TrainingBatch(Protocol):
+    """What a method's training loss receives (``spbench.data.loader.Batch`` provides it).
+
+    Attributes
+    ----------
+    images : Tensor
+        ``[B, 3, H, W]`` normalised RGB (``x/255 − mean``).
+    labels : Tensor
+        ``[B, H, W]`` int64 ground-truth labels 0..49 (after crop, flips, rescale).
+    edges : Tensor or None
+        ``[B, H, W]`` uint8 edge targets (0 background, 1 edge, 2 ignore) for methods with
+        ``needs_edges``; ``None`` otherwise.
+    """
+
+    images: Tensor
+    labels: Tensor
+    edges: Tensor | None
 
 
 @dataclass(frozen=True)
@@ -66,6 +91,15 @@ class Recipe:
         Adam betas.
     seed : int
         ``seed_everything`` value.
+    schedule : str
+        ``"constant"``, or ``"poly"``: lr·max(0, 1 − step/schedule_steps)^schedule_power on
+        every group, stepped per optimiser step (CDS in DLM, baselines.md §6.1).
+    schedule_steps : int
+        Length of the poly schedule in steps.
+    schedule_power : float
+        Exponent of the poly schedule.
+    aux_lr : float or None
+        Learning rate of the auxiliary optimiser (CDS's CLUB), if the method has one.
     """
 
     lr: float
@@ -76,6 +110,47 @@ class Recipe:
     n_classes: int = 50
     betas: tuple[float, float] = (0.9, 0.999)
     seed: int = 42
+    schedule: str = "constant"
+    schedule_steps: int = 0
+    schedule_power: float = 0.9
+    aux_lr: float | None = None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One training stage of a multi-stage recipe (AINet and SSM train twice, baselines.md §6.1).
+
+    Attributes
+    ----------
+    name : str
+        File-name-safe stage name (``"main"``, ``"stage1"``, ``"stage2"``).
+    uses_variant : bool
+        Whether the variant's losses (LAP, MSD, WR) apply in this stage. A stage without them
+        (AINet's and SSM's first stage) is the same for every variant, so the workflow trains it
+        once and shares its checkpoint.
+    splits : tuple of str
+        Default training splits (DLM's t_sep_v: train; tv: train and val); ``train.train_splits``
+        in the config overrides the last stage's.
+    overrides : mapping
+        Recipe fields that differ in this stage (e.g. ``{"lr": 8e-5, "weight_decay": 0.0}``).
+    """
+
+    name: str = "main"
+    uses_variant: bool = True
+    splits: tuple[str, ...] = ("train", "val")
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+
+def default_training_loss(
+    model: nn.Module, batch: TrainingBatch, config: Any, *, generator: Any = None, **_: Any
+) -> dict[str, Tensor]:
+    """SCN's training loss for any model returning :class:`SuperpixelOutput` (method.md §7).
+
+    Runs the model on ``batch.images`` and returns
+    :func:`spbench.losses.superpixel_loss` of its output against ``batch.labels``: the weighted
+    terms ``recon, pos, lap, msd`` and their ``total`` (unitless loss values).
+    """
+    return superpixel_loss(model(batch.images), batch.labels, config, generator=generator)
 
 
 @dataclass(frozen=True)
@@ -87,23 +162,43 @@ class Method:
     name : str
         Registry key.
     build : callable
-        ``build(**kwargs) -> nn.Module``; the module's forward returns :class:`SuperpixelOutput`.
+        ``build(*, stage=None, **kwargs) -> nn.Module``; the module's forward returns
+        :class:`SuperpixelOutput`. ``stage`` is a :class:`Stage` name for multi-stage methods
+        (the inference model is ``build(stage=stages[-1].name)``).
     recipe : Recipe
         Default training recipe.
     loss : callable
-        ``loss(output, labels, config, *, generator=None) -> dict[str, Tensor]``.
+        ``loss(model, batch, config, *, generator=None, stage="main") -> dict[str, Tensor]``:
+        runs the model on a :class:`TrainingBatch` and returns the weighted loss terms with their
+        sum under ``"total"``. A term ``"aux_total"`` is minimised by a second optimiser over
+        ``model.auxiliary_parameters()`` after the main step (CDS's CLUB estimator).
     description : str
         One line for listings.
+    stages : tuple of Stage
+        Training stages in order; every stage but the first starts from the previous one's
+        checkpoint (``model.init_from_previous(state_dict)`` if the model has it, else
+        ``load_state_dict``).
+    augment : str
+        Training augmentation of the recipe: ``"scn"`` (crop, flips), ``"rescale_bicubic"``
+        (CDS: random rescale first), ``"ssm"`` (rescale bilinear, then photometric distortion).
+    needs_edges : bool
+        Whether training batches carry consensus edge targets (SSM).
     """
 
     name: str
     build: Callable[..., nn.Module]
     recipe: Recipe
-    loss: Callable[..., dict[str, Tensor]] = superpixel_loss
+    loss: Callable[..., dict[str, Tensor]] = default_training_loss
     description: str = ""
+    stages: tuple[Stage, ...] = (Stage(),)
+    augment: str = "scn"
+    needs_edges: bool = False
 
 
 _REGISTRY: dict[str, Method] = {}
+
+#: Training augmentations a method may ask for (implemented in ``spbench.data.loader``).
+AUGMENTATIONS = ("scn", "rescale_bicubic", "ssm")
 
 
 def register_method(
@@ -112,6 +207,9 @@ def register_method(
     recipe: Recipe,
     loss: Callable[..., dict[str, Tensor]] | None = None,
     description: str = "",
+    stages: tuple[Stage, ...] = (Stage(),),
+    augment: str = "scn",
+    needs_edges: bool = False,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering a model builder under ``name``.
 
@@ -122,9 +220,12 @@ def register_method(
     recipe : Recipe
         The method's default training recipe.
     loss : callable, optional
-        The method's loss; default :func:`spbench.losses.superpixel_loss`.
+        The method's training loss (see :class:`Method`); default
+        :func:`default_training_loss` (SCN's recipe on the model's output).
     description : str
         One line for listings (default: the builder's docstring's first line).
+    stages, augment, needs_edges
+        See :class:`Method`.
 
     Returns
     -------
@@ -140,17 +241,31 @@ def register_method(
     def decorator(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"method {name!r} is already registered")
+        if augment not in AUGMENTATIONS:
+            raise ValueError(f"method {name!r}: augment must be one of {AUGMENTATIONS}")
         doc = (build.__doc__ or "").strip().splitlines()
         _REGISTRY[name] = Method(
             name=name,
             build=build,
             recipe=recipe,
-            loss=loss if loss is not None else superpixel_loss,
+            loss=loss if loss is not None else default_training_loss,
             description=description or (doc[0] if doc else ""),
+            stages=tuple(stages),
+            augment=augment,
+            needs_edges=needs_edges,
         )
+        if not method_stages_valid(_REGISTRY[name]):
+            del _REGISTRY[name]
+            raise ValueError(f"method {name!r}: stage names must be unique and non-empty")
         return build
 
     return decorator
+
+
+def method_stages_valid(method: Method) -> bool:
+    """Return whether a method's stages are non-empty with unique names."""
+    names = [stage.name for stage in method.stages]
+    return bool(names) and len(set(names)) == len(names) and all(names)
 
 
 def get_method(name: str) -> Method:
@@ -178,15 +293,44 @@ def list_methods() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_model(name: str, **kwargs: object) -> nn.Module:
-    """Build the model of a registered method.
+def create_model(name: str, *, stage: str | None = None, **kwargs: object) -> nn.Module:
+    """Build the model of a registered method, for one of its training stages.
+
+    Parameters
+    ----------
+    name : str
+        Registered method name.
+    stage : str, optional
+        Stage name; default the last stage, which is also the inference model. Single-stage
+        methods' builders are called without it.
+    **kwargs
+        Passed to the builder.
 
     Returns
     -------
     nn.Module
-        ``get_method(name).build(**kwargs)``.
+        The network.
     """
-    return get_method(name).build(**kwargs)
+    method = get_method(name)
+    names = [s.name for s in method.stages]
+    if stage is not None and stage not in names:
+        raise KeyError(f"method {name!r} has no stage {stage!r}; its stages are {names}")
+    if len(names) > 1:
+        kwargs["stage"] = stage or names[-1]
+    return method.build(**kwargs)
+
+
+def get_stage(name: str, stage: str | None = None) -> Stage:
+    """Return a method's :class:`Stage` by name (default: its last stage)."""
+    method = get_method(name)
+    if stage is None:
+        return method.stages[-1]
+    for candidate in method.stages:
+        if candidate.name == stage:
+            return candidate
+    raise KeyError(
+        f"method {name!r} has no stage {stage!r}; its stages are {[s.name for s in method.stages]}"
+    )
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:

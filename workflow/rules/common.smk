@@ -4,12 +4,14 @@ import os
 
 import spbench
 from spbench.config import (
+    SHARED_VARIANT,
     predict_settings,
     report_settings,
     score_settings,
     train_settings,
     validate_config,
 )
+from spbench.models import get_method, get_stage
 from spbench.predict import format_scale
 
 # Validate against workflow/schemas/config.schema.yaml, fill defaults, check the method names.
@@ -31,6 +33,7 @@ wildcard_constraints:
     variant=r"[a-z0-9_]+",
     seed=r"\d+",
     scale=r"\d+(\.\d+)?",
+    stage=r"[a-z0-9_]+",
 
 
 def runs():
@@ -43,8 +46,33 @@ def runs():
     ]
 
 
-def checkpoint_path(method="{method}", variant="{variant}", seed="{seed}"):
-    return f"{RESULTS}/models/{method}/{variant}/seed{seed}/checkpoint.pt"
+def stage_checkpoint(method, variant, seed, stage):
+    """Checkpoint of one training stage; stages without the variant's losses are shared."""
+    if not get_stage(method, stage).uses_variant:
+        variant = SHARED_VARIANT
+    return f"{RESULTS}/models/{method}/{variant}/seed{seed}/{stage}.pt"
+
+
+def final_checkpoint(wildcards):
+    """The last stage's checkpoint of a run: the model that predicts."""
+    last = get_method(wildcards.method).stages[-1].name
+    return stage_checkpoint(wildcards.method, wildcards.variant, wildcards.seed, last)
+
+
+def previous_stage_checkpoint(wildcards):
+    """The checkpoint a stage starts from (none for a method's first stage)."""
+    names = [s.name for s in get_method(wildcards.method).stages]
+    index = names.index(wildcards.stage)
+    if index == 0:
+        return []
+    return stage_checkpoint(
+        wildcards.method, wildcards.variant, wildcards.seed, names[index - 1]
+    )
+
+
+def init_option(wildcards, input):
+    """The `--init` option of `spbench train` for stages that continue a previous one."""
+    return f"--init {input.previous}" if input.previous else ""
 
 
 def prediction_paths(wildcards=None):

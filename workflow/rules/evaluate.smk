@@ -3,7 +3,7 @@
 
 rule predict_scales:
     input:
-        checkpoint=checkpoint_path(),
+        checkpoint=final_checkpoint,
         data=f"{DATA}/dataset.json",
     output:
         prediction_paths(),
