@@ -97,13 +97,116 @@ def validate_config(config: dict, *, check_methods: bool = True) -> dict:
         from spbench.models import list_methods
 
         known = list_methods()
-        unknown = [m for m in full["methods"] if m not in known]
-        if unknown:
-            raise ConfigError(
-                f"config.methods: unknown method(s) {unknown}; registered methods are {known}. "
-                "A new method is registered with @register_method in spbench/models/."
-            )
+        named = {
+            "config.methods": full["methods"],
+            "config.references": full["references"],
+            "config.ablation.method": [full["ablation"]["method"]]
+            if full["ablation"]["enabled"]
+            else [],
+            "config.sweep.method": [full["sweep"]["method"]] if full["sweep"]["enabled"] else [],
+        }
+        for key, names in named.items():
+            unknown = [m for m in names if m not in known]
+            if unknown:
+                raise ConfigError(
+                    f"{key}: unknown method(s) {unknown}; registered methods are {known}. "
+                    "A new method is registered with @register_method in spbench/models/."
+                )
     return full
+
+
+#: The factorial of Table 3 as (use_lap, use_msd, use_wr), baseline first.
+FACTORIAL = tuple(
+    (lap, msd, wr) for lap in (False, True) for msd in (False, True) for wr in (False, True)
+)
+
+
+def _switch_name(lap: bool, msd: bool, wr: bool) -> str:
+    on = [name for name, flag in (("lap", lap), ("msd", msd), ("wr", wr)) if flag]
+    return "abl_" + "_".join(on) if on else "abl_none"
+
+
+def all_variants(config: dict) -> dict[str, dict]:
+    """Return every variant the profile trains: the configured ones plus the derived ones.
+
+    Table 3's factorial and the λ sweep reuse a configured variant whose switches (and λ) are
+    identical, so the same run is never trained twice; the others are named ``abl_<switches>``
+    (``abl_lap``, ``abl_msd_wr``, ...) and ``lap_l<λ>``.
+    """
+    variants = {name: dict(v) for name, v in config["variants"].items()}
+    default_lambda = config["losses"]["lambda_lap"]
+
+    def key(v: dict) -> tuple:
+        lam = v.get("lambda_lap")
+        return (
+            v["use_lap"],
+            v["use_msd"],
+            v["use_wr"],
+            default_lambda if lam is None else float(lam),
+        )
+
+    known = {key(v): name for name, v in variants.items()}
+    derived = []
+    if config["ablation"]["enabled"]:
+        derived += [
+            (
+                _switch_name(*s),
+                dict(zip(("use_lap", "use_msd", "use_wr"), s, strict=True), lambda_lap=None),
+            )
+            for s in FACTORIAL
+        ]
+    if config["sweep"]["enabled"]:
+        derived += [
+            (
+                f"lap_l{lam:g}".replace(".", "p"),
+                {"use_lap": lam > 0, "use_msd": True, "use_wr": True, "lambda_lap": float(lam)},
+            )
+            for lam in config["sweep"]["lambdas"]
+        ]
+    for name, switches in derived:
+        if key(switches) not in known:
+            variants[name] = switches
+            known[key(switches)] = name
+    return variants
+
+
+def experiment_variants(config: dict) -> dict[str, list[str]]:
+    """Return the variant names each experiment needs: ``table2``, ``table3``, ``sweep``."""
+    variants = all_variants(config)
+    default_lambda = config["losses"]["lambda_lap"]
+
+    def find(lap: bool, msd: bool, wr: bool, lam: float) -> str:
+        for name, v in variants.items():
+            v_lam = default_lambda if v.get("lambda_lap") is None else v["lambda_lap"]
+            if (v["use_lap"], v["use_msd"], v["use_wr"]) == (lap, msd, wr) and v_lam == lam:
+                return name
+        raise KeyError((lap, msd, wr, lam))
+
+    out = {"table2": list(config["variants"]), "table3": [], "sweep": []}
+    if config["ablation"]["enabled"]:
+        out["table3"] = [find(*s, default_lambda) for s in FACTORIAL]
+    if config["sweep"]["enabled"]:
+        out["sweep"] = [find(lam > 0, True, True, float(lam)) for lam in config["sweep"]["lambdas"]]
+    return out
+
+
+def experiment_runs(config: dict) -> dict[str, list[tuple[str, str, int]]]:
+    """Return the (method, variant, seed) runs of each experiment.
+
+    ``table2``: every method × configured variant × seed, plus every reference method (variant
+    ``base``, first seed only: SLIC and the grid are deterministic); ``table3``: the ablation
+    method × the factorial; ``sweep``: the sweep method × the λ variants. A run shared by
+    several experiments appears in each list.
+    """
+    names = experiment_variants(config)
+    seeds = config["seeds"]
+    runs = {
+        "table2": [(m, v, s) for m in config["methods"] for v in names["table2"] for s in seeds]
+        + [(m, "base", seeds[0]) for m in config["references"]],
+        "table3": [(config["ablation"]["method"], v, s) for v in names["table3"] for s in seeds],
+        "sweep": [(config["sweep"]["method"], v, s) for v in names["sweep"] for s in seeds],
+    }
+    return runs
 
 
 def load_config(path: str | os.PathLike[str], *, check_methods: bool = True) -> dict:
@@ -140,11 +243,12 @@ def variant_switches(config: dict, variant: str) -> dict:
             "use_wr": False,
             "lambda_lap": config["losses"]["lambda_lap"],
         }
-    if variant not in config["variants"]:
+    variants = all_variants(config)
+    if variant not in variants:
         raise ConfigError(
-            f"config.variants: no variant {variant!r}; defined are {sorted(config['variants'])}"
+            f"config.variants: no variant {variant!r}; defined are {sorted(variants)}"
         )
-    switches = dict(config["variants"][variant])
+    switches = dict(variants[variant])
     if switches.get("lambda_lap") is None:
         switches["lambda_lap"] = config["losses"]["lambda_lap"]
     return switches

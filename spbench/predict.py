@@ -30,7 +30,7 @@ from spbench.data.prepared import load_split
 from spbench.grid import hard_labels
 from spbench.io import CorruptFileError, atomic_path
 from spbench.metrics import enforce_connectivity
-from spbench.models import create_model
+from spbench.models import create_model, get_method
 from spbench.train import load_checkpoint, resolve_device
 
 log = logging.getLogger(__name__)
@@ -144,6 +144,7 @@ def predict(
     """
     device = resolve_device(settings.get("device", "auto"))
     ckpt = load_checkpoint(checkpoint, map_location=device)
+    segment = get_method(ckpt["method"]).segment
     model = create_model(ckpt["method"]).to(device)
     model.load_state_dict(ckpt["model"])
     model.eval()
@@ -169,7 +170,14 @@ def predict(
         arrays: dict[str, np.ndarray] = {}
         n_cells = 0
         for sample in samples:
-            noec, n_cells = predict_image(model, sample.image, scale, settings["base_size"], device)
+            if segment is not None:  # a classical method: same superpixel count, no network
+                h_in, w_in = network_size(*sample.image.shape[:2], scale, settings["base_size"])
+                n_cells = (h_in // STRIDE) * (w_in // STRIDE)
+                noec = segment(sample.image, n_cells)
+            else:
+                noec, n_cells = predict_image(
+                    model, sample.image, scale, settings["base_size"], device
+                )
             arrays[f"noec/{sample.image_id}"] = noec.astype(np.uint16)
             arrays[f"ec/{sample.image_id}"] = enforce_connectivity(noec, n_cells).astype(np.uint16)
         meta = {

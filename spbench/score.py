@@ -7,8 +7,11 @@ sample (``protocol.md`` §6). Columns:
   train_steps``
 - sample: ``dataset, split, image_id, annotation, scale, n_nominal, ec``
 - aggregation options: ``gt_cap50``, ``max_annotations`` (0: all annotations)
-- metrics: ``n_superpixels, asa, ue, ue_np, ue_levin, oe, co, br, bp, ev`` (per pair) and
-  ``xc, stray`` (per prediction, repeated on each annotation's row).
+- metrics: ``n_superpixels, asa, ue, ue_np, ue_levin, oe, co, br, bp, ev`` (per pair),
+  ``xc, stray`` (per prediction, repeated on each annotation's row) and ``ec_relabelled``
+  (per image and scale, on both EC settings' rows): the fraction of pixels EC moves to another
+  segment, ``1 − ASA(EC map, no-EC map)``: a pixel counts when its no-EC label is not the
+  majority no-EC label of its EC segment (merged fragments; splits alone move nothing).
 """
 
 from __future__ import annotations
@@ -20,23 +23,8 @@ import pandas as pd
 
 from spbench.data.prepared import load_split
 from spbench.io import atomic_path
-from spbench.metrics import LabelMapStats, PredictionScorer, fragmentation
+from spbench.metrics import LabelMapStats, PredictionScorer, asa, fragmentation
 from spbench.predict import load_predictions
-
-METRIC_COLUMNS = (
-    "n_superpixels",
-    "asa",
-    "ue",
-    "ue_np",
-    "ue_levin",
-    "oe",
-    "co",
-    "br",
-    "bp",
-    "ev",
-    "xc",
-    "stray",
-)
 
 
 def score_predictions(
@@ -108,6 +96,7 @@ def score_predictions(
             # ue_levin, which counts max label + 1 GT segments, notices the offset.
             offset = 1 if settings["gt_cap50"] else 0
             gt_stats = [LabelMapStats(g.astype("int64") + offset) for g in gts]
+            ec_relabelled = 1.0 - asa(ec[image_id], noec[image_id])
             for is_ec, labels in ((True, ec[image_id]), (False, noec[image_id])):
                 if labels.shape != gts.shape[1:]:
                     raise ValueError(
@@ -126,6 +115,7 @@ def score_predictions(
                             **scorer.score(stats),
                             "xc": xc,
                             "stray": stray,
+                            "ec_relabelled": ec_relabelled,
                         }
                     )
     frame = pd.DataFrame(rows)

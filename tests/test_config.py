@@ -4,7 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from spbench.config import ConfigError, load_config, train_settings, validate_config
+from spbench.config import (
+    ConfigError,
+    experiment_runs,
+    experiment_variants,
+    load_config,
+    train_settings,
+    validate_config,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 MINIMAL = {"run_name": "t", "dataset": {"name": "synthetic"}, "methods": ["scn"]}
@@ -78,3 +85,39 @@ def test_variant_lambda_overrides_global():
     assert train_settings(config, "l90")["variant"]["lambda_lap"] == 90
     with pytest.raises(ConfigError, match="no variant"):
         train_settings(config, "lap")
+
+
+def test_experiments_share_runs_and_derive_variants():
+    config = validate_config(
+        {
+            **MINIMAL,
+            "seeds": [0, 1],
+            "ablation": {"enabled": True, "method": "scn"},
+            "sweep": {"enabled": True, "method": "scn", "lambdas": [0, 90, 360]},
+        }
+    )
+    names = experiment_variants(config)
+    assert names["table2"] == ["base", "lap"]
+    # The factorial reuses "base" (all off) and "lap" (all on at the default λ).
+    assert len(names["table3"]) == 8 == len(set(names["table3"]))
+    assert names["table3"][0] == "base" and names["table3"][-1] == "lap"
+    assert "abl_lap" in names["table3"] and "abl_msd_wr" in names["table3"]
+    assert names["sweep"] == ["lap_l0", "lap_l90", "lap"]
+    runs = experiment_runs(config)
+    assert ("slic", "base", 0) in runs["table2"] and ("slic", "base", 1) not in runs["table2"]
+    assert len(runs["table3"]) == 16 and len(runs["sweep"]) == 6
+    unique = {r for rs in runs.values() for r in rs}
+    assert len(unique) == 2 * (2 + 6 + 2) + 1  # shared runs are trained once
+    off = train_settings(config, "lap_l0")["variant"]
+    assert (off["use_lap"], off["use_msd"], off["use_wr"], off["lambda_lap"]) == (
+        False,
+        True,
+        True,
+        0.0,
+    )
+    assert train_settings(config, "abl_lap")["variant"]["use_msd"] is False
+
+
+def test_unknown_ablation_method_is_named():
+    with pytest.raises(ConfigError, match=r"config\.ablation\.method"):
+        validate_config({**MINIMAL, "ablation": {"enabled": True, "method": "nosuch"}})

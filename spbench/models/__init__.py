@@ -5,6 +5,7 @@ Importing this package registers every built-in method (``"scn"``, ...).
 
 from spbench.models import grid_baseline as _grid_baseline  # noqa: F401  (registers "grid")
 from spbench.models import scn as _scn  # noqa: F401  (registers "scn")
+from spbench.models import slic as _slic  # noqa: F401  (registers "slic")
 from spbench.models.registry import (
     Method,
     Recipe,

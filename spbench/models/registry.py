@@ -183,6 +183,10 @@ class Method:
         (CDS: random rescale first), ``"ssm"`` (rescale bilinear, then photometric distortion).
     needs_edges : bool
         Whether training batches carry consensus edge targets (SSM).
+    segment : callable or None
+        For classical methods with no network (SLIC): ``segment(image, n_segments)`` maps an
+        ``[H, W, 3]`` ``uint8`` image to an ``[H, W]`` integer label map with about
+        ``n_segments`` superpixels; prediction calls it instead of the network.
     """
 
     name: str
@@ -193,6 +197,7 @@ class Method:
     stages: tuple[Stage, ...] = (Stage(),)
     augment: str = "scn"
     needs_edges: bool = False
+    segment: Callable[..., Any] | None = None
 
 
 _REGISTRY: dict[str, Method] = {}
@@ -210,6 +215,7 @@ def register_method(
     stages: tuple[Stage, ...] = (Stage(),),
     augment: str = "scn",
     needs_edges: bool = False,
+    segment: Callable[..., Any] | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering a model builder under ``name``.
 
@@ -224,7 +230,7 @@ def register_method(
         :func:`default_training_loss` (SCN's recipe on the model's output).
     description : str
         One line for listings (default: the builder's docstring's first line).
-    stages, augment, needs_edges
+    stages, augment, needs_edges, segment
         See :class:`Method`.
 
     Returns
@@ -253,6 +259,7 @@ def register_method(
             stages=tuple(stages),
             augment=augment,
             needs_edges=needs_edges,
+            segment=segment,
         )
         if not method_stages_valid(_REGISTRY[name]):
             del _REGISTRY[name]
