@@ -9,6 +9,7 @@ from torch import nn
 import spbench.models as M
 from spbench.losses import LossConfig, superpixel_loss
 from spbench.models import registry
+from spbench.models.registry import default_training_loss
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,7 @@ def test_scn_registered_with_dlm_recipe():
     assert "scn" in M.list_methods()
     method = M.get_method("scn")
     assert method.name == "scn"
-    assert method.loss is superpixel_loss
+    assert method.loss is default_training_loss
     r = method.recipe
     assert (r.lr, r.weight_decay, r.batch_size, r.crop, r.val_crop, r.seed) == (
         5e-5,
