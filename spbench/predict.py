@@ -28,7 +28,7 @@ from spbench import __version__
 from spbench.data.loader import normalize
 from spbench.data.prepared import load_split
 from spbench.grid import hard_labels
-from spbench.io import CorruptFileError, atomic_path
+from spbench.io import atomic_path
 from spbench.metrics import enforce_connectivity
 from spbench.models import create_model, get_method
 from spbench.train import load_checkpoint, resolve_device
@@ -192,30 +192,3 @@ def predict(
         written.append(Path(out))
         log.info("scale %s: %d images -> %s", format_scale(scale), len(samples), out)
     return written
-
-
-def load_predictions(
-    path: str | os.PathLike[str],
-) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Read a prediction file written by :func:`predict`.
-
-    Returns
-    -------
-    meta : dict
-        Run identity and prediction settings.
-    noec, ec : dict of str to numpy.ndarray
-        Label maps per image id, without and with enforced connectivity.
-    """
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            meta = json.loads(str(archive["meta"]))
-            noec = {i: archive[f"noec/{i}"] for i in meta["image_ids"]}
-            ec = {i: archive[f"ec/{i}"] for i in meta["image_ids"]}
-    except FileNotFoundError:
-        raise
-    except Exception as err:  # zipfile, zlib and json errors all mean the same thing here
-        raise CorruptFileError(
-            f"{path} cannot be read ({err}); delete it and re-run its prediction job"
-        ) from err
-    return meta, noec, ec

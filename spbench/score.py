@@ -24,7 +24,7 @@ import pandas as pd
 from spbench.data.prepared import load_split
 from spbench.io import atomic_path
 from spbench.metrics import LabelMapStats, PredictionScorer, asa, fragmentation
-from spbench.predict import load_predictions
+from spbench.predictions import load_predictions
 
 
 def score_predictions(

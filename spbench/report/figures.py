@@ -27,6 +27,8 @@ from spbench.io import atomic_path
 __all__ = [
     "FIGURE_DPI",
     "FIGURE_METRICS",
+    "line_style",
+    "method_colours",
     "plot_asa_co_tradeoff",
     "plot_metrics_vs_k",
     "save_figure",
@@ -45,8 +47,18 @@ FIGURE_METRICS: tuple[tuple[str, str], ...] = (
 """Panels of the metric-vs-K̄ figure: (curve column, axis label)."""
 
 K_LABEL = "number of superpixels K̄ (mean actual count)"
+REFERENCE_METHODS: dict[str, str] = {"slic": "0.45"}
+"""Classical reference methods drawn in a fixed grey with a dotted line."""
 _VARIANT_STYLES = {"base": "-", "lap": "--"}
-_OTHER_STYLES = ("-.", ":", (0, (5, 1, 1, 1)), (0, (1, 1)))
+_OTHER_STYLES = (
+    "-.",
+    (0, (5, 1, 1, 1)),
+    (0, (8, 2, 2, 2, 2, 2)),
+    (0, (3, 1, 1, 1, 1, 1)),
+    (0, (10, 3)),
+    (0, (2, 1, 6, 1)),
+)
+_REFERENCE_STYLE = ":"
 
 
 def seed_mean_curves(curves: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
@@ -76,7 +88,14 @@ def seed_mean_curves(curves: pd.DataFrame, columns: Sequence[str]) -> pd.DataFra
     return out.reset_index().sort_values([*keys[:6], "k_mean"], kind="stable")
 
 
-def _linestyle(variant: str, others: list[str]) -> object:
+def line_style(method: str, variant: str, others: list[str]) -> object:
+    """Line style of a model: reference methods (SLIC) dotted, ``base`` solid, ``lap`` dashed.
+
+    Any other variant gets the next unused dash pattern of a fixed cycle, in order of first
+    appearance (``others`` records that order; pass the same list for all lines of a figure).
+    """
+    if method in REFERENCE_METHODS:
+        return _REFERENCE_STYLE
     if variant in _VARIANT_STYLES:
         return _VARIANT_STYLES[variant]
     if variant not in others:
@@ -84,9 +103,15 @@ def _linestyle(variant: str, others: list[str]) -> object:
     return _OTHER_STYLES[others.index(variant) % len(_OTHER_STYLES)]
 
 
-def _palette(methods: Sequence[str]) -> dict[str, tuple[float, float, float]]:
-    colours = sns.color_palette("colorblind", n_colors=max(len(methods), 1))
-    return dict(zip(methods, colours, strict=False))
+def method_colours(methods: Sequence[str]) -> dict[str, object]:
+    """One colorblind-palette colour per learned method; reference methods (SLIC) grey."""
+    learned = [m for m in methods if m not in REFERENCE_METHODS]
+    colours = sns.color_palette("colorblind", n_colors=max(len(learned), 1))
+    palette: dict[str, object] = dict(zip(learned, colours, strict=False))
+    for method in methods:
+        if method in REFERENCE_METHODS:
+            palette[method] = REFERENCE_METHODS[method]
+    return palette
 
 
 def save_figure(fig: Figure, stem: Path) -> dict[str, Path]:
@@ -117,8 +142,10 @@ def plot_metrics_vs_k(
 ) -> Figure:
     """Grid of metric-vs-K̄ panels for one EC setting.
 
-    One colour per method, line style per variant (``base`` solid, ``lap`` dashed), markers at
-    the measured scales, the AUC range [low, high] shaded grey.
+    One colour per method, line style per variant (``base`` solid, ``lap`` dashed, other variants
+    such as ablations distinct dash-dot patterns; the ``slic`` reference grey and dotted), markers
+    at the measured scales, a ± 1 sd band over seeds where a model has several, the AUC range
+    [low, high] shaded grey.
 
     Parameters
     ----------
@@ -145,7 +172,7 @@ def plot_metrics_vs_k(
     nrows = int(np.ceil(len(metrics) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.0 * ncols, 3.8 * nrows), squeeze=False)
     methods = sorted(mean["method"].unique()) if not mean.empty else []
-    palette = _palette(methods)
+    palette = method_colours(methods)
     others: list[str] = []
     low, high = auc_range
     handles: dict[str, Line2D] = {}
@@ -162,7 +189,7 @@ def plot_metrics_vs_k(
             (line,) = ax.plot(
                 g["k_mean"],
                 g[metric],
-                linestyle=_linestyle(variant, others),
+                linestyle=line_style(method, variant, others),
                 color=palette[method],
                 marker="o",
                 markersize=3.5,
@@ -229,7 +256,7 @@ def plot_asa_co_tradeoff(curves: pd.DataFrame, *, title: str = "") -> Figure:
     fig, axes = plt.subplots(1, 2, figsize=(13.0, 5.8), sharey=True, squeeze=False)
     mean = seed_mean_curves(curves, ["asa", "co"]) if not curves.empty else curves
     methods = sorted(mean["method"].unique()) if not mean.empty else []
-    palette = _palette(methods)
+    palette = method_colours(methods)
     others: list[str] = []
     handles: dict[str, Line2D] = {}
     for ax, ec in zip(axes[0], (True, False), strict=True):
@@ -245,8 +272,8 @@ def plot_asa_co_tradeoff(curves: pd.DataFrame, *, title: str = "") -> Figure:
                 g["co"],
                 g["asa"],
                 color=palette[method],
-                linestyle=_linestyle(variant, others),
-                marker="o" if variant == "base" else "^",
+                linestyle=line_style(method, variant, others),
+                marker="o" if variant == "base" or method in REFERENCE_METHODS else "^",
                 markersize=5,
                 linewidth=1.5,
                 label=model,

@@ -13,15 +13,20 @@ import math
 import numpy as np
 import pandas as pd
 
+from spbench.report.aggregate import model_label
 from spbench.report.paper import PAPER_DATASET, PAPER_SPLIT, TABLE2, TABLE3
 
 __all__ = [
     "PAPER_COLUMNS",
     "TABLE2_METRICS",
+    "TABLE3_METRICS",
+    "TABLE3_PAPER_COLUMNS",
     "format_table2_latex",
     "format_table2_markdown",
+    "format_table3_latex",
     "format_table3_markdown",
     "latex_escape",
+    "switch_configuration",
     "table2_frame",
     "table3_frame",
 ]
@@ -267,6 +272,7 @@ def _latex_cell(text: str) -> str:
         .replace("↑", r"$\uparrow$")
         .replace("↓", r"$\downarrow$")
         .replace("K̄", r"$\bar{K}$")
+        .replace(r"λ\_LAP", r"$\lambda_{\mathrm{LAP}}$")
     )
 
 
@@ -325,85 +331,320 @@ def format_table2_latex(table: pd.DataFrame, *, caption: str | None = None) -> s
     return "\n".join(lines) + "\n"
 
 
-def table3_frame(summary: pd.DataFrame) -> pd.DataFrame:
-    """Our CDS runs without EC beside the paper's Table 3 (CDS ablation) rows.
+TABLE3_METRICS: tuple[tuple[str, str, int], ...] = (
+    ("asa", "ASA", 4),
+    ("co", "CO", 4),
+    ("bp", "BP", 4),
+    ("br", "BR", 4),
+    ("xc", "XC", 1),
+    ("stray", "Stray", 1),
+)
+"""Metric columns of Table 3: (AUC column, header, decimals)."""
 
-    A run matches a paper configuration by its loss switches: ``use_lap`` and ``use_msd`` must
-    agree, and ``use_wr`` too where the paper's row states it (the "LAP only" row does not,
-    ``method.md`` §7). Only BSDS500 test runs are compared.
+TABLE3_PAPER_COLUMNS: tuple[str, ...] = ("asa", "co", "bp", "xc")
+"""Metrics the paper's Table 3 reports."""
+
+_SWITCHES = (("use_lap", "LAP"), ("use_msd", "MSD"), ("use_wr", "WR"))
+_COMBO_ORDER = [
+    (False, False, False),
+    (True, False, False),
+    (False, True, False),
+    (False, False, True),
+    (True, True, False),
+    (True, False, True),
+    (False, True, True),
+    (True, True, True),
+]
+
+
+def switch_configuration(use_lap: bool, use_msd: bool, use_wr: bool) -> str:
+    """Name a loss-switch combination: ``"baseline"``, ``"LAP only"``, ``"LAP+MSD+WR"`` ...
+
+    Parameters
+    ----------
+    use_lap, use_msd, use_wr
+        The run's loss switches.
+
+    Returns
+    -------
+    str
+        ``"baseline"`` if all are off, ``"<X> only"`` for one switch, else the switched-on
+        losses joined with ``+`` in the order LAP, MSD, WR.
+    """
+    flags = (use_lap, use_msd, use_wr)
+    on = [name for flag, (_, name) in zip(flags, _SWITCHES, strict=True) if flag]
+    if not on:
+        return "baseline"
+    if len(on) == 1:
+        return f"{on[0]} only"
+    return "+".join(on)
+
+
+def _has_bool_switches(rec: dict) -> bool:
+    return all(isinstance(rec[c], (bool, np.bool_)) for c, _ in _SWITCHES)
+
+
+def _ablation_method(noec: pd.DataFrame, method: str | None) -> str | None:
+    combos: dict[str, set] = {}
+    for rec in noec.to_dict("records"):
+        if _has_bool_switches(rec):
+            key = tuple(bool(rec[c]) for c, _ in _SWITCHES)
+            combos.setdefault(rec["method"], set()).add(key)
+    if method is not None:
+        return method if method in combos else None
+    eligible = {m: len(c) for m, c in combos.items() if len(c) >= 2}
+    if not eligible:
+        return None
+    if "cds" in eligible:  # the paper's Table 3 is the CDS ablation
+        return "cds"
+    return sorted(eligible, key=lambda m: (-eligible[m], m))[0]
+
+
+def table3_frame(summary: pd.DataFrame, *, method: str | None = None) -> pd.DataFrame:
+    """Table 3: the loss-switch ablation (LAP / MSD / WR) of one method, without EC.
+
+    Every run of the chosen method without EC is one row, named by its switches
+    (:func:`switch_configuration`: "baseline", "LAP only", "LAP+MSD+WR" ...); runs that share
+    their switches (e.g. a λ_LAP sweep) get `` (λ_LAP = x)`` appended, and the variant name if that
+    is still ambiguous. Rows are ordered baseline, single switches, pairs, all three, then by
+    λ_LAP. Works for the full 2³ factorial and for the default pair ``base``/``lap``.
+
+    The paper's Table 3 (CDS ablation, BSDS500 test) is placed beside a row whose switches match
+    a paper configuration: ``use_lap`` and ``use_msd`` must agree, and ``use_wr`` too where the
+    paper's row states it (its "LAP only" row does not, ``method.md`` §7, so it matches both
+    "LAP only" and "LAP+WR"). Paper numbers are given only for ``cds`` on BSDS500 test.
 
     Parameters
     ----------
     summary
         Output of :func:`spbench.report.aggregate.summarise_seeds`.
+    method
+        Method to tabulate. ``None``: ``cds`` if it has at least two switch combinations without
+        EC, else the method with the most combinations (alphabetical on ties); no table if no
+        method has two.
 
     Returns
     -------
     pandas.DataFrame
-        One row per matching (run variant, paper configuration): ``configuration``, ``model``,
-        ``variant``, ``use_lap``, ``use_msd``, ``use_wr``, ``n_seeds``, and for ASA, CO, BP and XC
-        ours (``<m>``), ``<m>_paper`` and ``<m>_delta`` (ours − paper). Empty if nothing matches.
+        One row per (dataset, split, variant) of the method without EC: ``configuration``,
+        ``model``, ``method``, ``variant``, ``dataset``, ``split``, ``use_lap``, ``use_msd``,
+        ``use_wr``, ``lambda_lap``, ``n_seeds``, ``seeds``, per metric of
+        :data:`TABLE3_METRICS` ``<m>``, ``<m>_std``, ``<m>_extrapolated``; per metric of
+        :data:`TABLE3_PAPER_COLUMNS` ``<m>_paper`` and ``<m>_delta`` (ours − paper, NaN without
+        a paper row); ``paper_configuration`` (the matched paper row's label or ""),
+        ``auc_low``, ``auc_high``, ``auc_extrapolated``. Empty (with these columns) if no method
+        qualifies.
     """
-    cols = ["configuration", "model", "variant", "use_lap", "use_msd", "use_wr", "n_seeds"]
-    metrics = ("asa", "co", "bp", "xc")
+    cols = [
+        "configuration", "model", "method", "variant", "dataset", "split",
+        "use_lap", "use_msd", "use_wr", "lambda_lap", "n_seeds", "seeds",
+    ]  # fmt: skip
+    extra = [f"{m}{s}" for m, _, _ in TABLE3_METRICS for s in ("", "_std", "_extrapolated")]
+    extra += [f"{m}{s}" for m in TABLE3_PAPER_COLUMNS for s in ("_paper", "_delta")]
+    tail = ["paper_configuration", "auc_low", "auc_high", "auc_extrapolated"]
+    empty = pd.DataFrame(columns=[*cols, *extra, *tail])
+    if summary.empty:
+        return empty
+    noec = summary[~summary["ec"].astype(bool)]
+    chosen = _ablation_method(noec, method)
+    if chosen is None:
+        return empty
+    sel = [r for r in noec[noec["method"] == chosen].to_dict("records") if _has_bool_switches(r)]
+    if not sel:
+        return empty
+    for rec in sel:
+        rec["_combo"] = tuple(bool(rec[c]) for c, _ in _SWITCHES)
+        lam = rec["lambda_lap"]
+        rec["_lambda"] = float(lam) if rec["use_lap"] and _is_number(lam) else 0.0
+        rec["configuration"] = switch_configuration(*rec["_combo"])
+    by_name: dict[tuple, list[dict]] = {}
+    for rec in sel:
+        by_name.setdefault((rec["dataset"], rec["split"], rec["configuration"]), []).append(rec)
+    for group in by_name.values():
+        if len(group) < 2:
+            continue
+        lambdas = [r["_lambda"] for r in group]
+        for rec in group:
+            if rec["use_lap"] and len(set(lambdas)) > 1:
+                rec["configuration"] += f" (λ_LAP = {rec['_lambda']:g})"
+            if lambdas.count(rec["_lambda"]) > 1 or not rec["use_lap"]:
+                rec["configuration"] += f" [{rec['variant']}]"
+    sel.sort(
+        key=lambda r: (
+            str(r["dataset"]), str(r["split"]), _COMBO_ORDER.index(r["_combo"]), r["_lambda"],
+            _VARIANT_ORDER.get(r["variant"], 2), r["variant"],
+        )
+    )  # fmt: skip
     rows = []
-    sel = summary[
-        (summary["method"] == "cds")
-        & ~summary["ec"].astype(bool)
-        & (summary["dataset"].astype(str).str.lower() == PAPER_DATASET)
-        & (summary["split"] == PAPER_SPLIT)
-    ]
-    for ref in TABLE3:
-        for rec in _sort_key(sel).to_dict("records"):
-            flags = [rec["use_lap"], rec["use_msd"], rec["use_wr"]]
-            if not all(isinstance(f, (bool, np.bool_)) for f in flags):
-                continue  # seeds disagree on a switch: not comparable
-            if (bool(rec["use_lap"]), bool(rec["use_msd"])) != (ref.use_lap, ref.use_msd):
-                continue
-            if ref.use_wr is not None and bool(rec["use_wr"]) != ref.use_wr:
-                continue
-            row = {"configuration": ref.configuration, **{c: rec[c] for c in cols[1:]}}
-            for metric in metrics:
-                row[metric] = rec[metric]
-                row[f"{metric}_paper"] = getattr(ref, metric)
-                row[f"{metric}_delta"] = rec[metric] - getattr(ref, metric)
-            rows.append(row)
-    extra = [f"{m}{s}" for m in metrics for s in ("", "_paper", "_delta")]
-    return pd.DataFrame(rows, columns=[*cols, *extra])
+    for rec in sel:
+        comparable = (
+            chosen == "cds"
+            and str(rec["dataset"]).lower() == PAPER_DATASET
+            and str(rec["split"]) == PAPER_SPLIT
+        )
+        ref = None
+        if comparable:
+            for candidate in TABLE3:
+                if (rec["_combo"][0], rec["_combo"][1]) != (candidate.use_lap, candidate.use_msd):
+                    continue
+                if candidate.use_wr is not None and rec["_combo"][2] != candidate.use_wr:
+                    continue
+                ref = candidate
+                break
+        row = {c: rec.get(c) for c in cols}
+        for metric, _, _ in TABLE3_METRICS:
+            row[metric] = rec[metric]
+            row[f"{metric}_std"] = rec[f"{metric}_std"]
+            row[f"{metric}_extrapolated"] = rec[f"{metric}_extrapolated"]
+        for metric in TABLE3_PAPER_COLUMNS:
+            value = getattr(ref, metric) if ref is not None else np.nan
+            row[f"{metric}_paper"] = value
+            row[f"{metric}_delta"] = rec[metric] - value
+        row["paper_configuration"] = ref.configuration if ref is not None else ""
+        for col in ("auc_low", "auc_high", "auc_extrapolated"):
+            row[col] = rec[col]
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[*cols, *extra, *tail])
+
+
+def _is_number(value: object) -> bool:
+    try:
+        return math.isfinite(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+def _table3_rows(table: pd.DataFrame, *, pm: str, mark: str) -> tuple[list[str], list[list[str]]]:
+    multi = table[["dataset", "split"]].drop_duplicates().shape[0] > 1
+    header = ["Configuration", "Model", "LAP/MSD/WR", "λ_LAP", "seeds"]
+    if multi:
+        header.insert(0, "Data")
+    for metric, name, _ in TABLE3_METRICS:
+        header.append(f"{name} {_ARROWS[metric]}")
+        if metric in TABLE3_PAPER_COLUMNS:
+            header += [f"{name} (paper)", f"Δ{name}"]
+    header.append("paper row")
+    body = []
+    for _, row in table.iterrows():
+        switches = "/".join(_onoff(row[c]) for c, _ in _SWITCHES)
+        lam = (
+            f"{float(row['lambda_lap']):g}"
+            if row["use_lap"] and _is_number(row["lambda_lap"])
+            else "—"
+        )
+        cells = [
+            str(row["configuration"]),
+            str(row["model"]),
+            switches,
+            lam,
+            str(int(row["n_seeds"])),
+        ]
+        if multi:
+            cells.insert(0, f"{row['dataset']}/{row['split']}")
+        for metric, _, decimals in TABLE3_METRICS:
+            cells.append(_cell(row, metric, decimals, pm=pm, mark=mark))
+            if metric in TABLE3_PAPER_COLUMNS:
+                paper_decimals = 3 if metric != "xc" else 1
+                cells += [
+                    _fmt(row[f"{metric}_paper"], paper_decimals),
+                    _fmt_delta(row[f"{metric}_delta"], decimals),
+                ]
+        cells.append(row["paper_configuration"] or "—")
+        body.append(cells)
+    return header, body
 
 
 def format_table3_markdown(table: pd.DataFrame, *, title: str = "Table 3") -> str:
-    """Render :func:`table3_frame` as Markdown (ours, paper, Δ for ASA, CO, BP, XC).
+    """Render :func:`table3_frame` as Markdown (ours ± sd over seeds, paper, Δ).
 
     Returns
     -------
     str
         The Markdown document, ending with a newline.
     """
-    lines = [
-        f"# {title}",
-        "",
-        "CDS ablation without EC (paper Table 3, 3 decimals, from a secondary summary of the "
-        "paper; paper.md §4). Ours: normalised AUC as in Table 2. Runs are matched to the paper's "
-        "configurations by their loss switches; the paper's “LAP only” row does not say whether "
-        "WR was on (method.md §7), so it matches either. BP is the paper's “B”.",
+    lines = [f"# {title}", ""]
+    if table.empty:
+        lines.append(
+            "No method has runs without EC whose loss switches (LAP/MSD/WR) differ: no ablation "
+            "to tabulate."
+        )
+        return "\n".join(lines) + "\n"
+    low, high = float(table["auc_low"].iloc[0]), float(table["auc_high"].iloc[0])
+    method = str(table["method"].iloc[0])
+    lines += [
+        f"- Loss-switch ablation of **{model_label_for(method)}** without EC: every run of the "
+        "method is a row, named by its switches (baseline = LAP, MSD and WR off).",
+        f"- Numbers: normalised AUC over K̄ ∈ [{low:.0f}, {high:.0f}] as in Table 2 (mean over "
+        "(image, annotation) pairs per scale, actual K̄; protocol.md §6, §8); mean over seeds "
+        "± sample standard deviation when there are several. BP is the paper's “B”.",
+        "- Paper: its Table 3 (CDS ablation, no EC; 3 decimals; from a *secondary summary* of the "
+        "paper, paper.md §4), shown beside the run whose switches match. Its “LAP only” row does "
+        "not state WR (method.md §7), so it is shown beside both “LAP only” and “LAP+WR”. "
+        "Δ = ours − paper; “—”: no paper number.",
         "",
     ]
-    if table.empty:
-        lines.append("No CDS run without EC on BSDS500 test matches a Table 3 configuration.")
-        return "\n".join(lines) + "\n"
-    header = ["Configuration", "Model", "LAP/MSD/WR", "seeds"]
-    for name in ("ASA", "CO", "BP", "XC"):
-        header += [name, f"{name} (paper)", f"Δ{name}"]
+    header, body = _table3_rows(table, pm=" ± ", mark=EXTRAPOLATED_MARK)
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    for _, row in table.iterrows():
-        switches = "/".join(_onoff(row[c]) for c in ("use_lap", "use_msd", "use_wr"))
-        cells = [row["configuration"], row["model"], switches, str(int(row["n_seeds"]))]
-        for metric, decimals in (("asa", 4), ("co", 4), ("bp", 4), ("xc", 1)):
-            cells += [
-                _fmt(row[metric], decimals),
-                _fmt(row[f"{metric}_paper"], 3 if metric != "xc" else 1),
-                _fmt_delta(row[f"{metric}_delta"], decimals),
-            ]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    if table["auc_extrapolated"].any():
+        lines += [
+            "",
+            f"{EXTRAPOLATED_MARK} AUC extrapolated at an unbracketed end of "
+            f"[{low:.0f}, {high:.0f}] (protocol.md §8).",
+        ]
     return "\n".join(lines) + "\n"
+
+
+def format_table3_latex(table: pd.DataFrame, *, caption: str | None = None) -> str:
+    """Render :func:`table3_frame` as a LaTeX ``table`` with booktabs rules.
+
+    Parameters
+    ----------
+    table
+        Output of :func:`table3_frame`.
+    caption
+        Plain-text caption (escaped here); a default describing the numbers if ``None``.
+
+    Returns
+    -------
+    str
+        LaTeX source needing ``\\usepackage{booktabs}``.
+    """
+    if table.empty:
+        return "% Table 3: no loss-switch ablation in the score rows\n"
+    low, high = float(table["auc_low"].iloc[0]), float(table["auc_high"].iloc[0])
+    header, body = _table3_rows(table, pm=" ± ", mark=EXTRAPOLATED_MARK)
+    if caption is None:
+        caption = (
+            f"Loss-switch ablation of {model_label_for(str(table['method'].iloc[0]))} without "
+            f"EC: normalised AUC over K in [{low:.0f}, {high:.0f}] against the actual mean number "
+            "of superpixels; mean (+- sd) over seeds. Paper values (CDS, Table 3) from a secondary "
+            "summary of the paper; Delta = ours - paper. BP is the paper's B."
+        )
+        if table["auc_extrapolated"].any():
+            caption += " Dagger: AUC extrapolated at an unbracketed end of the range."
+    n_left = 6 if "Data" in header else 5
+    spec = "l" * n_left + "r" * (len(header) - n_left - 1) + "l"
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\resizebox{\linewidth}{!}{%",
+        rf"\begin{{tabular}}{{{spec}}}",
+        r"\toprule",
+        " & ".join(_latex_cell(h) for h in header) + r" \\",
+        r"\midrule",
+    ]
+    lines += [" & ".join(_latex_cell(c) for c in cells) + r" \\" for cells in body]
+    lines += [
+        r"\bottomrule",
+        r"\end{tabular}}",
+        rf"\caption{{{latex_escape(caption)}}}",
+        r"\label{tab:spbench-table3}",
+        r"\end{table}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def model_label_for(method: str) -> str:
+    """Display name of a method (``"cds"`` → ``"CDS"``)."""
+    return model_label(method, "base")

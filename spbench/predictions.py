@@ -1,0 +1,60 @@
+"""Reading prediction files (label maps) without torch.
+
+``spbench predict`` writes one compressed ``.npz`` per (run, scale): the arrays
+``noec/<image_id>`` and ``ec/<image_id>`` (``uint16`` label maps at the original resolution) and
+``meta``, a JSON string with the run identity, the scale, ``n_nominal`` and ``image_ids``. This
+module reads them with NumPy and :mod:`json` only, so the score and report stages (and anyone
+else) can use the files without importing torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from spbench.io import CorruptFileError
+
+__all__ = ["load_predictions"]
+
+
+def load_predictions(
+    path: str | os.PathLike[str],
+) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Read a prediction file written by :func:`spbench.predict.predict`.
+
+    Parameters
+    ----------
+    path
+        The ``.npz`` file.
+
+    Returns
+    -------
+    meta : dict
+        Run identity and prediction settings.
+    noec, ec : dict of str to numpy.ndarray
+        Label maps per image id, without and with enforced connectivity.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    spbench.io.CorruptFileError
+        If it exists but cannot be read (truncated archive, bad JSON, missing array); the message
+        names the file and says to re-run its prediction job.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            meta = json.loads(str(archive["meta"]))
+            noec = {i: archive[f"noec/{i}"] for i in meta["image_ids"]}
+            ec = {i: archive[f"ec/{i}"] for i in meta["image_ids"]}
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # zipfile, zlib and json errors all mean the same thing here
+        raise CorruptFileError(
+            f"{path} cannot be read ({err}); delete it and re-run its prediction job"
+        ) from err
+    return meta, noec, ec

@@ -1,0 +1,418 @@
+"""Paired comparison of each variant with ``base``: mean per-pair AUC difference and bootstrap CI.
+
+Definition (the same text heads ``paired.md``):
+
+1. **Per-pair AUC.** For one run (method, variant, seed), one EC setting and one (image,
+   annotation) pair, the normalised AUC of a metric is taken over that pair's values at the
+   run's scales, with the *run's* K̄ per scale as abscissa (the mean actual number of
+   superpixels over all pairs of that run, EC setting and scale, i.e. the x of the Table 2
+   curve), over [low, high] with the rule of ``protocol.md`` §8 (linear interpolation at the
+   ends, linear extrapolation at an unbracketed end). The AUC is linear in the values for fixed
+   abscissae, so the mean of these per-pair AUCs over all pairs is exactly the run's Table 2 AUC.
+   A pair that lacks a value at any of the run's scales gets no AUC and is left out.
+2. **Seeds pooled.** For each (model, EC, pair), the per-pair AUCs of the model's seeds are
+   averaged (over the seeds that have the pair).
+3. **Difference.** Δ = variant − base per pair, over the pairs both models have, for the same
+   method, dataset, split and EC setting; the reported value is the plain mean of Δ over pairs
+   (every (image, annotation) pair weighs once, as in ``protocol.md`` §6).
+4. **Interval.** 95 % percentile bootstrap: resample the *images* with replacement (each image
+   with all of its pairs), recompute the pair-weighted mean Δ, 2000 resamples by default, with a
+   seeded :class:`numpy.random.Generator` (one fresh generator per comparison, so a comparison's
+   interval does not depend on which other comparisons exist). "Significant" means that the
+   interval excludes 0.
+
+No torch is imported here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from spbench.metrics import normalized_auc
+from spbench.report.aggregate import (
+    DEFAULT_AUC_RANGE,
+    RUN_KEYS,
+    aggregate_curves,
+    model_label,
+)
+
+__all__ = [
+    "PAIRED_METRICS",
+    "auc_weights",
+    "bootstrap_mean_ci",
+    "format_paired_markdown",
+    "pair_aucs",
+    "paired_differences",
+]
+
+PAIRED_METRICS: tuple[tuple[str, str, int], ...] = (
+    ("asa", "ASA", 4),
+    ("co", "CO", 4),
+    ("bp", "BP", 4),
+    ("br", "BR", 4),
+    ("ue_np", "UE", 4),
+    ("xc", "XC", 1),
+    ("stray", "Stray", 1),
+)
+"""Metrics compared: (score column, name, decimals)."""
+
+BASE_VARIANT = "base"
+_PAIR = ["image_id", "annotation"]
+
+
+def auc_weights(
+    k: Sequence[float] | np.ndarray, low: float, high: float
+) -> tuple[np.ndarray, bool]:
+    """Weights w with ``normalized_auc(k, v) == w @ v`` for every v (same order as ``k``).
+
+    The normalised AUC is linear in the values for fixed abscissae; the weights are the AUCs of
+    the unit vectors.
+
+    Parameters
+    ----------
+    k
+        Abscissae (need not be sorted; at least two, finite and distinct).
+    low, high
+        AUC range.
+
+    Returns
+    -------
+    weights : numpy.ndarray
+        One weight per point, in the order of ``k``.
+    extrapolated : bool
+        Whether an end of the range is not bracketed by the points.
+    """
+    k = np.asarray(k, dtype=float)
+    if k.size < 2 or not np.isfinite(k).all():
+        raise ValueError(f"need at least two finite abscissae, got {k.tolist()}")
+    order = np.argsort(k, kind="stable")
+    weights = np.empty(k.size)
+    extrapolated = False
+    for pos, idx in enumerate(order):
+        unit = np.zeros(k.size)
+        unit[pos] = 1.0
+        result = normalized_auc(k[order], unit, low=low, high=high)
+        weights[idx] = result.value
+        extrapolated = extrapolated or bool(result.extrapolated)
+    return weights, extrapolated
+
+
+def pair_aucs(
+    scores: pd.DataFrame,
+    curves: pd.DataFrame | None = None,
+    *,
+    auc_range: tuple[float, float] = DEFAULT_AUC_RANGE,
+    metrics: Sequence[str] = tuple(m for m, _, _ in PAIRED_METRICS),
+) -> pd.DataFrame:
+    """Per-(image, annotation) normalised AUCs against the run's K̄ (definition step 1).
+
+    Parameters
+    ----------
+    scores
+        Score rows (see :mod:`spbench.report.aggregate`).
+    curves
+        :func:`~spbench.report.aggregate.aggregate_curves` of ``scores`` (computed if ``None``);
+        its ``k_mean`` is the abscissa.
+    auc_range
+        ``(low, high)``.
+    metrics
+        Score columns to integrate.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (dataset, split, method, variant, seed, ec, image_id, annotation) with one
+        column per metric (NaN where the pair misses a scale) and ``auc_extrapolated``.
+    """
+    if curves is None:
+        curves = aggregate_curves(scores)
+    low, high = (float(x) for x in auc_range)
+    keys = [*RUN_KEYS, "ec"]
+    k_of = {
+        key: dict(zip(g["scale"], g["k_mean"], strict=True))
+        for key, g in curves.groupby(keys, sort=True, dropna=False)
+    }
+    parts = []
+    for key, group in scores.groupby(keys, sort=True, dropna=False):
+        k_by_scale = k_of[key]
+        scales = sorted(k_by_scale)
+        if len(scales) < 2:
+            continue
+        weights, extrapolated = auc_weights([k_by_scale[s] for s in scales], low, high)
+        wide = group.set_index([*_PAIR, "scale"])[list(metrics)].unstack("scale")
+        part = pd.DataFrame(index=wide.index)
+        for metric in metrics:
+            values = wide[metric].reindex(columns=scales).to_numpy(dtype=float)
+            part[metric] = values @ weights  # NaN where any scale is missing
+        part = part.reset_index()
+        for name, value in zip(keys, key, strict=True):
+            part[name] = value
+        part["auc_extrapolated"] = extrapolated
+        parts.append(part)
+    columns = [*keys, *_PAIR, *metrics, "auc_extrapolated"]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(parts, ignore_index=True)[columns]
+
+
+def bootstrap_mean_ci(
+    image_sums: np.ndarray,
+    image_counts: np.ndarray,
+    *,
+    n_boot: int,
+    rng: np.random.Generator | None = None,
+    indices: np.ndarray | None = None,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of a pair-weighted mean, resampling images.
+
+    Parameters
+    ----------
+    image_sums, image_counts
+        Per image, the sum of the pair values and the number of pairs.
+    n_boot
+        Number of resamples (ignored if ``indices`` is given).
+    rng
+        Generator used to draw the resamples.
+    indices
+        ``[n_boot, n_images]`` resampled image indices to reuse (the same draws for every metric
+        of one comparison).
+    level
+        Coverage of the interval.
+
+    Returns
+    -------
+    tuple of float
+        ``(low, high)``; NaN if there is no image.
+    """
+    n = image_sums.size
+    if n == 0:
+        return math.nan, math.nan
+    if indices is None:
+        if rng is None:
+            raise ValueError("give rng or indices")
+        indices = rng.integers(0, n, size=(n_boot, n))
+    counts = image_counts[indices].sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = image_sums[indices].sum(axis=1) / counts
+    means = means[counts > 0]
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(means, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+def paired_differences(
+    scores: pd.DataFrame,
+    curves: pd.DataFrame | None = None,
+    *,
+    auc_range: tuple[float, float] = DEFAULT_AUC_RANGE,
+    metrics: Sequence[str] = tuple(m for m, _, _ in PAIRED_METRICS),
+    n_boot: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Mean per-pair AUC difference variant − base with an image-bootstrap interval.
+
+    See the module docstring for the exact definition.
+
+    Parameters
+    ----------
+    scores
+        Score rows.
+    curves
+        Their :func:`~spbench.report.aggregate.aggregate_curves` (computed if ``None``).
+    auc_range
+        ``(low, high)`` of the AUC.
+    metrics
+        Score columns compared.
+    n_boot
+        Bootstrap resamples.
+    seed
+        Seed of the :class:`numpy.random.Generator` (a fresh one per comparison).
+    level
+        Interval coverage (0.95).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (dataset, split, method, EC, variant ≠ base, metric) with ``model``,
+        ``base_model``, ``mean_delta``, ``ci_low``, ``ci_high``, ``significant`` (the interval
+        excludes 0), ``base_mean`` and ``variant_mean`` (mean per-pair AUC over the compared
+        pairs), ``n_images``, ``n_pairs``, ``n_seeds_base``, ``n_seeds_variant``, ``n_boot``,
+        ``auc_low``, ``auc_high`` and ``auc_extrapolated`` (either model extrapolated).
+        Empty if no method has both ``base`` and another variant.
+    """
+    columns = [
+        "dataset", "split", "method", "ec", "variant", "model", "base_model", "metric",
+        "mean_delta", "ci_low", "ci_high", "significant", "base_mean", "variant_mean",
+        "n_images", "n_pairs", "n_seeds_base", "n_seeds_variant", "n_boot",
+        "auc_low", "auc_high", "auc_extrapolated",
+    ]  # fmt: skip
+    low, high = (float(x) for x in auc_range)
+    per_pair = pair_aucs(scores, curves, auc_range=auc_range, metrics=metrics)
+    if per_pair.empty:
+        return pd.DataFrame(columns=columns)
+    model_keys = ["dataset", "split", "method", "variant", "ec"]
+    pooled = per_pair.groupby([*model_keys, *_PAIR], sort=True, dropna=False)[list(metrics)].mean()
+    n_seeds = per_pair.groupby(model_keys, dropna=False)["seed"].nunique()
+    extrap = per_pair.groupby(model_keys, dropna=False)["auc_extrapolated"].any()
+    rows = []
+    for (dataset, split, method, ec), group in pooled.groupby(
+        level=["dataset", "split", "method", "ec"], sort=True, dropna=False
+    ):
+        variants = list(dict.fromkeys(group.index.get_level_values("variant")))
+        if BASE_VARIANT not in variants:
+            continue
+        base = group.xs(BASE_VARIANT, level="variant").droplevel(
+            ["dataset", "split", "method", "ec"]
+        )
+        for variant in sorted((v for v in variants if v != BASE_VARIANT), key=_natural):
+            other = group.xs(variant, level="variant").droplevel(
+                ["dataset", "split", "method", "ec"]
+            )
+            joined = base.add_suffix("_base").join(other.add_suffix("_var"), how="inner")
+            if joined.empty:
+                continue
+            images = joined.index.get_level_values("image_id")
+            codes, uniques = pd.factorize(images, sort=True)
+            rng = np.random.default_rng(seed)
+            indices = rng.integers(0, len(uniques), size=(n_boot, len(uniques)))
+            for metric in metrics:
+                b = joined[f"{metric}_base"].to_numpy(dtype=float)
+                v = joined[f"{metric}_var"].to_numpy(dtype=float)
+                delta = v - b
+                valid = np.isfinite(delta)
+                sums = np.bincount(codes[valid], weights=delta[valid], minlength=len(uniques))
+                counts = np.bincount(codes[valid], minlength=len(uniques)).astype(float)
+                if valid.any():
+                    ci_low, ci_high = bootstrap_mean_ci(
+                        sums, counts, n_boot=n_boot, indices=indices
+                    )
+                    mean = float(delta[valid].mean())
+                else:
+                    ci_low = ci_high = mean = math.nan
+                key_b = (dataset, split, method, BASE_VARIANT, ec)
+                key_v = (dataset, split, method, variant, ec)
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "split": split,
+                        "method": method,
+                        "ec": bool(ec),
+                        "variant": variant,
+                        "model": model_label(method, variant),
+                        "base_model": model_label(method, BASE_VARIANT),
+                        "metric": metric,
+                        "mean_delta": mean,
+                        "ci_low": ci_low,
+                        "ci_high": ci_high,
+                        "significant": bool(ci_low > 0 or ci_high < 0),
+                        "base_mean": float(b[valid].mean()) if valid.any() else math.nan,
+                        "variant_mean": float(v[valid].mean()) if valid.any() else math.nan,
+                        "n_images": int((counts > 0).sum()),
+                        "n_pairs": int(valid.sum()),
+                        "n_seeds_base": int(n_seeds[key_b]),
+                        "n_seeds_variant": int(n_seeds[key_v]),
+                        "n_boot": int(n_boot),
+                        "auc_low": low,
+                        "auc_high": high,
+                        "auc_extrapolated": bool(extrap[key_b] or extrap[key_v]),
+                    }
+                )
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    table = pd.DataFrame(rows, columns=columns)
+    order = {m: i for i, m in enumerate(metrics)}
+    variants = {v: i for i, v in enumerate(sorted(table["variant"].unique(), key=_natural))}
+    return (
+        table.assign(
+            _ec=~table["ec"], _m=table["metric"].map(order), _v=table["variant"].map(variants)
+        )
+        .sort_values(["dataset", "split", "method", "_v", "_ec", "_m"], kind="stable")
+        .drop(columns=["_ec", "_m", "_v"])
+        .reset_index(drop=True)
+    )
+
+
+def _natural(text: str) -> tuple:
+    """Sort key that orders ``lap`` first, then ``lap_l90`` before ``lap_l360``."""
+    parts = tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(text)))
+    return (text != "lap", parts)
+
+
+def _fmt(value: float, decimals: int, sign: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{float(value):{'+' if sign else ''}.{decimals}f}"
+
+
+def format_paired_markdown(table: pd.DataFrame, *, title: str = "Paired comparison") -> str:
+    """Render :func:`paired_differences` as Markdown with the definition in the header.
+
+    Returns
+    -------
+    str
+        The Markdown document, ending with a newline.
+    """
+    lines = [f"# {title}", ""]
+    if table.empty:
+        lines.append("No method has both a `base` run and another variant: nothing to compare.")
+        return "\n".join(lines) + "\n"
+    low, high = float(table["auc_low"].iloc[0]), float(table["auc_high"].iloc[0])
+    n_boot = int(table["n_boot"].iloc[0])
+    lines += [
+        "Definition:",
+        "",
+        f"- **Per-pair AUC**: for each (image, annotation) pair, the normalised AUC over "
+        f"K̄ ∈ [{low:.0f}, {high:.0f}] of that pair's metric values at the run's scales, with the "
+        "run's K̄ per scale (mean actual number of superpixels over all pairs) as the shared "
+        "abscissa (protocol.md §8). Its mean over pairs equals the Table 2 AUC of the run.",
+        "- **Seeds pooled**: a model's per-pair AUCs are averaged over its seeds before "
+        "differencing.",
+        "- **Δ = variant − base** per pair (same method, data and EC setting, pairs both have); "
+        "“mean Δ” is the plain mean over pairs.",
+        f"- **95 % CI**: percentile bootstrap over *images* (each resampled image brings all its "
+        f"annotations), {n_boot} resamples, seeded numpy Generator. “significant”: the interval "
+        "excludes 0.",
+        "- XC and Stray with EC are 0 by construction, so their Δ is 0.",
+        "",
+    ]
+    header = [
+        "Comparison", "EC", "Metric", "base", "variant", "mean Δ", "CI low", "CI high",
+        "n_images", "n_pairs", "seeds (b/v)", "significant",
+    ]  # fmt: skip
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    decimals = {m: d for m, _, d in PAIRED_METRICS}
+    names = {m: n for m, n, _ in PAIRED_METRICS}
+    multi = table[["dataset", "split"]].drop_duplicates().shape[0] > 1
+    for _, row in table.iterrows():
+        d = decimals.get(row["metric"], 4)
+        comparison = f"{row['model']} vs {row['base_model']}"
+        if multi:
+            comparison += f" ({row['dataset']}/{row['split']})"
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    comparison,
+                    "yes" if row["ec"] else "no",
+                    names.get(row["metric"], row["metric"]),
+                    _fmt(row["base_mean"], d),
+                    _fmt(row["variant_mean"], d),
+                    _fmt(row["mean_delta"], d, sign=True),
+                    _fmt(row["ci_low"], d, sign=True),
+                    _fmt(row["ci_high"], d, sign=True),
+                    str(int(row["n_images"])),
+                    str(int(row["n_pairs"])),
+                    f"{int(row['n_seeds_base'])}/{int(row['n_seeds_variant'])}",
+                    "yes" if row["significant"] else "no",
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
