@@ -138,11 +138,32 @@ def _report(args: argparse.Namespace) -> None:
 
     settings = _settings(args, report_settings)
     paths = build_report(
-        args.scores, args.out_dir, auc_range=tuple(settings["auc_range"]), title=settings["title"]
+        args.scores,
+        args.out_dir,
+        auc_range=tuple(settings["auc_range"]),
+        title=settings["title"],
+        ablation_method=settings.get("ablation_method"),
+        sweep_method=settings.get("sweep_method"),
     )
     print("report written:")
     for name, path in paths.items():
         print(f"  {name:<28} {path}")
+
+
+def _qualitative(args: argparse.Namespace) -> None:
+    from spbench.report.qualitative import build_qualitative
+
+    files = {}
+    for item in args.prediction:
+        label, sep, path = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--prediction expects LABEL=PATH, got {item!r}")
+        files[label] = Path(path)
+    paths = build_qualitative(
+        files, args.data, args.out, image_ids=args.images, n_images=args.n_images
+    )
+    for path in paths.values():
+        print(path)
 
 
 def _methods(args: argparse.Namespace) -> None:
@@ -235,6 +256,19 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--scores", type=Path, nargs="+", required=True)
     report.add_argument("--out-dir", type=Path, required=True)
     report.set_defaults(func=_report)
+
+    qual = sub.add_parser("qualitative", help="segmentations of base and LAP side by side")
+    qual.add_argument(
+        "--prediction",
+        action="append",
+        required=True,
+        help="LABEL=PATH of a prediction file at one scale (repeatable, in order)",
+    )
+    qual.add_argument("--data", type=Path, required=True, help="prepared dataset folder")
+    qual.add_argument("--out", type=Path, required=True, help="PNG to write (PDF beside it)")
+    qual.add_argument("--images", nargs="+", help="image ids (default: the most fragmented)")
+    qual.add_argument("--n-images", type=int, default=3)
+    qual.set_defaults(func=_qualitative)
 
     methods = sub.add_parser("methods", help="list the registered methods")
     methods.set_defaults(func=_methods)

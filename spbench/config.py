@@ -274,5 +274,9 @@ def score_settings(config: dict) -> dict:
 
 
 def report_settings(config: dict) -> dict:
-    """Return the settings of ``spbench report``."""
-    return dict(config["report"])
+    """Return the settings of ``spbench report`` (with the ablation and sweep methods)."""
+    return {
+        **config["report"],
+        "ablation_method": config["ablation"]["method"] if config["ablation"]["enabled"] else None,
+        "sweep_method": config["sweep"]["method"] if config["sweep"]["enabled"] else None,
+    }

@@ -82,10 +82,10 @@ def test_paper_profile_dry_run_lists_the_full_graph(tmp_path):
             counts[parts[0]] = int(parts[1])
     assert counts["download_bsds500"] == 1
     assert counts["prepare_bsds500"] == 1
-    assert counts["train_stage"] == 2  # SCN and SCN-LAP, one seed, one stage
-    assert counts["predict_scales"] == 2
-    assert counts["score_scale"] == 2 * 13
-    assert counts["report"] == 1
+    assert counts["train_stage"] == 3  # SCN, SCN-LAP (one seed, one stage) and SLIC
+    assert counts["predict_scales"] == 3
+    assert counts["score_scale"] == 3 * 13
+    assert counts["table2"] == 1 and counts["figures"] == 1
     for variant in ("base", "lap"):
         assert f"results/paper/models/scn/{variant}/seed0/main.pt" in out
 
@@ -115,24 +115,64 @@ def test_ci_profile_end_to_end(tmp_path):
 
     scores = pd.concat(pd.read_parquet(p) for p in sorted((results / "scores").rglob("*.parquet")))
     assert SCORE_COLUMNS <= set(scores.columns)
-    assert set(scores["variant"]) == {"base", "lap"}
+    assert {"base", "lap", "abl_lap", "lap_l0", "lap_l1440"} <= set(scores["variant"])
     assert sorted(scores["scale"].unique()) == [0.4, 0.6, 0.8, 1.0, 1.2]
     assert (scores.loc[scores["ec"], ["xc", "stray"]] == 0).all().all()  # EC output is connected
     assert scores["asa"].between(0, 1).all() and scores["bp"].between(0, 1).all()
-    pairs = scores.groupby(["variant", "scale", "ec"]).size()
+    pairs = scores.groupby(["method", "variant", "scale", "ec"]).size()
     assert pairs.nunique() == 1  # every (variant, scale, EC) scores the same pairs
 
-    report = results / "report"
+    report = results / "report/table2"
     table = (report / "table2.md").read_text()
     for row in ("| SCN | yes", "| SCN-LAP | yes", "| SCN | no", "| SCN-LAP | no"):
         assert row in table
     assert "\\toprule" in (report / "table2.tex").read_text()
     csv = pd.read_csv(report / "table2.csv")
-    assert len(csv) == 4
+    assert len(csv) == 6  # SCN, SCN-LAP with and without EC, and the SLIC reference
+    assert "| SLIC | yes" in table
     for name in ("metrics_vs_k_noec.png", "metrics_vs_k_ec.png", "asa_co_tradeoff.png"):
         assert (report / "figures" / name).stat().st_size > 10_000
     ckpt_log = results / "models/scn/lap/seed0/main_log.jsonl"
     assert '"lap"' in ckpt_log.read_text()
+    table3 = (results / "report/table3/table3.md").read_text()
+    assert table3.count("| CDS") == 8  # the full LAP x MSD x WR factorial
+    sweep = pd.read_csv(results / "report/sweep/sweep.csv")
+    assert sorted(sweep["lambda_lap"]) == [0, 360, 1440]
+    assert (results / "report/figures/qualitative.png").stat().st_size > 10_000
+    assert (scores["ec_relabelled"].between(0, 1)).all()
 
     again = run([*command, "-n"], ROOT)
     assert "Nothing to be done" in again
+
+
+def test_named_targets_run_only_what_they_need(tmp_path):
+    shutil.copytree(ROOT / ".test/config", tmp_path / "config")
+
+    def job_counts(target):
+        # The target goes first: --resources would swallow it as one more resource.
+        command = [
+            *SNAKEMAKE,
+            target,
+            "--directory",
+            str(tmp_path),
+            "-n",
+            "--cores",
+            "2",
+            "--resources",
+            "gpu=1",
+        ]
+        counts = {}
+        for line in run(command, ROOT).split("Job stats:")[1].splitlines()[3:]:
+            parts = line.split()
+            if len(parts) != 2 or not parts[1].isdigit():
+                break
+            counts[parts[0]] = int(parts[1])
+        return counts
+
+    table3 = job_counts("table3")
+    assert table3["train_stage"] == 8 and table3["table3"] == 1  # the CDS factorial only
+    assert "sweep" not in table3 and "table2" not in table3
+    sweep = job_counts("sweep")
+    assert sweep["train_stage"] == 3 and "table3" not in sweep  # λ = 0, 360, 1440
+    figures = job_counts("figures")
+    assert figures["predict_scales"] == 2 and "score_scale" not in figures

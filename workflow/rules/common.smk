@@ -5,6 +5,7 @@ import os
 import spbench
 from spbench.config import (
     SHARED_VARIANT,
+    experiment_runs,
     predict_settings,
     report_settings,
     score_settings,
@@ -13,6 +14,7 @@ from spbench.config import (
 )
 from spbench.models import get_method, get_stage
 from spbench.predict import format_scale
+from spbench.report.aggregate import model_label
 
 # Validate against workflow/schemas/config.schema.yaml, fill defaults, check the method names.
 config.update(validate_config(config))
@@ -24,6 +26,9 @@ LOGS = f"logs/{RUN}"
 BENCH = f"benchmarks/{RUN}"
 SCALES = [format_scale(s) for s in config["predict"]["scales"]]
 RUN_KEY = "{method}/{variant}/seed{seed}"
+# (method, variant, seed) runs of each experiment: table2, table3 (ablation), sweep.
+EXPERIMENTS = experiment_runs(config)
+REPORT = f"{RESULTS}/report"
 # Rules whose command is package code rerun when spbench's version changes (snakemake.md §3).
 IMPL = spbench.__version__
 
@@ -34,16 +39,6 @@ wildcard_constraints:
     seed=r"\d+",
     scale=r"\d+(\.\d+)?",
     stage=r"[a-z0-9_]+",
-
-
-def runs():
-    """Every (method, variant, seed) of the profile, as wildcard dicts."""
-    return [
-        {"method": m, "variant": v, "seed": s}
-        for m in config["methods"]
-        for v in config["variants"]
-        for s in config["seeds"]
-    ]
 
 
 def stage_checkpoint(method, variant, seed, stage):
@@ -83,23 +78,59 @@ def prediction_paths(wildcards=None):
     )
 
 
-def score_paths():
+def experiment_scores(name):
+    """Score files of every run and scale of one experiment."""
     return [
-        f"{RESULTS}/scores/{r['method']}/{r['variant']}/seed{r['seed']}/scale{scale}.parquet"
-        for r in runs()
+        f"{RESULTS}/scores/{method}/{variant}/seed{seed}/scale{scale}.parquet"
+        for method, variant, seed in EXPERIMENTS[name]
         for scale in SCALES
     ]
 
 
-def report_outputs():
-    out = f"{RESULTS}/report"
+def table2_outputs():
     return [
-        f"{out}/table2.md",
-        f"{out}/table2.csv",
-        f"{out}/table2.tex",
-        f"{out}/figures/metrics_vs_k_noec.png",
-        f"{out}/figures/asa_co_tradeoff.png",
+        f"{REPORT}/table2/table2.md",
+        f"{REPORT}/table2/table2.csv",
+        f"{REPORT}/table2/table2.tex",
+        f"{REPORT}/table2/figures/metrics_vs_k_noec.png",
+        f"{REPORT}/table2/figures/metrics_vs_k_ec.png",
+        f"{REPORT}/table2/figures/asa_co_tradeoff.png",
     ]
+
+
+def report_targets():
+    """Every artefact of the profile's report: Table 2, figures, and the enabled experiments."""
+    targets = [*table2_outputs(), f"{REPORT}/figures/qualitative.png"]
+    if EXPERIMENTS["table3"]:
+        targets.append(f"{REPORT}/table3/table3.md")
+    if EXPERIMENTS["sweep"]:
+        targets.append(f"{REPORT}/sweep/sweep.md")
+    return targets
+
+
+def qualitative_runs():
+    """Label -> prediction file of the first method's base and first other variant."""
+    method, seed = config["methods"][0], config["seeds"][0]
+    variants = list(config["variants"])
+    chosen = (
+        ["base", next(v for v in variants if v != "base")]
+        if "base" in variants
+        else variants[:2]
+    )
+    scale = min(SCALES, key=lambda s: abs(float(s) - 1.0))
+    return {
+        model_label(
+            method, v
+        ): f"{RESULTS}/predictions/{method}/{v}/seed{seed}/scale{scale}.npz"
+        for v in chosen
+    }
+
+
+def qualitative_option(wildcards, input):
+    """`--prediction LABEL=PATH` options of `spbench qualitative`, in the figure's order."""
+    return " ".join(
+        f"--prediction {label}={path}" for label, path in qualitative_runs().items()
+    )
 
 
 def dataset_summary_outputs():
