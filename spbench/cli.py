@@ -15,6 +15,7 @@ from the stage's own slice as JSON (``--settings '{...}'``)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -166,6 +167,26 @@ def _qualitative(args: argparse.Namespace) -> None:
         print(path)
 
 
+def _import_weights(args: argparse.Namespace) -> None:
+    from spbench.config import train_settings
+    from spbench.models import get_method
+    from spbench.train import loss_config
+    from spbench.weights import import_weights
+
+    settings = _settings(args, lambda c: train_settings(c, args.trained_as))
+    config = loss_config(settings, get_method(args.method).recipe.n_classes)
+    print(
+        import_weights(
+            args.source,
+            args.out,
+            method=args.method,
+            variant=args.variant,
+            loss_config=dataclasses.asdict(config),
+            sha256=args.sha256,
+        )
+    )
+
+
 def _methods(args: argparse.Namespace) -> None:
     from spbench.models import get_method, list_methods
 
@@ -269,6 +290,16 @@ def build_parser() -> argparse.ArgumentParser:
     qual.add_argument("--images", nargs="+", help="image ids (default: the most fragmented)")
     qual.add_argument("--n-images", type=int, default=3)
     qual.set_defaults(func=_qualitative)
+
+    imp = sub.add_parser("import-weights", help="published weights -> a spbench checkpoint")
+    _add_settings(imp)
+    imp.add_argument("--method", required=True)
+    imp.add_argument("--variant", required=True, help="run variant name, e.g. pub_lap")
+    imp.add_argument("--trained-as", required=True, help="configured variant, e.g. lap")
+    imp.add_argument("--source", required=True, help="checkpoint path or HTTP(S) URL")
+    imp.add_argument("--sha256", help="expected sha256 of the file")
+    imp.add_argument("--out", type=Path, required=True)
+    imp.set_defaults(func=_import_weights)
 
     methods = sub.add_parser("methods", help="list the registered methods")
     methods.set_defaults(func=_methods)

@@ -13,6 +13,7 @@ report range reruns the report and nothing else.
 from __future__ import annotations
 
 import copy
+import importlib
 import os
 from functools import cache
 from importlib import resources
@@ -93,6 +94,13 @@ def validate_config(config: dict, *, check_methods: bool = True) -> dict:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
     if not full["dataset"]["root"]:
         full["dataset"]["root"] = f"data/{full['dataset']['name']}/prepared"
+    import_method_modules(full["method_modules"])
+    for i, entry in enumerate(full["published"]):
+        if entry["variant"] not in full["variants"]:
+            raise ConfigError(
+                f"config.published[{i}].variant: {entry['variant']!r} is not a configured variant "
+                f"({sorted(full['variants'])})"
+            )
     if check_methods:
         from spbench.models import list_methods
 
@@ -105,6 +113,7 @@ def validate_config(config: dict, *, check_methods: bool = True) -> dict:
             else [],
             "config.sweep.method": [full["sweep"]["method"]] if full["sweep"]["enabled"] else [],
         }
+        named["config.published"] = [p["method"] for p in full["published"]]
         for key, names in named.items():
             unknown = [m for m in names if m not in known]
             if unknown:
@@ -196,7 +205,8 @@ def experiment_runs(config: dict) -> dict[str, list[tuple[str, str, int]]]:
     ``table2``: every method × configured variant × seed, plus every reference method (variant
     ``base``, first seed only: SLIC and the grid are deterministic); ``table3``: the ablation
     method × the factorial; ``sweep``: the sweep method × the λ variants. A run shared by
-    several experiments appears in each list.
+    several experiments appears in each list. ``published``: one run per released checkpoint,
+    variant ``pub_<variant>``, evaluated without training.
     """
     names = experiment_variants(config)
     seeds = config["seeds"]
@@ -205,8 +215,27 @@ def experiment_runs(config: dict) -> dict[str, list[tuple[str, str, int]]]:
         + [(m, "base", seeds[0]) for m in config["references"]],
         "table3": [(config["ablation"]["method"], v, s) for v in names["table3"] for s in seeds],
         "sweep": [(config["sweep"]["method"], v, s) for v in names["sweep"] for s in seeds],
+        "published": [(p["method"], f"pub_{p['variant']}", 0) for p in config["published"]],
     }
     return runs
+
+
+def import_method_modules(modules: list[str]) -> None:
+    """Import the modules that register extra methods (``config.method_modules``).
+
+    Raises
+    ------
+    ConfigError
+        Naming the module that cannot be imported.
+    """
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ConfigError(
+                f"config.method_modules: cannot import {module!r} ({err}); install it or put "
+                "its folder on PYTHONPATH"
+            ) from err
 
 
 def load_config(path: str | os.PathLike[str], *, check_methods: bool = True) -> dict:
@@ -260,12 +289,13 @@ def train_settings(config: dict, variant: str) -> dict:
         "train": config["train"],
         "losses": config["losses"],
         "variant": {"name": variant, **variant_switches(config, variant)},
+        "method_modules": config["method_modules"],
     }
 
 
 def predict_settings(config: dict) -> dict:
-    """Return the settings of ``spbench predict``."""
-    return dict(config["predict"])
+    """Return the settings of ``spbench predict`` (with the modules of extra methods)."""
+    return {**config["predict"], "method_modules": config["method_modules"]}
 
 
 def score_settings(config: dict) -> dict:

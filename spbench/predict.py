@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from spbench import __version__
+from spbench.config import import_method_modules
 from spbench.data.loader import normalize
 from spbench.data.prepared import load_split
 from spbench.grid import hard_labels
@@ -142,6 +143,7 @@ def predict(
     list of pathlib.Path
         The written files, in the order of ``outputs``.
     """
+    import_method_modules(settings.get("method_modules", []))
     device = resolve_device(settings.get("device", "auto"))
     ckpt = load_checkpoint(checkpoint, map_location=device)
     segment = get_method(ckpt["method"]).segment

@@ -33,6 +33,7 @@ import torch
 from tqdm import tqdm
 
 from spbench import __version__
+from spbench.config import import_method_modules
 from spbench.data.loader import PairBank
 from spbench.data.prepared import load_split
 from spbench.io import CorruptFileError, atomic_path
@@ -81,20 +82,24 @@ def effective_recipe(method: str, train: dict, stage: Stage | None = None) -> Re
 
     Precedence, lowest first: the method's recipe, the stage's own overrides (e.g. AINet's
     stage-1 learning rate), the config's ``train`` keys that are not null, and the config's
-    ``train.stage_overrides[<stage>]``.
+    ``train.per_method[<method>][<stage>]``.
     """
     stage = stage or get_stage(method)
     overrides = dict(stage.overrides)
     overrides.update({k: train[k] for k in RECIPE_KEYS if train.get(k) is not None})
-    per_stage = (train.get("stage_overrides") or {}).get(stage.name, {})
-    overrides.update({k: v for k, v in per_stage.items() if k in RECIPE_KEYS and v is not None})
+    per_stage = stage_settings(train, method, stage)
+    overrides.update({k: v for k, v in per_stage.items() if k in RECIPE_KEYS})
     return dataclasses.replace(get_method(method).recipe, **overrides)
 
 
-def stage_steps(train: dict, stage: Stage) -> int:
-    """Return the number of optimiser steps of ``stage`` (``stage_overrides`` or ``steps``)."""
-    per_stage = (train.get("stage_overrides") or {}).get(stage.name, {})
-    return int(per_stage.get("steps") or train["steps"])
+def stage_settings(train: dict, method: str, stage: Stage) -> dict:
+    """Return ``train.per_method[method][stage]`` (empty when the config sets none)."""
+    return dict((train.get("per_method") or {}).get(method, {}).get(stage.name, {}))
+
+
+def stage_steps(train: dict, method: str, stage: Stage) -> int:
+    """Return the optimiser steps of a stage: ``per_method`` if set, else ``train.steps``."""
+    return int(stage_settings(train, method, stage).get("steps") or train["steps"])
 
 
 def stage_splits(train: dict, method: str, stage: Stage) -> list[str]:
@@ -275,6 +280,7 @@ def train(
     partial_log = log_path.with_name(log_path.name + ".partial")
     for folder in {out.parent, log_path.parent}:
         folder.mkdir(parents=True, exist_ok=True)
+    import_method_modules(settings.get("method_modules", []))
     train_cfg = settings["train"]
     if train_cfg.get("threads"):
         torch.set_num_threads(train_cfg["threads"])
@@ -291,7 +297,7 @@ def train(
         )
     recipe = effective_recipe(method, train_cfg, stage_spec)
     config = loss_config(settings, recipe.n_classes, uses_variant=stage_spec.uses_variant)
-    steps = stage_steps(train_cfg, stage_spec)
+    steps = stage_steps(train_cfg, method, stage_spec)
     variant = settings["variant"]["name"]
 
     torch.manual_seed(seed)
@@ -389,7 +395,9 @@ def train(
         file=sys.stderr,
         mininterval=1.0 if sys.stderr.isatty() else 30.0,
     )
-    halve_at = train_cfg.get("lr_halve_at")
+    halve_at = stage_settings(train_cfg, method, stage_spec).get(
+        "lr_halve_at", train_cfg.get("lr_halve_at")
+    )
     with open(partial_log, "a", encoding="utf-8") as log_file:
         for step in bar:
             factor = lr_factor(recipe, step, halve_at)

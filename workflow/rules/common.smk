@@ -98,9 +98,36 @@ def table2_outputs():
     ]
 
 
+def published_entry(wildcards):
+    """The config.published entry of a pub_<variant> run."""
+    for entry in config["published"]:
+        if (entry["method"], f"pub_{entry['variant']}") == (
+            wildcards.method,
+            wildcards.variant,
+        ):
+            return entry
+    raise ValueError(
+        f"no config.published entry for {wildcards.method}/{wildcards.variant}"
+    )
+
+
+def published_params(wildcards):
+    entry = published_entry(wildcards)
+    return json.dumps(train_settings(config, entry["variant"]))
+
+
+def published_options(wildcards):
+    """Options of `spbench import-weights` for one config.published entry."""
+    entry = published_entry(wildcards)
+    sha = f" --sha256 {entry['sha256']}" if entry.get("sha256") else ""
+    return f"--trained-as {entry['variant']} --source {entry['source']}{sha}"
+
+
 def report_targets():
     """Every artefact of the profile's report: Table 2, figures, and the enabled experiments."""
     targets = [*table2_outputs(), f"{REPORT}/figures/qualitative.png"]
+    if EXPERIMENTS["published"]:
+        targets.append(f"{REPORT}/published/table2.md")
     if EXPERIMENTS["table3"]:
         targets.append(f"{REPORT}/table3/table3.md")
     if EXPERIMENTS["sweep"]:

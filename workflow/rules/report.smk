@@ -1,5 +1,5 @@
 # Report: one rule per artefact, each a named target that runs only the jobs it needs:
-#   snakemake ... table2 | table3 | sweep | figures | report
+#   snakemake ... table2 | table3 | sweep | published | figures | report
 
 
 rule table2:
@@ -81,6 +81,30 @@ rule sweep:
         ),
     log:
         f"{LOGS}/report/sweep.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    params:
+        settings=report_params,
+        out_dir=output_folder,
+        impl=IMPL,
+    shell:
+        "spbench report --settings {params.settings:q} --scores {input} "
+        "--out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule published:
+    input:
+        experiment_scores("published"),
+    output:
+        report(
+            f"{REPORT}/published/table2.md",
+            caption="../report/table2.rst",
+            category="Tables",
+            labels={"table": "published weights"},
+        ),
+    log:
+        f"{LOGS}/report/published.log",
     localrule: True
     conda:
         "../../environment.yml"

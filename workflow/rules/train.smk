@@ -29,3 +29,28 @@ rule train_stage:
         "--method {wildcards.method} --variant {wildcards.variant} --seed {wildcards.seed} "
         "--stage {wildcards.stage} {params.init} --out {output.checkpoint} "
         "--log {output.losses} --no-progress > {log} 2>&1"
+
+
+# Published weights (config.published) become the last-stage checkpoint of run
+# <method>/pub_<variant>/seed0 without training.
+ruleorder: import_weights > train_stage
+
+
+rule import_weights:
+    output:
+        f"{RESULTS}/models/{RUN_KEY}/{{stage}}.pt",
+    log:
+        f"{LOGS}/import_weights/{RUN_KEY}/{{stage}}.log",
+    wildcard_constraints:
+        variant=r"pub_[a-z0-9_]+",
+    retries: 2
+    localrule: True
+    conda:
+        "../../environment.yml"
+    params:
+        settings=published_params,
+        options=published_options,
+        impl=IMPL,
+    shell:
+        "spbench import-weights --settings {params.settings:q} --method {wildcards.method} "
+        "--variant {wildcards.variant} {params.options} --out {output} > {log} 2>&1"

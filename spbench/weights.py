@@ -1,0 +1,197 @@
+"""Published weights: turn an upstream or DLM checkpoint into a spbench checkpoint, untrained.
+
+So that a user can check our evaluation against the authors' own models, ``spbench
+import-weights`` reads a checkpoint given by path or URL and writes the same checkpoint format
+as training does, with the provenance "published weights <file>"; prediction, scoring and the
+report then treat it like any trained run (``baselines.md`` §7).
+
+Loading rules (``baselines.md`` §7, item 2):
+
+- the weights are the file's ``state_dict`` (Lightning and upstream ``.tar`` files) or the file
+  itself when it is a plain state dict;
+- DLM's Lightning checkpoints prefix every key with ``model.`` and DataParallel ones with
+  ``module.``: only that *leading* prefix is stripped;
+- every key the model expects must be present, except the prefixes a model declares optional
+  for inference (``training_only_prefixes``, e.g. CDS's auxiliary encoder and CLUB);
+- keys the model does not have are logged, never silently loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+
+from spbench import __version__
+from spbench.io import CorruptFileError, atomic_path
+from spbench.models import create_model, get_method
+from spbench.train import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
+
+log = logging.getLogger(__name__)
+
+LEADING_PREFIXES = ("model.", "module.")
+
+
+class WeightsMismatchError(ValueError):
+    """A checkpoint does not fit the method's network; the message lists the keys."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch_weights(source: str, cache_dir: str | os.PathLike[str]) -> Path:
+    """Return a local path for ``source``: the path itself, or an HTTP(S) URL downloaded once.
+
+    Downloads go to ``cache_dir/<file name>`` with resume and retries
+    (:func:`spbench.data.download.fetch`).
+    """
+    if urlparse(source).scheme in ("http", "https"):
+        from spbench.data.download import fetch
+
+        name = Path(urlparse(source).path).name or "weights.ckpt"
+        return fetch(
+            Path(cache_dir) / name,
+            [source],
+            hint="set the weights' `source` in config.published to a local copy",
+        )
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"published weights {path} not found (config.published source)")
+    return path
+
+
+def extract_state_dict(checkpoint: object) -> dict[str, torch.Tensor]:
+    """Return the model weights of an upstream, DLM or plain checkpoint with the prefix stripped.
+
+    Returns
+    -------
+    dict
+        Parameter and buffer tensors keyed by the module names of the network.
+    """
+    state = checkpoint
+    if isinstance(checkpoint, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(checkpoint.get(key), dict):
+                state = checkpoint[key]
+                break
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise CorruptFileError("the checkpoint holds no state dict")
+    out = {}
+    for key, value in state.items():
+        for prefix in LEADING_PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix) :]
+                break
+        out[key] = value
+    return out
+
+
+def load_published(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """Load ``state`` into ``model`` under the loading rules; return the unexpected keys.
+
+    Raises
+    ------
+    WeightsMismatchError
+        If a required key is missing or a shape differs (the first few are named).
+    """
+    optional = tuple(getattr(model, "training_only_prefixes", ()))
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state and not k.startswith(optional)]
+    if missing:
+        raise WeightsMismatchError(
+            f"{len(missing)} weights missing from the checkpoint, e.g. {missing[:5]}; is it a "
+            "checkpoint of this method?"
+        )
+    shapes = [
+        k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    if shapes:
+        k = shapes[0]
+        raise WeightsMismatchError(
+            f"{len(shapes)} weights differ in shape, e.g. {k}: checkpoint "
+            f"{tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        )
+    unexpected = [k for k in state if k not in expected]
+    model.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
+    if unexpected:
+        log.warning(
+            "ignored %d checkpoint keys the model lacks, e.g. %s", len(unexpected), unexpected[:5]
+        )
+    return unexpected
+
+
+def import_weights(
+    source: str,
+    out: str | os.PathLike[str],
+    *,
+    method: str,
+    variant: str,
+    loss_config: dict,
+    sha256: str | None = None,
+) -> Path:
+    """Convert published weights into a spbench checkpoint that predict can use.
+
+    Parameters
+    ----------
+    source
+        Local path or HTTP(S) URL of the checkpoint.
+    out
+        spbench checkpoint to write (atomically).
+    method
+        Registered method the weights belong to.
+    variant
+        Run variant name recorded in the checkpoint (e.g. ``pub_lap``).
+    loss_config
+        The loss switches the weights were trained with (recorded in every result row).
+    sha256
+        Expected sha256 of the file; checked when given.
+
+    Returns
+    -------
+    pathlib.Path
+        The written checkpoint.
+    """
+    out = Path(out)
+    path = fetch_weights(source, out.parent / "download")
+    if sha256 and _sha256(path) != sha256.lower():
+        raise CorruptFileError(f"{path}: sha256 differs from config.published ({sha256})")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises several types for foreign or truncated files
+        raise CorruptFileError(f"{path} is not a readable PyTorch checkpoint ({err})") from err
+    model = create_model(method)
+    unexpected = load_published(model, extract_state_dict(raw))
+    stages = [s.name for s in get_method(method).stages]
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_VERSION,
+        "spbench_version": __version__,
+        "torch_version": torch.__version__,
+        "method": method,
+        "variant": variant,
+        "stage": stages[-1],
+        "stages": stages,
+        "seed": 0,
+        "settings": {},
+        "recipe": {},
+        "loss_config": loss_config,
+        "device": "cpu",
+        "weights": f"published weights {path.name}",
+        "init": str(source),
+        "step": 0,
+        "wall_time_s": 0.0,
+        "model": model.state_dict(),
+        "unexpected_keys": unexpected,
+    }
+    with atomic_path(out) as tmp:
+        torch.save(payload, tmp)
+    return out

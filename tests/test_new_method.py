@@ -1,0 +1,82 @@
+"""'Adding a base method' from the README, done exactly as written, to a Table 2 row.
+
+A made-up method lives in its own module outside spbench, registers itself with
+``@register_method``, is named in the profile (``method_modules`` and ``methods``), and runs
+through the unchanged workflow: train, predict, score and report.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINYNET = '''
+"""A tiny two-layer superpixel network: the README's example method."""
+
+from torch import nn
+
+from spbench.models import Recipe, SuperpixelOutput, register_method
+
+
+class TinyNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.LeakyReLU(0.1))
+        self.head = nn.Conv2d(8, 9, 3, padding=1)
+
+    def forward(self, image):
+        z = self.features(image)
+        return SuperpixelOutput(self.head(z).softmax(1), z)
+
+
+@register_method(
+    "tinynet",
+    recipe=Recipe(lr=1e-3, weight_decay=0.0, batch_size=2, crop=64, val_crop=64),
+)
+def tinynet(**kwargs):
+    """Two convolutions and a 9-way softmax."""
+    return TinyNet(**kwargs)
+'''
+
+
+@pytest.mark.slow
+def test_a_new_method_reaches_table2(tmp_path):
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins/tinynet.py").write_text(textwrap.dedent(TINYNET))
+    shutil.copytree(ROOT / ".test/config", tmp_path / "config")
+    config = yaml.safe_load((tmp_path / "config/config.yaml").read_text())
+    config.update(
+        method_modules=["tinynet"],
+        methods=["tinynet"],
+        references=[],
+        ablation={"enabled": False},
+        sweep={"enabled": False},
+    )
+    (tmp_path / "config/config.yaml").write_text(yaml.safe_dump(config))
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "plugins")}
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--cores",
+        "2",
+        "--resources",
+        "gpu=1",
+    ]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "results/test/report/table2/table2.csv")
+    assert set(table["model"]) == {"TINYNET", "TINYNET-LAP"}
+    assert set(table["ec"]) == {True, False}
