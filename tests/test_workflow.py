@@ -82,10 +82,17 @@ def test_paper_profile_dry_run_lists_the_full_graph(tmp_path):
             counts[parts[0]] = int(parts[1])
     assert counts["download_bsds500"] == 1
     assert counts["prepare_bsds500"] == 1
-    assert counts["train_stage"] == 3  # SCN, SCN-LAP (one seed, one stage) and SLIC
-    assert counts["predict_scales"] == 3
-    assert counts["score_scale"] == 3 * 13
-    assert counts["table2"] == 1 and counts["figures"] == 1
+    # Training stages: SCN base/lap; AINet's shared stage 1 and two stage-2 runs; the CDS
+    # factorial (8, base and lap among them); SSM's shared stage 1 and two stage-2 runs; four
+    # more SCN sweep runs (lambda 360 is SCN-LAP); SLIC.
+    assert counts["train_stage"] == 2 + 3 + 8 + 3 + 4 + 1
+    runs = 2 + 2 + 8 + 2 + 4 + 1
+    assert counts["predict_scales"] == runs
+    assert counts["score_scale"] == runs * 13
+    for target in ("table2", "table3", "sweep", "figures"):
+        assert counts[target] == 1
+    assert "results/paper/models/ainet/_shared/seed0/stage1.pt" in out
+    assert "results/paper/models/ssm/lap/seed0/stage2.pt" in out
     for variant in ("base", "lap"):
         assert f"results/paper/models/scn/{variant}/seed0/main.pt" in out
 
