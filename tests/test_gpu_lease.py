@@ -1,0 +1,216 @@
+"""Tests of the flock-based device lease (``spbench.gpu_lease``) on a fake pool, CPU only."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from spbench import gpu_lease
+from spbench.gpu_lease import LeaseError, LeaseTimeout, claim, lease_devices, lock_path
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX-only")
+
+#: The held command: records CUDA_VISIBLE_DEVICES and start/end times, then exits.
+RECORDER = (
+    "import os, sys, time; start = time.time(); time.sleep(float(sys.argv[2])); "
+    "open(sys.argv[1], 'w').write("
+    "f\"{os.environ['CUDA_VISIBLE_DEVICES']}|{start}|{time.time()}|"
+    "{os.environ.get('CUDA_DEVICE_ORDER', '')}\")"
+)
+
+
+def _env(tmp_path: Path, **extra: str | None) -> dict[str, str]:
+    """A clean environment: fake pool 0,1,2, a private lock folder, no scheduler variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "KUBERNETES_"))}
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    env.pop("CUDA_DEVICE_ORDER", None)
+    env["SPBENCH_GPU_POOL"] = "0,1,2"
+    env["SPBENCH_GPU_LOCK_DIR"] = str(tmp_path / "locks")
+    for key, value in extra.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def _lease_cmd(n: int, *command: str, timeout: float | None = 15.0) -> list[str]:
+    cmd = [sys.executable, "-m", "spbench.gpu_lease", "--n", str(n)]
+    if timeout is not None:
+        cmd += ["--timeout", str(timeout)]
+    return [*cmd, "--", *command]
+
+
+def _wait_locked(path: Path, deadline: float = 10.0) -> None:
+    """Wait until another process holds ``path``."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if path.exists():
+            fd = gpu_lease._try_lock(path)
+            if fd is None:
+                return
+            os.close(fd)
+        time.sleep(0.02)
+    raise AssertionError(f"{path} was never locked")
+
+
+def test_concurrent_jobs_never_share_a_device(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    sizes = [1, 2, 1, 1, 2, 1, 1, 2, 1, 1, 1, 2]
+    procs = []
+    for i, n in enumerate(sizes):
+        out = tmp_path / f"job{i}.txt"
+        cmd = _lease_cmd(n, sys.executable, "-c", RECORDER, str(out), "0.25")
+        procs.append((n, out, subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)))
+    intervals: dict[str, list[tuple[float, float]]] = {}
+    for n, out, proc in procs:
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "leased GPU" in err
+        visible, start, end, order = out.read_text().split("|")
+        ids = visible.split(",")
+        assert len(ids) == n and len(set(ids)) == n, visible  # 2-GPU jobs get two distinct ids
+        assert set(ids) <= {"0", "1", "2"}
+        assert order == "PCI_BUS_ID"
+        for device in ids:
+            intervals.setdefault(device, []).append((float(start), float(end)))
+    for device, spans in intervals.items():
+        spans.sort()
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            assert end <= start, f"device {device} was used by two jobs at once"
+
+
+def test_killed_holder_frees_its_device(tmp_path: Path) -> None:
+    env = _env(tmp_path, SPBENCH_GPU_POOL="0")
+    holder = subprocess.Popen(_lease_cmd(1, "sleep", "30"), env=env, stderr=subprocess.DEVNULL)
+    try:
+        _wait_locked(lock_path(tmp_path / "locks", "0"))
+        out = tmp_path / "next.txt"
+        waiter = subprocess.Popen(
+            _lease_cmd(1, sys.executable, "-c", RECORDER, str(out), "0"),
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(0.5)
+        assert waiter.poll() is None and not out.exists(), "the device was not held"
+        killed_at = time.time()
+        holder.kill()  # SIGKILL: no cleanup code runs, the kernel drops the lock
+        holder.wait(timeout=5)
+        _, err = waiter.communicate(timeout=10)
+        assert waiter.returncode == 0, err
+        visible, start, _, _ = out.read_text().split("|")
+        assert visible == "0"
+        assert float(start) - killed_at < 3.0
+    finally:
+        holder.kill()
+
+
+def test_timeout_names_pool_and_holder(tmp_path: Path) -> None:
+    env = _env(tmp_path, SPBENCH_GPU_POOL="0")
+    holder = subprocess.Popen(_lease_cmd(1, "sleep", "30"), env=env, stderr=subprocess.DEVNULL)
+    try:
+        _wait_locked(lock_path(tmp_path / "locks", "0"))
+        t0 = time.monotonic()
+        done = subprocess.run(
+            _lease_cmd(1, "true", timeout=0.5), env=env, capture_output=True, text=True, timeout=10
+        )
+        assert time.monotonic() - t0 < 5
+        assert done.returncode == gpu_lease.EXIT_TIMEOUT
+        assert "['0']" in done.stderr and "SPBENCH_GPU_POOL" in done.stderr
+        assert f"pid={holder.pid}" in done.stderr
+    finally:
+        holder.kill()
+        holder.wait(timeout=5)
+
+
+def test_slurm_passthrough(tmp_path: Path) -> None:
+    env = _env(tmp_path, SLURM_JOB_ID="4242", CUDA_VISIBLE_DEVICES="5")
+    out = tmp_path / "out.txt"
+    done = subprocess.run(
+        _lease_cmd(1, sys.executable, "-c", RECORDER, str(out), "0"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.read_text().split("|")[0] == "5"
+    assert "SLURM job 4242" in done.stderr
+    assert not (tmp_path / "locks").exists()  # nothing was locked
+
+
+@pytest.mark.parametrize("n, pool", [(0, "0,1,2"), (1, "")])
+def test_cpu_mode(tmp_path: Path, n: int, pool: str) -> None:
+    env = _env(tmp_path, SPBENCH_GPU_POOL=pool)
+    out = tmp_path / "out.txt"
+    done = subprocess.run(
+        _lease_cmd(n, sys.executable, "-c", RECORDER, str(out), "0"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.read_text().split("|")[0] == ""
+    assert "no GPU: running on the CPU" in done.stderr
+
+
+def test_pool_from_cuda_visible_devices(tmp_path: Path) -> None:
+    env = _env(tmp_path, SPBENCH_GPU_POOL=None, CUDA_VISIBLE_DEVICES="7,9")
+    out = tmp_path / "out.txt"
+    done = subprocess.run(
+        _lease_cmd(1, sys.executable, "-c", RECORDER, str(out), "0"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert done.returncode == 0, done.stderr
+    visible = out.read_text().split("|")[0]
+    assert visible in {"7", "9"}
+    assert lock_path(tmp_path / "locks", visible).exists()
+
+
+def test_too_many_devices_and_bad_usage(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    done = subprocess.run(_lease_cmd(4, "true"), env=env, capture_output=True, text=True)
+    assert done.returncode == gpu_lease.EXIT_USAGE
+    assert "only 3" in done.stderr
+    missing = subprocess.run(
+        [sys.executable, "-m", "spbench.gpu_lease", "--n", "1", "true"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode != 0 and "--" in missing.stderr
+
+
+def test_in_process_context_manager(tmp_path: Path) -> None:
+    environ = _env(tmp_path, SPBENCH_GPU_POOL="3", CUDA_VISIBLE_DEVICES=None)
+    with lease_devices(1, timeout=1, environ=environ) as lease:
+        assert lease.devices == ["3"] and environ["CUDA_VISIBLE_DEVICES"] == "3"
+        with pytest.raises(LeaseTimeout, match="held"):
+            claim(1, timeout=0.2, env=environ)
+    assert "CUDA_VISIBLE_DEVICES" not in environ
+    again = claim(1, timeout=1, env=environ)  # released on exit
+    assert again.devices == ["3"]
+    again.release()
+    with pytest.raises(LeaseError):
+        claim(-1, env=environ)
+
+
+def test_lock_names_are_sanitised(tmp_path: Path) -> None:
+    path = lock_path(tmp_path, "MIG-GPU-1234abcd/3/0")
+    assert path.parent == tmp_path and path.name == "gpuMIG-GPU-1234abcd_3_0.lock"
+    assert gpu_lease._parse_ids("2, 3,-1,4") == ["2", "3"]
+    pool, source = gpu_lease.discover_pool(
+        {"SPBENCH_GPU_POOL": "GPU-a,GPU-b", "CUDA_VISIBLE_DEVICES": "0"}
+    )
+    assert (pool, source) == (["GPU-a", "GPU-b"], "SPBENCH_GPU_POOL")
