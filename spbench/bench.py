@@ -1,0 +1,718 @@
+"""Training-step benchmark: time full steps of each (method, variant) and check fast modes.
+
+One *step* is what :func:`spbench.train.train` does per iteration: forward, the method's loss
+(``get_method(name).loss``), backward, the optimiser step(s) (``build_optimizers``). Inputs are
+seeded synthetic batches (random pixels, a few Voronoi label regions) already on the device, so
+the data pipeline is not timed.
+
+Fast modes, each off by default: ``amp="bf16"`` (autocast), ``channels_last``, ``compile``
+(``torch.compile`` of forward + loss) and ``cuda_graph`` (capture of the whole step, CUDA only).
+For every row the loss terms of one fixed batch are computed twice from the same weights and the
+same sampling seed, in fp32 eager and in the row's mode, and the relative difference of each
+term is reported (``reldiff_<term>``): a fast mode that changes what is optimised (torch.compile
+once computed MSD wrongly on CUDA) shows up there rather than in a slower-to-notice metric. With
+no fast mode the two computations are identical and every difference is 0.
+
+Example::
+
+    from spbench.bench import bench_train, format_table
+    frame = bench_train(["scn"], steps=20, crop=64, batch_size=2, device="cpu")
+    print(format_table(frame))
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import dataclasses
+import datetime
+import math
+import platform
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from spbench import __version__
+from spbench.data.loader import Batch, normalize
+from spbench.models import create_model, get_method, get_stage
+from spbench.train import build_optimizers, effective_recipe, loss_config, resolve_device
+
+__all__ = [
+    "DEFAULT_LOSSES",
+    "VARIANTS",
+    "FastModes",
+    "add_train_arguments",
+    "bench_train",
+    "device_name",
+    "format_table",
+    "run_train",
+    "synthetic_batch",
+    "term_check",
+]
+
+#: Loss weights of the schema defaults (``workflow/schemas/config.schema.yaml``, ``losses``).
+DEFAULT_LOSSES: dict[str, Any] = {
+    "lambda_lap": 360.0,
+    "lambda_msd": 0.001,
+    "lambda_wr": 1.0,
+    "msd_margin": 1.5,
+    "msd_samples": 100,
+    "msd_mode": "per_image",
+    "lap_normaliser": "trace_max",
+}
+
+#: Benchmarkable variants and their switches (use_lap, use_msd, use_wr).
+VARIANTS: dict[str, tuple[bool, bool, bool]] = {
+    "base": (False, False, False),
+    "lap": (True, True, True),
+    "lap_only": (True, False, False),
+    "msd_only": (False, True, False),
+    "wr_only": (False, False, True),
+}
+
+TIME_COLUMNS = ("median_ms", "p10_ms", "p90_ms", "mean_ms", "images_per_s", "peak_mem_mb")
+
+
+def device_name(device: torch.device) -> str:
+    """Return a readable name of ``device`` (the GPU model, or the CPU's)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def synthetic_batch(
+    batch_size: int,
+    crop: int,
+    *,
+    n_classes: int,
+    device: torch.device | str,
+    generator: torch.Generator,
+    regions: tuple[int, int] = (3, 8),
+    with_edges: bool = False,
+) -> Batch:
+    """Return a random training batch: noise images and Voronoi labels with a few regions.
+
+    Parameters
+    ----------
+    batch_size, crop : int
+        Batch shape ``[batch_size, 3, crop, crop]``.
+    n_classes : int
+        Labels are drawn from ``0..n_classes-1`` (distinct per region when possible).
+    device : torch.device or str
+        Where the tensors are put.
+    generator : torch.Generator
+        CPU generator; the batch depends only on its state.
+    regions : (int, int)
+        Inclusive range of the number of label regions per image.
+    with_edges : bool
+        Also return edge targets (1 on label boundaries, 0 elsewhere).
+
+    Returns
+    -------
+    Batch
+    """
+    pixels = torch.randint(0, 256, (batch_size, 3, crop, crop), generator=generator)
+    ys, xs = torch.meshgrid(torch.arange(crop), torch.arange(crop), indexing="ij")
+    grid = torch.stack([ys, xs], dim=-1).float().reshape(1, 1, -1, 2)
+    labels = []
+    for _ in range(batch_size):
+        k = int(torch.randint(regions[0], regions[1] + 1, (1,), generator=generator))
+        seeds = torch.rand(1, k, 1, 2, generator=generator) * crop
+        nearest = ((grid - seeds) ** 2).sum(-1).argmin(dim=1).reshape(crop, crop)
+        classes = torch.randperm(n_classes, generator=generator)[:k]
+        if k > n_classes:
+            classes = torch.randint(0, n_classes, (k,), generator=generator)
+        labels.append(classes[nearest])
+    label_map = torch.stack(labels).long()
+    edges = None
+    if with_edges:
+        boundary = torch.zeros_like(label_map, dtype=torch.bool)
+        boundary[:, :-1] |= label_map[:, :-1] != label_map[:, 1:]
+        boundary[:, :, :-1] |= label_map[:, :, :-1] != label_map[:, :, 1:]
+        edges = boundary.to(torch.uint8).to(device)
+    return Batch(normalize(pixels.to(torch.uint8)).to(device), label_map.to(device), edges)
+
+
+@dataclasses.dataclass(frozen=True)
+class FastModes:
+    """The fast modes of one benchmark row (all off: fp32 eager)."""
+
+    amp: str = "off"
+    channels_last: bool = False
+    compile: bool = False
+    cuda_graph: bool = False
+
+    def __post_init__(self) -> None:
+        if self.amp not in ("off", "bf16"):
+            raise ValueError(f"amp must be 'off' or 'bf16', got {self.amp!r}")
+
+    @property
+    def label(self) -> str:
+        """Short name, e.g. ``"bf16+compile"`` or ``"fp32"``."""
+        parts = [
+            name
+            for name, on in (
+                ("bf16", self.amp == "bf16"),
+                ("channels_last", self.channels_last),
+                ("compile", self.compile),
+                ("cuda_graph", self.cuda_graph),
+            )
+            if on
+        ]
+        return "+".join(parts) or "fp32"
+
+
+def _settings(variant: str, losses: dict[str, Any] | None) -> dict[str, Any]:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose from {sorted(VARIANTS)}")
+    lap, msd, wr = VARIANTS[variant]
+    merged = {**DEFAULT_LOSSES, **(losses or {})}
+    return {
+        "losses": merged,
+        "variant": {
+            "name": variant,
+            "use_lap": lap,
+            "use_msd": msd,
+            "use_wr": wr,
+            "lambda_lap": merged["lambda_lap"],
+        },
+    }
+
+
+class _Runner:
+    """A model, its optimisers and one training-step function in a given fast mode."""
+
+    def __init__(
+        self,
+        method: str,
+        stage: str,
+        config: Any,
+        recipe: Any,
+        state: dict[str, torch.Tensor],
+        device: torch.device,
+        modes: FastModes,
+        seed: int,
+    ) -> None:
+        self.spec = get_method(method)
+        self.stage = stage
+        self.config = config
+        self.device = device
+        self.modes = modes
+        self.seed = seed
+        self.model = create_model(method, stage=stage).to(device)
+        self.model.load_state_dict(state)
+        if modes.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model.train()
+        self.optimizer, self.aux_optimizer = build_optimizers(self.model, recipe)
+        if modes.cuda_graph:
+            for opt in (self.optimizer, self.aux_optimizer):
+                if opt is not None:  # Adam's step counter must live on the device to be captured
+                    opt.defaults["capturable"] = True
+                    for group in opt.param_groups:
+                        group["capturable"] = True
+        self.generator = torch.Generator().manual_seed(seed)
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.static_batch: Batch | None = None
+        self.static_terms: dict[str, torch.Tensor] | None = None
+        self.capture_state: torch.Tensor | None = None
+        loss_fn = self._loss
+        self.loss_fn: Callable[[Batch], dict[str, torch.Tensor]] = (
+            torch.compile(loss_fn) if modes.compile else loss_fn
+        )
+
+    def _loss(self, batch: Batch) -> dict[str, torch.Tensor]:
+        return self.spec.loss(
+            self.model, batch, self.config, generator=self.generator, stage=self.stage
+        )
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.modes.amp == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def prepare(self, batch: Batch) -> Batch:
+        """Return ``batch`` in the runner's memory format."""
+        if self.modes.channels_last:
+            images = batch.images.contiguous(memory_format=torch.channels_last)
+            return batch._replace(images=images)
+        return batch
+
+    def terms(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Forward and loss only, grad enabled as in training (no backward, no step)."""
+        with self._autocast():
+            return self.loss_fn(self.prepare(batch))
+
+    def _step_body(self, batch: Batch, zero_grad: bool) -> dict[str, torch.Tensor]:
+        with self._autocast():
+            terms = self.loss_fn(batch)
+        if self.optimizer is None:
+            return terms
+        if zero_grad:
+            self.optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        self.optimizer.step()
+        if self.aux_optimizer is not None and "aux_total" in terms:
+            if zero_grad:
+                self.aux_optimizer.zero_grad(set_to_none=True)
+            terms["aux_total"].backward()
+            self.aux_optimizer.step()
+        return terms
+
+    def capture(self, batch: Batch, warmup: int = 3) -> None:
+        """Warm up on a side stream, then capture one whole step into a CUDA graph."""
+        self.static_batch = Batch(
+            *(t.clone() if t is not None else None for t in self.prepare(batch))
+        )
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(warmup):
+                self._step_body(self.static_batch, zero_grad=True)
+        torch.cuda.current_stream().wait_stream(side)
+        for opt in (self.optimizer, self.aux_optimizer):
+            if opt is not None:
+                opt.zero_grad(set_to_none=True)
+        self.capture_state = self.generator.get_state()
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.static_terms = self._step_body(self.static_batch, zero_grad=False)
+
+    def step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One full training step."""
+        if self.graph is None:
+            return self._step_body(self.prepare(batch), zero_grad=True)
+        for static, new in zip(self.static_batch, batch, strict=True):
+            if static is not None:
+                static.copy_(new)
+        self.graph.replay()
+        return self.static_terms
+
+    def load_weights(self, state: dict[str, torch.Tensor]) -> None:
+        """Copy ``state`` into the parameters and buffers in place (graph addresses kept)."""
+        with torch.no_grad():
+            for name, tensor in self.model.state_dict().items():
+                tensor.copy_(state[name])
+
+
+def _rel_diffs(
+    reference: dict[str, torch.Tensor], fast: dict[str, torch.Tensor]
+) -> dict[str, float]:
+    out = {}
+    for key, ref in reference.items():
+        a = float(ref.detach().float())
+        b = float(fast[key].detach().float()) if key in fast else math.nan
+        if a == b:
+            out[key] = 0.0
+        else:
+            out[key] = abs(a - b) / max(abs(a), abs(b), 1e-30)
+    return out
+
+
+def _reference_terms(
+    method: str,
+    stage: str,
+    config: Any,
+    recipe: Any,
+    state: dict[str, torch.Tensor],
+    device: torch.device,
+    batch: Batch,
+    seed: int,
+    generator_state: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    ref = _Runner(method, stage, config, recipe, state, device, FastModes(), seed)
+    if generator_state is not None:
+        ref.generator.set_state(generator_state)
+    return {k: v.detach() for k, v in ref.terms(batch).items()}
+
+
+def term_check(
+    method: str,
+    variant: str = "lap",
+    *,
+    modes: FastModes | None = None,
+    batch_size: int = 2,
+    crop: int = 64,
+    device: str = "auto",
+    seed: int = 0,
+    losses: dict[str, Any] | None = None,
+    stage: str | None = None,
+) -> dict[str, float]:
+    """Return the relative difference of each loss term, fp32 eager vs ``modes``, on one batch.
+
+    Both computations start from the same weights and the same sampling seed; with
+    ``modes=FastModes()`` (fp32 eager) every difference is 0.
+
+    Returns
+    -------
+    dict of str to float
+        ``|eager − fast| / max(|eager|, |fast|)`` per term (0 when equal).
+    """
+    modes = modes or FastModes()
+    dev = resolve_device(device)
+    stage_spec = get_stage(method, stage)
+    recipe = dataclasses.replace(effective_recipe(method, {}, stage_spec), batch_size=batch_size)
+    config = loss_config(
+        _settings(variant, losses), recipe.n_classes, uses_variant=stage_spec.uses_variant
+    )
+    torch.manual_seed(seed)
+    state = copy.deepcopy(create_model(method, stage=stage_spec.name).to(dev).state_dict())
+    batch = synthetic_batch(
+        batch_size,
+        crop,
+        n_classes=recipe.n_classes,
+        device=dev,
+        generator=torch.Generator().manual_seed(seed + 1),
+        with_edges=get_method(method).needs_edges,
+    )
+    runner = _Runner(method, stage_spec.name, config, recipe, state, dev, modes, seed)
+    return _check(runner, method, stage_spec.name, config, recipe, state, dev, batch, seed)
+
+
+def _check(
+    runner: _Runner,
+    method: str,
+    stage: str,
+    config: Any,
+    recipe: Any,
+    state: dict[str, torch.Tensor],
+    device: torch.device,
+    batch: Batch,
+    seed: int,
+) -> dict[str, float]:
+    """Fast-mode terms on ``batch`` vs fp32 eager; leaves ``runner`` at the initial weights."""
+    if runner.modes.cuda_graph:
+        runner.generator.manual_seed(seed)
+        runner.capture(batch)
+        runner.load_weights(state)
+        fast = {k: v.detach().clone() for k, v in runner.step(batch).items()}
+        # Host-side sampling (MSD, BPL) ran once, at capture, and every replay reuses it: the
+        # reference samples from the generator state the capture started from.
+        reference = _reference_terms(
+            method, stage, config, recipe, state, device, batch, seed, runner.capture_state
+        )
+    else:
+        runner.generator.manual_seed(seed)
+        fast = {k: v.detach() for k, v in runner.terms(batch).items()}
+        reference = _reference_terms(method, stage, config, recipe, state, device, batch, seed)
+    runner.load_weights(state)
+    runner.generator.manual_seed(seed)
+    return _rel_diffs(reference, fast)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time_steps(runner: _Runner, batches: Sequence[Batch], steps: int, warmup: int) -> np.ndarray:
+    """Run ``warmup`` then ``steps`` steps; return the per-step times in milliseconds."""
+    device = runner.device
+
+    def cycle() -> Iterator[Batch]:
+        while True:
+            yield from batches
+
+    feed = cycle()
+    for _ in range(warmup):
+        runner.step(next(feed))
+    _sync(device)
+    times = []
+    if device.type == "cuda":
+        events = [
+            (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+            for _ in range(steps)
+        ]
+        for start, end in events:
+            batch = next(feed)
+            start.record()
+            runner.step(batch)
+            end.record()
+        torch.cuda.synchronize(device)
+        times = [start.elapsed_time(end) for start, end in events]
+    else:
+        for _ in range(steps):
+            batch = next(feed)
+            t0 = time.perf_counter()
+            runner.step(batch)
+            times.append((time.perf_counter() - t0) * 1000.0)
+    return np.asarray(times, dtype=float)
+
+
+def bench_train(
+    methods: Sequence[str],
+    variants: Sequence[str] = ("base", "lap"),
+    *,
+    batch_size: int | None = None,
+    crop: int = 208,
+    steps: int = 50,
+    warmup: int = 10,
+    device: str = "auto",
+    amp: str = "off",
+    channels_last: bool = False,
+    compile: bool = False,
+    cuda_graph: bool = False,
+    seed: int = 0,
+    losses: dict[str, Any] | None = None,
+    stage: str | None = None,
+    n_batches: int = 4,
+) -> pd.DataFrame:
+    """Time full training steps of every (method, variant) and check the fast mode's terms.
+
+    Parameters
+    ----------
+    methods : sequence of str
+        Registered method names (``"grid"`` and ``"slic"`` have nothing to train: their rows
+        carry an error note).
+    variants : sequence of str
+        Names from :data:`VARIANTS`; ``"base"`` and ``"lap"`` give the ``overhead_pct`` column.
+    batch_size : int, optional
+        Images per step (default: the method's recipe).
+    crop : int
+        Square crop side in pixels.
+    steps, warmup : int
+        Timed steps after ``warmup`` untimed ones (compilation and capture happen before both).
+    device : str
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    amp : {"off", "bf16"}
+        bf16 autocast around forward and loss.
+    channels_last : bool
+        Model and inputs in channels-last memory format.
+    compile : bool
+        ``torch.compile`` the forward + loss function.
+    cuda_graph : bool
+        Capture the whole step (forward, loss, backward, optimiser) in a CUDA graph and replay
+        it; CUDA only. A method whose step cannot be captured gets an ``error`` note instead of
+        times.
+    seed : int
+        Seed of the weights, the batches and the loss's sampling.
+    losses : dict, optional
+        Overrides of :data:`DEFAULT_LOSSES`.
+    stage : str, optional
+        Stage of multi-stage methods (default: each method's last stage).
+    n_batches : int
+        Distinct synthetic batches cycled through.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (method, variant): ``method, variant, stage, mode, device, device_name,
+        torch, batch_size, crop, steps, warmup``, the times ``median_ms, p10_ms, p90_ms,
+        mean_ms`` (per step), ``images_per_s`` (from the median), ``peak_mem_mb`` (NaN on the
+        CPU), ``overhead_pct`` (lap vs base median, on the lap row), ``reldiff_<term>`` per loss
+        term and ``reldiff_max``, and ``error`` (empty when the row ran).
+
+    Raises
+    ------
+    ValueError
+        Unknown variant, bad ``amp``, or ``cuda_graph`` on a device that is not CUDA.
+    """
+    modes = FastModes(amp, channels_last, compile, cuda_graph)
+    for variant in variants:
+        _settings(variant, losses)
+    dev = resolve_device(device)
+    if cuda_graph and dev.type != "cuda":
+        raise ValueError(f"cuda_graph needs a CUDA device; the benchmark runs on {dev}")
+    if steps <= 0 or warmup < 0:
+        raise ValueError("steps must be positive and warmup non-negative")
+    name = device_name(dev)
+    rows = []
+    for method in methods:
+        stage_spec = get_stage(method, stage)
+        recipe = effective_recipe(method, {}, stage_spec)
+        if batch_size is not None:
+            recipe = dataclasses.replace(recipe, batch_size=batch_size)
+        spec = get_method(method)
+        data_gen = torch.Generator().manual_seed(seed + 1)
+        batches = [
+            synthetic_batch(
+                recipe.batch_size,
+                crop,
+                n_classes=recipe.n_classes,
+                device=dev,
+                generator=data_gen,
+                with_edges=spec.needs_edges,
+            )
+            for _ in range(max(1, n_batches))
+        ]
+        for variant in variants:
+            row: dict[str, Any] = {
+                "method": method,
+                "variant": variant,
+                "stage": stage_spec.name,
+                "mode": modes.label,
+                "device": str(dev),
+                "device_name": name,
+                "torch": torch.__version__,
+                "batch_size": recipe.batch_size,
+                "crop": crop,
+                "steps": steps,
+                "warmup": warmup,
+                **dict.fromkeys(TIME_COLUMNS, math.nan),
+                "error": "",
+            }
+            try:
+                row.update(
+                    _bench_one(
+                        method,
+                        stage_spec,
+                        variant,
+                        recipe,
+                        dev,
+                        modes,
+                        batches,
+                        steps,
+                        warmup,
+                        seed,
+                        losses,
+                    )
+                )
+            except Exception as err:  # report per row; one failing mode must not hide the rest
+                row["error"] = f"{type(err).__name__}: {err}".splitlines()[0][:300]
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    frame["overhead_pct"] = math.nan
+    for _, group in frame.groupby(["method", "mode"], sort=False):
+        base = group.loc[group["variant"] == "base", "median_ms"]
+        if base.empty or not np.isfinite(base.iloc[0]):
+            continue
+        for index in group.index[group["variant"] != "base"]:
+            frame.loc[index, "overhead_pct"] = (
+                frame.loc[index, "median_ms"] / base.iloc[0] - 1.0
+            ) * 100.0
+    diffs = [c for c in frame.columns if c.startswith("reldiff_")]
+    frame["reldiff_max"] = frame[diffs].max(axis=1, skipna=True) if diffs else math.nan
+    front = [c for c in frame.columns if not c.startswith("reldiff_") and c != "error"]
+    return frame[[*front, *diffs, "reldiff_max", "error"]]
+
+
+def _bench_one(
+    method: str,
+    stage_spec: Any,
+    variant: str,
+    recipe: Any,
+    device: torch.device,
+    modes: FastModes,
+    batches: Sequence[Batch],
+    steps: int,
+    warmup: int,
+    seed: int,
+    losses: dict[str, Any] | None,
+) -> dict[str, Any]:
+    config = loss_config(
+        _settings(variant, losses), recipe.n_classes, uses_variant=stage_spec.uses_variant
+    )
+    torch.manual_seed(seed)
+    state = copy.deepcopy(create_model(method, stage=stage_spec.name).to(device).state_dict())
+    runner = _Runner(method, stage_spec.name, config, recipe, state, device, modes, seed)
+    if runner.optimizer is None:
+        raise ValueError(f"{method} has no trainable parameters: nothing to time")
+    diffs = _check(runner, method, stage_spec.name, config, recipe, state, device, batches[0], seed)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times = _time_steps(runner, batches, steps, warmup)
+    median = float(np.median(times))
+    out = {
+        "median_ms": median,
+        "p10_ms": float(np.percentile(times, 10)),
+        "p90_ms": float(np.percentile(times, 90)),
+        "mean_ms": float(times.mean()),
+        "images_per_s": recipe.batch_size / (median / 1000.0),
+        "peak_mem_mb": (
+            torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else math.nan
+        ),
+    }
+    out.update({f"reldiff_{k}": v for k, v in diffs.items()})
+    return out
+
+
+def format_table(frame: pd.DataFrame) -> str:
+    """Return a readable text table of :func:`bench_train`'s result."""
+    columns = [
+        "method",
+        "variant",
+        "mode",
+        "batch_size",
+        "crop",
+        "median_ms",
+        "p10_ms",
+        "p90_ms",
+        "images_per_s",
+        "peak_mem_mb",
+        "overhead_pct",
+        "reldiff_max",
+    ]
+    shown = frame[[c for c in columns if c in frame.columns]].copy()
+    text = shown.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-")
+    diffs = [c for c in frame.columns if c.startswith("reldiff_") and c != "reldiff_max"]
+    if diffs:
+        per_term = frame[["method", "variant", *diffs]].rename(
+            columns={c: c.removeprefix("reldiff_") for c in diffs}
+        )
+        text += "\n\nfast mode vs fp32 eager, relative difference of each loss term:\n"
+        text += per_term.to_string(index=False, float_format=lambda v: f"{v:.2e}", na_rep="-")
+    errors = frame.loc[frame["error"] != "", ["method", "variant", "error"]]
+    for _, err in errors.iterrows():
+        text += f"\nerror {err['method']}/{err['variant']}: {err['error']}"
+    return text
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of the training-step benchmark to ``parser`` (script and CLI share them)."""
+    parser.add_argument("--methods", nargs="+", default=["scn"], help="registered method names")
+    parser.add_argument("--variants", nargs="+", default=["base", "lap"], choices=sorted(VARIANTS))
+    parser.add_argument("--batch-size", type=int, help="images per step (default: the recipe's)")
+    parser.add_argument("--crop", type=int, default=208, help="square crop side in pixels")
+    parser.add_argument("--steps", type=int, default=50, help="timed steps")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed steps before timing")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--amp", default="off", choices=["off", "bf16"], help="autocast dtype")
+    parser.add_argument("--channels-last", action="store_true", help="channels-last memory")
+    parser.add_argument("--compile", action="store_true", help="torch.compile forward + loss")
+    parser.add_argument(
+        "--cuda-graph", action="store_true", help="capture the whole step in a CUDA graph"
+    )
+    parser.add_argument("--stage", help="stage of multi-stage methods (default: the last)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="CSV file to write the rows to")
+
+
+def run_train(args: argparse.Namespace) -> pd.DataFrame:
+    """Run :func:`bench_train` from parsed arguments, print the table and write ``--out``."""
+    device = resolve_device(args.device)
+    when = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    print(f"device: {device} ({device_name(device)})")
+    print(f"torch {torch.__version__}, spbench {__version__}, {when}")
+    frame = bench_train(
+        args.methods,
+        args.variants,
+        batch_size=args.batch_size,
+        crop=args.crop,
+        steps=args.steps,
+        warmup=args.warmup,
+        device=args.device,
+        amp=args.amp,
+        channels_last=args.channels_last,
+        compile=args.compile,
+        cuda_graph=args.cuda_graph,
+        seed=args.seed,
+        stage=args.stage,
+    )
+    frame.insert(0, "date", when)
+    print(format_table(frame))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(args.out, index=False)
+        print(f"wrote {args.out}")
+    return frame

@@ -1,0 +1,90 @@
+"""Tests of the training-step benchmark (``spbench.bench``) on the CPU, tiny sizes."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from spbench.bench import (
+    FastModes,
+    bench_train,
+    format_table,
+    synthetic_batch,
+    term_check,
+)
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return bench_train(
+        ["scn"], ("base", "lap"), batch_size=2, crop=32, steps=2, warmup=1, device="cpu"
+    )
+
+
+def test_columns_and_times(frame: pd.DataFrame) -> None:
+    expected = {
+        "method",
+        "variant",
+        "mode",
+        "device",
+        "batch_size",
+        "crop",
+        "median_ms",
+        "p10_ms",
+        "p90_ms",
+        "images_per_s",
+        "peak_mem_mb",
+        "overhead_pct",
+        "reldiff_total",
+        "reldiff_max",
+        "error",
+    }
+    assert expected <= set(frame.columns)
+    assert list(frame["variant"]) == ["base", "lap"]
+    assert (frame["error"] == "").all(), frame["error"].tolist()
+    assert (frame["median_ms"] > 0).all() and (frame["p10_ms"] <= frame["p90_ms"]).all()
+    assert frame["peak_mem_mb"].isna().all()  # CPU
+    assert frame["images_per_s"].iloc[0] == pytest.approx(2 / (frame["median_ms"].iloc[0] / 1e3))
+    assert (frame["mode"] == "fp32").all()
+    assert "median_ms" in format_table(frame)
+
+
+def test_fp32_term_check_is_exact(frame: pd.DataFrame) -> None:
+    diffs = [c for c in frame.columns if c.startswith("reldiff_")]
+    assert {"reldiff_recon", "reldiff_lap", "reldiff_msd"} <= set(diffs)
+    assert (frame[diffs] == 0).all().all()
+
+
+def test_overhead_from_the_two_rows(frame: pd.DataFrame) -> None:
+    base, lap = frame["median_ms"]
+    assert math.isnan(frame["overhead_pct"].iloc[0])
+    assert frame["overhead_pct"].iloc[1] == pytest.approx((lap / base - 1) * 100)
+
+
+def test_term_check_sees_a_real_difference() -> None:
+    bf16 = term_check(
+        "scn", "lap", modes=FastModes(amp="bf16"), batch_size=2, crop=32, device="cpu"
+    )
+    assert bf16["recon"] > 0  # bf16 autocast is visible, not silently identical
+
+
+def test_bad_requests() -> None:
+    with pytest.raises(ValueError, match="cuda_graph needs a CUDA device"):
+        bench_train(["scn"], device="cpu", cuda_graph=True, steps=1, crop=32)
+    with pytest.raises(ValueError, match="unknown variant"):
+        bench_train(["scn"], ("nope",), device="cpu", steps=1, crop=32)
+    with pytest.raises(ValueError, match="amp"):
+        FastModes(amp="fp16")
+
+
+def test_synthetic_batch_has_a_few_regions() -> None:
+    batch = synthetic_batch(
+        3, 32, n_classes=50, device="cpu", generator=torch.Generator().manual_seed(0)
+    )
+    assert batch.images.shape == (3, 3, 32, 32) and batch.images.dtype == torch.float32
+    assert batch.labels.shape == (3, 32, 32) and batch.labels.dtype == torch.int64
+    for labels in batch.labels:
+        assert 2 <= labels.unique().numel() <= 8
