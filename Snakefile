@@ -20,6 +20,10 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
 
+onstart:
+    gpu_guard(workflow)
+
+
 rule all:
     default_target: True
     input:

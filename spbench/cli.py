@@ -187,12 +187,22 @@ def _import_weights(args: argparse.Namespace) -> None:
     )
 
 
+def _bench(args: argparse.Namespace) -> None:
+    # The benchmark's own parser lives beside it (it imports torch, which other commands skip).
+    from spbench.bench import add_train_arguments, run_train
+
+    parser = argparse.ArgumentParser(prog="spbench bench train")
+    add_train_arguments(parser)
+    run_train(parser.parse_args(args.options))
+
+
 def _methods(args: argparse.Namespace) -> None:
     from spbench.models import get_method, list_methods
 
     for name in list_methods():
         method = get_method(name)
-        print(f"{name:<10} {method.description}")
+        stages = ", ".join(s.name for s in method.stages)
+        print(f"{name:<10} stages: {stages:<16} {method.description}")
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -300,6 +310,11 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--sha256", help="expected sha256 of the file")
     imp.add_argument("--out", type=Path, required=True)
     imp.set_defaults(func=_import_weights)
+
+    bench = sub.add_parser("bench", help="benchmarks (spbench bench train --help)")
+    bench.add_argument("benchmark", choices=["train"])
+    bench.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's options")
+    bench.set_defaults(func=_bench)
 
     methods = sub.add_parser("methods", help="list the registered methods")
     methods.set_defaults(func=_methods)

@@ -88,7 +88,7 @@ def test_paper_profile_dry_run_lists_the_full_graph(tmp_path):
     assert counts["train_stage"] == 2 + 3 + 8 + 3 + 4 + 1
     runs = 2 + 2 + 8 + 2 + 4 + 1
     assert counts["predict_scales"] == runs
-    assert counts["score_scale"] == runs * 13
+    assert counts["score_run"] == runs
     for target in ("table2", "table3", "sweep", "figures"):
         assert counts[target] == 1
     assert "results/paper/models/ainet/_shared/seed0/stage1.pt" in out
@@ -121,6 +121,7 @@ def test_ci_profile_end_to_end(tmp_path):
     assert "report written" in out  # the report job prints where everything is
 
     scores = pd.concat(pd.read_parquet(p) for p in sorted((results / "scores").rglob("*.parquet")))
+    assert len(list((results / "scores").rglob("*.parquet"))) == 13  # one file per run
     assert SCORE_COLUMNS <= set(scores.columns)
     assert {"base", "lap", "abl_lap", "lap_l0", "lap_l1440"} <= set(scores["variant"])
     assert sorted(scores["scale"].unique()) == [0.4, 0.6, 0.8, 1.0, 1.2]
@@ -150,6 +151,11 @@ def test_ci_profile_end_to_end(tmp_path):
 
     again = run([*command, "-n"], ROOT)
     assert "Nothing to be done" in again
+
+    html = tmp_path / "report.html"
+    run([*SNAKEMAKE, "--directory", str(tmp_path), "--report", str(html)], ROOT)
+    page = html.read_text(errors="replace")
+    assert html.stat().st_size > 100_000 and "table2.md" in page and "qualitative.png" in page
 
 
 def test_named_targets_run_only_what_they_need(tmp_path):
@@ -182,4 +188,4 @@ def test_named_targets_run_only_what_they_need(tmp_path):
     sweep = job_counts("sweep")
     assert sweep["train_stage"] == 3 and "table3" not in sweep  # λ = 0, 360, 1440
     figures = job_counts("figures")
-    assert figures["predict_scales"] == 2 and "score_scale" not in figures
+    assert figures["predict_scales"] == 2 and "score_run" not in figures

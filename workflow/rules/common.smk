@@ -79,11 +79,10 @@ def prediction_paths(wildcards=None):
 
 
 def experiment_scores(name):
-    """Score files of every run and scale of one experiment."""
+    """Score files of every run of one experiment."""
     return [
-        f"{RESULTS}/scores/{method}/{variant}/seed{seed}/scale{scale}.parquet"
+        f"{RESULTS}/scores/{method}/{variant}/seed{seed}.parquet"
         for method, variant, seed in EXPERIMENTS[name]
-        for scale in SCALES
     ]
 
 
@@ -196,3 +195,22 @@ def input_folder(name):
 def output_folder(wildcards, output):
     """A params function: the folder of the rule's first output."""
     return os.path.dirname(output[0])
+
+
+def gpu_guard(workflow):
+    """Warn when GPU rules run locally without `--resources gpu=N` (snakemake.md section 2).
+
+    Without the cap Snakemake starts every ready GPU job at once; the device lease still puts
+    at most one job on a device, so the others only wait, each holding a core. Internal
+    attributes of Snakemake are read here and nowhere else (pinned by min_version).
+    """
+    plugin = getattr(workflow, "executor_plugin", None)
+    if getattr(plugin, "name", "local") != "local":
+        return
+    resources = getattr(workflow, "global_resources", {}) or {}
+    if "gpu" not in resources:
+        logger.warning(
+            "spbench: GPU jobs (train_stage, predict_scales) are not capped: run with "
+            "`--resources gpu=N`, N = the number of GPUs to use (gpu=0 runs them on the CPU). "
+            "Without it the extra jobs wait for a free device while holding a core."
+        )

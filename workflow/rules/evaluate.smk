@@ -1,4 +1,5 @@
-# Evaluation: predict every scale in one GPU job per run, then score each scale on the CPU.
+# Evaluation: predict every scale in one GPU job per run, then score the run on one CPU core
+# (the full BSDS500 protocol for one run takes about 2 minutes; runs score in parallel).
 
 
 rule predict_scales:
@@ -22,20 +23,21 @@ rule predict_scales:
         out_dir=output_folder,
         impl=IMPL,
     shell:
+        "python -m spbench.gpu_lease --n {resources.gpu} -- "
         "spbench predict --settings {params.settings:q} --checkpoint {input.checkpoint} "
         "--data {params.data} --out-dir {params.out_dir} > {log} 2>&1"
 
 
-rule score_scale:
+rule score_run:
     input:
-        predictions=f"{RESULTS}/predictions/{RUN_KEY}/scale{{scale}}.npz",
+        predictions=prediction_paths(),
         data=f"{DATA}/dataset.json",
     output:
-        f"{RESULTS}/scores/{RUN_KEY}/scale{{scale}}.parquet",
+        f"{RESULTS}/scores/{RUN_KEY}.parquet",
     log:
-        f"{LOGS}/score/{RUN_KEY}/scale{{scale}}.log",
+        f"{LOGS}/score/{RUN_KEY}.log",
     benchmark:
-        f"{BENCH}/score/{RUN_KEY}/scale{{scale}}.tsv"
+        f"{BENCH}/score/{RUN_KEY}.tsv"
     conda:
         "../../environment.yml"
     threads: 1

@@ -25,6 +25,9 @@ rule train_stage:
         init=init_option,
         impl=IMPL,
     shell:
+        # The lease claims a free GPU (CUDA_VISIBLE_DEVICES) for the job's lifetime, even if
+        # it is killed; with no GPU it runs the job on the CPU.
+        "python -m spbench.gpu_lease --n {resources.gpu} -- "
         "spbench train --settings {params.settings:q} --data {params.data} "
         "--method {wildcards.method} --variant {wildcards.variant} --seed {wildcards.seed} "
         "--stage {wildcards.stage} {params.init} --out {output.checkpoint} "
