@@ -18,7 +18,13 @@ MINIMAL = {"run_name": "t", "dataset": {"name": "synthetic"}, "methods": ["scn"]
 
 
 @pytest.mark.parametrize(
-    "profile", ["config/config.yaml", "config/smoke.yaml", ".test/config/config.yaml"]
+    "profile",
+    [
+        "config/config.yaml",
+        "config/smoke.yaml",
+        "config/gpu-short.yaml",
+        ".test/config/config.yaml",
+    ],
 )
 def test_shipped_profiles_are_valid(profile):
     config = load_config(ROOT / profile)

@@ -121,7 +121,9 @@ def test_ci_profile_end_to_end(tmp_path):
     assert "report written" in out  # the report job prints where everything is
 
     scores = pd.concat(pd.read_parquet(p) for p in sorted((results / "scores").rglob("*.parquet")))
-    assert len(list((results / "scores").rglob("*.parquet"))) == 13  # one file per run
+    assert (
+        len(list((results / "scores").rglob("*.parquet"))) == 25
+    )  # one per run: 12 x 2 seeds + SLIC
     assert SCORE_COLUMNS <= set(scores.columns)
     assert {"base", "lap", "abl_lap", "lap_l0", "lap_l1440"} <= set(scores["variant"])
     assert sorted(scores["scale"].unique()) == [0.4, 0.6, 0.8, 1.0, 1.2]
