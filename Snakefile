@@ -29,3 +29,5 @@ rule all:
     input:
         report_targets(),
         dataset_summary_outputs(),
+        # Scores too: a lost score file is regenerated even when the report is up to date.
+        all_scores(),

@@ -332,19 +332,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from spbench.config import ConfigError
-    from spbench.io import CorruptFileError
+    from spbench.errors import UserError
 
     try:
         args.func(args)
     except KeyboardInterrupt:
         return 130
-    except (ConfigError, CorruptFileError, FileNotFoundError, KeyError, ValueError) as err:
-        # Expected user errors: one clear line, no traceback (unless --verbose).
+    except (UserError, FileNotFoundError) as err:
+        # A user's or the data's mistake: one clear line, no traceback (unless --verbose).
+        # Anything else is a bug and keeps its traceback.
         if args.verbose:
             raise
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"spbench {args.command}: error: {message}", file=sys.stderr)
+        print(f"spbench {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0
 

@@ -23,8 +23,10 @@ from typing import Any
 import jsonschema
 import yaml
 
+from spbench.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """An invalid configuration; the message names the key path and what to change."""
 
 
@@ -263,16 +265,19 @@ SHARED_VARIANT = "_shared"
 def variant_switches(config: dict, variant: str) -> dict:
     """Return the loss switches of ``variant`` with its effective λ_LAP filled in.
 
-    :data:`SHARED_VARIANT` has every switch off (the base loss).
+    :data:`SHARED_VARIANT`, and ``base`` when the profile does not define it, have every switch
+    off (the base loss).
     """
-    if variant == SHARED_VARIANT:
+    variants = all_variants(config)
+    if variant == SHARED_VARIANT or (variant == "base" and variant not in variants):
+        # "base" always means the base loss, also for reference methods in a profile whose
+        # variants leave it out.
         return {
             "use_lap": False,
             "use_msd": False,
             "use_wr": False,
             "lambda_lap": config["losses"]["lambda_lap"],
         }
-    variants = all_variants(config)
     if variant not in variants:
         raise ConfigError(
             f"config.variants: no variant {variant!r}; defined are {sorted(variants)}"

@@ -43,6 +43,8 @@ import time
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from pathlib import Path
 
+from spbench.errors import UserError
+
 __all__ = [
     "ENV_LOCK_DIR",
     "ENV_POOL",
@@ -71,7 +73,7 @@ EXIT_TIMEOUT = 75  # EX_TEMPFAIL
 EXIT_NOT_FOUND = 127
 
 
-class LeaseError(RuntimeError):
+class LeaseError(UserError, RuntimeError):
     """The devices cannot be leased (bad request, unusable lock folder)."""
 
 

@@ -16,11 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from spbench.errors import UserError
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-class CorruptFileError(RuntimeError):
+class CorruptFileError(UserError, RuntimeError):
     """A file exists but cannot be read back; the message names the file and what to do."""
 
 

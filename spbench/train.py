@@ -36,6 +36,7 @@ from spbench import __version__
 from spbench.config import import_method_modules
 from spbench.data.loader import PairBank
 from spbench.data.prepared import load_split
+from spbench.errors import UserError
 from spbench.io import CorruptFileError, atomic_path
 from spbench.losses import LossConfig
 from spbench.models import (
@@ -54,7 +55,7 @@ CHECKPOINT_FORMAT = "spbench-checkpoint"
 CHECKPOINT_VERSION = 1
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(UserError, RuntimeError):
     """Training produced a NaN or infinite loss; the message names the step and the terms."""
 
 
@@ -336,6 +337,14 @@ def train(
             log.warning("resuming %s from step %d (%s)", out, start_step, resume_path)
     if start_step == 0:
         partial_log.unlink(missing_ok=True)
+    elif partial_log.is_file():
+        # Drop what the killed job logged after its last checkpoint: those steps run again.
+        kept = [
+            line
+            for line in partial_log.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line)["step"] <= start_step
+        ]
+        partial_log.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
 
     splits = [load_split(data_root, s) for s in stage_splits(train_cfg, method, stage_spec)]
     bank = PairBank(splits, device, min_size=recipe.crop, with_edges=spec.needs_edges)

@@ -27,6 +27,7 @@ from urllib.parse import urlparse
 import torch
 
 from spbench import __version__
+from spbench.errors import UserError
 from spbench.io import CorruptFileError, atomic_path
 from spbench.models import create_model, get_method
 from spbench.train import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 LEADING_PREFIXES = ("model.", "module.")
 
 
-class WeightsMismatchError(ValueError):
+class WeightsMismatchError(UserError, ValueError):
     """A checkpoint does not fit the method's network; the message lists the keys."""
 
 

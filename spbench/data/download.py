@@ -31,12 +31,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from spbench.errors import UserError
+
 __all__ = ["DownloadError", "SourceFailure", "fetch", "part_path"]
 
 CHUNK = 1 << 16
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """No source delivered the file; ``failures`` lists every source tried and why it failed."""
 
     def __init__(self, message: str, failures: Sequence[SourceFailure] = ()) -> None:

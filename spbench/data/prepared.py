@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -316,6 +317,6 @@ def load_split(
                 raw_key = f"gt_raw/{image_id}"
                 raw = archive[raw_key] if with_raw and raw_key in archive.files else None
                 samples.append(Sample(image_id, image[:h, :w], gt, raw))
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
         raise CorruptFileError(f"{path} cannot be read ({err}); re-prepare the dataset") from err
     return PreparedSplit(manifest["name"], split, samples, manifest)

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple, Protocol
 
 from torch import Tensor, nn
 
+from spbench.errors import UserError
 from spbench.losses.recipe import superpixel_loss
 
 __all__ = [
@@ -202,6 +203,14 @@ class Method:
 
 _REGISTRY: dict[str, Method] = {}
 
+
+class UnknownMethodError(UserError, KeyError):
+    """A method or stage name that is not registered; the message lists the registered ones."""
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0])
+
+
 #: Training augmentations a method may ask for (implemented in ``spbench.data.loader``).
 AUGMENTATIONS = ("scn", "rescale_bicubic", "ssm")
 
@@ -290,7 +299,7 @@ def get_method(name: str) -> Method:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(
+        raise UnknownMethodError(
             f"unknown method {name!r}; registered methods: {', '.join(list_methods()) or 'none'}"
         ) from None
 
@@ -321,7 +330,7 @@ def create_model(name: str, *, stage: str | None = None, **kwargs: object) -> nn
     method = get_method(name)
     names = [s.name for s in method.stages]
     if stage is not None and stage not in names:
-        raise KeyError(f"method {name!r} has no stage {stage!r}; its stages are {names}")
+        raise UnknownMethodError(f"method {name!r} has no stage {stage!r}; its stages are {names}")
     if len(names) > 1:
         kwargs["stage"] = stage or names[-1]
     return method.build(**kwargs)
@@ -335,7 +344,7 @@ def get_stage(name: str, stage: str | None = None) -> Stage:
     for candidate in method.stages:
         if candidate.name == stage:
             return candidate
-    raise KeyError(
+    raise UnknownMethodError(
         f"method {name!r} has no stage {stage!r}; its stages are {[s.name for s in method.stages]}"
     )
 

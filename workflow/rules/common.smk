@@ -86,6 +86,11 @@ def experiment_scores(name):
     ]
 
 
+def all_scores():
+    """Score files of every run of every experiment (each once)."""
+    return sorted({path for name in EXPERIMENTS for path in experiment_scores(name)})
+
+
 def table2_outputs():
     return [
         f"{REPORT}/table2/table2.md",
