@@ -204,22 +204,26 @@ def experiment_variants(config: dict) -> dict[str, list[str]]:
 def experiment_runs(config: dict) -> dict[str, list[tuple[str, str, int]]]:
     """Return the (method, variant, seed) runs of each experiment.
 
-    ``table2``: every method × configured variant × seed, plus every reference method (variant
-    ``base``, first seed only: SLIC and the grid are deterministic); ``table3``: the ablation
-    method × the factorial; ``sweep``: the sweep method × the λ variants. A run shared by
+    ``table2``: every method × configured variant × seed; ``table3``: the ablation method × the
+    factorial; ``sweep``: the sweep method × the λ variants; each plus every reference method
+    (variant ``base``, first seed only: SLIC and the grid are deterministic). A run shared by
     several experiments appears in each list. ``published``: one run per released checkpoint,
     variant ``pub_<variant>``, evaluated without training.
     """
     names = experiment_variants(config)
     seeds = config["seeds"]
-    runs = {
+    # Reference methods are deterministic: one seed, and a row in every table.
+    references = [(m, "base", seeds[0]) for m in config["references"]]
+    ablation, sweep = config["ablation"]["method"], config["sweep"]["method"]
+    table3 = [(ablation, v, s) for v in names["table3"] for s in seeds]
+    sweep_runs = [(sweep, v, s) for v in names["sweep"] for s in seeds]
+    return {
         "table2": [(m, v, s) for m in config["methods"] for v in names["table2"] for s in seeds]
-        + [(m, "base", seeds[0]) for m in config["references"]],
-        "table3": [(config["ablation"]["method"], v, s) for v in names["table3"] for s in seeds],
-        "sweep": [(config["sweep"]["method"], v, s) for v in names["sweep"] for s in seeds],
+        + references,
+        "table3": table3 + references if table3 else [],
+        "sweep": sweep_runs + references if sweep_runs else [],
         "published": [(p["method"], f"pub_{p['variant']}", 0) for p in config["published"]],
     }
-    return runs
 
 
 def import_method_modules(modules: list[str]) -> None:

@@ -111,7 +111,7 @@ def test_experiments_share_runs_and_derive_variants():
     assert names["sweep"] == ["lap_l0", "lap_l90", "lap"]
     runs = experiment_runs(config)
     assert ("slic", "base", 0) in runs["table2"] and ("slic", "base", 1) not in runs["table2"]
-    assert len(runs["table3"]) == 16 and len(runs["sweep"]) == 6
+    assert len(runs["table3"]) == 16 + 1 and len(runs["sweep"]) == 6 + 1  # + the SLIC row
     unique = {r for rs in runs.values() for r in rs}
     assert len(unique) == 2 * (2 + 6 + 2) + 1  # shared runs are trained once
     off = train_settings(config, "lap_l0")["variant"]

@@ -146,8 +146,10 @@ def test_ci_profile_end_to_end(tmp_path):
     assert '"lap"' in ckpt_log.read_text()
     table3 = (results / "report/table3/table3.md").read_text()
     assert table3.count("| CDS") == 8  # the full LAP x MSD x WR factorial
+    assert "| reference (no training) | SLIC" in table3
     sweep = pd.read_csv(results / "report/sweep/sweep.csv")
-    assert sorted(sweep["lambda_lap"]) == [0, 360, 1440]
+    assert sorted(sweep["lambda_lap"].dropna()) == [0, 360, 1440]
+    assert list(sweep.loc[sweep["lambda_lap"].isna(), "model"]) == ["SLIC"]
     assert (results / "report/figures/qualitative.png").stat().st_size > 10_000
     assert (scores["ec_relabelled"].between(0, 1)).all()
 
@@ -185,9 +187,11 @@ def test_named_targets_run_only_what_they_need(tmp_path):
         return counts
 
     table3 = job_counts("table3")
-    assert table3["train_stage"] == 8 and table3["table3"] == 1  # the CDS factorial only
+    assert (
+        table3["train_stage"] == 8 * 2 + 1 and table3["table3"] == 1
+    )  # CDS factorial x 2 seeds, SLIC
     assert "sweep" not in table3 and "table2" not in table3
     sweep = job_counts("sweep")
-    assert sweep["train_stage"] == 3 and "table3" not in sweep  # λ = 0, 360, 1440
+    assert sweep["train_stage"] == 3 * 2 + 1 and "table3" not in sweep  # λ 0, 360, 1440; SLIC
     figures = job_counts("figures")
     assert figures["predict_scales"] == 2 and "score_run" not in figures

@@ -205,7 +205,9 @@ def sweep_frame(
     Returns
     -------
     pandas.DataFrame
-        ``sweep_id, dataset, split, method, variant, model, lambda_lap`` (effective λ),
+        ``sweep_id, dataset, split, method, variant, model, lambda_lap`` (effective λ; reference
+        methods that were not trained, such as SLIC, close the table with ``sweep_id`` −1 and
+        λ NaN),
         ``n_seeds``, per column of :data:`SWEEP_METRICS` its seed mean and ``<c>_std`` (sample
         sd, NaN for one seed), ``n_scales_in_range``, ``n_images``, ``auc_extrapolated``,
         ``auc_low``, ``auc_high``. Empty if there is no sweep.
@@ -220,11 +222,18 @@ def sweep_frame(
     if points.empty:
         return pd.DataFrame(columns=columns)
     keys = ["dataset", "split", "method", "variant"]
-    in_sweep = scores.merge(points[keys].drop_duplicates(), on=keys, how="inner")
+    # Untrained reference methods (SLIC, the grid) close the table, as in every table.
+    refs = scores.loc[scores["train_steps"] == 0, keys].drop_duplicates()
+    refs = refs[~refs["method"].isin(points["method"])]
+    wanted = pd.concat([points[keys], refs]).drop_duplicates()
+    in_sweep = scores.merge(wanted, on=keys, how="inner")
     zero = zero_xc_fraction(in_sweep, curves, auc_range=auc_range)
     per_seed = auc[~auc["ec"].astype(bool)].merge(zero, on=list(RUN_KEYS), how="inner")
+    records = [
+        {**rec, "lambda_eff": float(rec["lambda_eff"])} for rec in points.to_dict("records")
+    ] + [{**rec, "sweep_id": -1, "lambda_eff": math.nan} for rec in refs.to_dict("records")]
     rows = []
-    for rec in points.to_dict("records"):
+    for rec in records:
         g = per_seed[
             (per_seed["dataset"] == rec["dataset"])
             & (per_seed["split"] == rec["split"])
@@ -235,7 +244,7 @@ def sweep_frame(
             "sweep_id": rec["sweep_id"],
             **{c: rec[c] for c in keys},
             "model": model_label(rec["method"], rec["variant"]),
-            "lambda_lap": float(rec["lambda_eff"]),
+            "lambda_lap": rec["lambda_eff"],
             "n_seeds": int(g["seed"].nunique()),
         }
         for col in metric_cols:
@@ -285,7 +294,9 @@ def format_sweep_markdown(table: pd.DataFrame, *, title: str = "λ_LAP sweep") -
     header = ["Model", "λ_LAP", "seeds", *(label for _, label, _ in SWEEP_METRICS), "scales"]
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for _, row in table.iterrows():
-        cells = [str(row["model"]), f"{row['lambda_lap']:g}", str(int(row["n_seeds"]))]
+        lam = row["lambda_lap"]
+        lam_text = "reference" if pd.isna(lam) else f"{lam:g}"
+        cells = [str(row["model"]), lam_text, str(int(row["n_seeds"]))]
         for col, _, decimals in SWEEP_METRICS:
             text = _fmt(row[col], decimals)
             std = row[f"{col}_std"]
@@ -328,6 +339,7 @@ def plot_lambda_sweep(
     ncols = 3
     nrows = int(np.ceil(len(metrics) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.0 * ncols, 3.8 * nrows), squeeze=False)
+    table = table[table["sweep_id"] >= 0] if not table.empty else table  # references: no λ axis
     sweeps = list(table.groupby("sweep_id", sort=True)) if not table.empty else []
     colours = sns.color_palette("colorblind", n_colors=max(len(sweeps), 1))
     positive = table["lambda_lap"][table["lambda_lap"] > 0] if not table.empty else []

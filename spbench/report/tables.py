@@ -432,7 +432,8 @@ def table3_frame(summary: pd.DataFrame, *, method: str | None = None) -> pd.Data
         :data:`TABLE3_METRICS` ``<m>``, ``<m>_std``, ``<m>_extrapolated``; per metric of
         :data:`TABLE3_PAPER_COLUMNS` ``<m>_paper`` and ``<m>_delta`` (ours − paper, NaN without
         a paper row); ``paper_configuration`` (the matched paper row's label or ""),
-        ``auc_low``, ``auc_high``, ``auc_extrapolated``. Empty (with these columns) if no method
+        ``auc_low``, ``auc_high``, ``auc_extrapolated``; untrained reference methods (SLIC)
+        follow as rows configured "reference (no training)". Empty (with these columns) if no method
         qualifies.
     """
     cols = [
@@ -501,6 +502,21 @@ def table3_frame(summary: pd.DataFrame, *, method: str | None = None) -> pd.Data
             row[f"{metric}_paper"] = value
             row[f"{metric}_delta"] = rec[metric] - value
         row["paper_configuration"] = ref.configuration if ref is not None else ""
+        for col in ("auc_low", "auc_high", "auc_extrapolated"):
+            row[col] = rec[col]
+        rows.append(row)
+    # Untrained reference methods (SLIC, the grid) close the table, as in every table.
+    refs = noec[(noec["method"] != chosen) & (noec.get("train_steps", 1) == 0)]
+    for rec in refs.to_dict("records"):
+        row = {c: rec.get(c) for c in cols}
+        row["configuration"] = "reference (no training)"
+        row["model"] = model_label(rec["method"], rec["variant"])
+        for metric, _, _ in TABLE3_METRICS:
+            for suffix in ("", "_std", "_extrapolated"):
+                row[f"{metric}{suffix}"] = rec[f"{metric}{suffix}"]
+        for metric in TABLE3_PAPER_COLUMNS:
+            row[f"{metric}_paper"], row[f"{metric}_delta"] = np.nan, np.nan
+        row["paper_configuration"] = ""
         for col in ("auc_low", "auc_high", "auc_extrapolated"):
             row[col] = rec[col]
         rows.append(row)
