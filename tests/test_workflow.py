@@ -129,7 +129,7 @@ def test_ci_profile_end_to_end(tmp_path):
     assert sorted(scores["scale"].unique()) == [0.4, 0.6, 0.8, 1.0, 1.2]
     assert (scores.loc[scores["ec"], ["xc", "stray"]] == 0).all().all()  # EC output is connected
     assert scores["asa"].between(0, 1).all() and scores["bp"].between(0, 1).all()
-    pairs = scores.groupby(["method", "variant", "scale", "ec"]).size()
+    pairs = scores.groupby(["method", "variant", "seed", "scale", "ec"]).size()
     assert pairs.nunique() == 1  # every (variant, scale, EC) scores the same pairs
 
     report = results / "report/table2"
