@@ -7,7 +7,11 @@ from snakemake.utils import min_version
 min_version("9.12")
 
 
-configfile: "config/config.yaml"
+# The paper profile is the default; a profile given with --configfile replaces it whole (by
+# default Snakemake would merge the two, leaking e.g. the paper's step counts into the smoke run).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"

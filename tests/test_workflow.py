@@ -195,3 +195,27 @@ def test_named_targets_run_only_what_they_need(tmp_path):
     assert sweep["train_stage"] == 3 * 2 + 1 and "table3" not in sweep  # λ 0, 360, 1440; SLIC
     figures = job_counts("figures")
     assert figures["predict_scales"] == 2 and "score_run" not in figures
+
+
+def test_a_configfile_replaces_the_default_profile(tmp_path):
+    """`--configfile smoke.yaml` must not inherit keys of config/config.yaml (Snakemake merges
+    the two by default): the smoke run's training must not get the paper's step counts."""
+    out = run(
+        [
+            *SNAKEMAKE,
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(ROOT / "config/smoke.yaml"),
+            "-n",
+            "-p",
+            "--cores",
+            "2",
+            "--resources",
+            "gpu=1",
+        ],
+        ROOT,
+    )
+    assert '\\"steps\\": 20' in out or '"steps": 20' in out
+    assert "150000" not in out and "306000" not in out
+    assert "is extended by additional config" not in out
