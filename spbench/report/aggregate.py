@@ -15,6 +15,7 @@ No torch is imported here.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Iterable, Sequence
@@ -377,3 +378,10 @@ def summarise_seeds(auc: pd.DataFrame, *, metrics: Sequence[str] = AUC_METRICS) 
         if attr in summary and summary[attr].map(type).nunique() > 1:
             summary[attr] = summary[attr].astype(str)
     return summary
+
+
+def format_number(value: object, decimals: int, *, sign: bool = False) -> str:
+    """Format a table cell: ``decimals`` digits (with a sign if asked), "—" for missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{float(value):{'+' if sign else ''}.{decimals}f}"

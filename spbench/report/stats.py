@@ -38,8 +38,10 @@ from spbench.report.aggregate import (
     DEFAULT_AUC_RANGE,
     RUN_KEYS,
     aggregate_curves,
+    format_number,
     model_label,
 )
+from spbench.report.tables import TABLE2_METRICS
 
 __all__ = [
     "PAIRED_METRICS",
@@ -50,16 +52,8 @@ __all__ = [
     "paired_differences",
 ]
 
-PAIRED_METRICS: tuple[tuple[str, str, int], ...] = (
-    ("asa", "ASA", 4),
-    ("co", "CO", 4),
-    ("bp", "BP", 4),
-    ("br", "BR", 4),
-    ("ue_np", "UE", 4),
-    ("xc", "XC", 1),
-    ("stray", "Stray", 1),
-)
-"""Metrics compared: (score column, name, decimals)."""
+#: Metrics compared: (score column, name, decimals), the columns of Table 2.
+PAIRED_METRICS: tuple[tuple[str, str, int], ...] = TABLE2_METRICS
 
 BASE_VARIANT = "base"
 _PAIR = ["image_id", "annotation"]
@@ -345,12 +339,6 @@ def _natural(text: str) -> tuple:
     return (text != "lap", parts)
 
 
-def _fmt(value: float, decimals: int, sign: bool = False) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return f"{float(value):{'+' if sign else ''}.{decimals}f}"
-
-
 def format_paired_markdown(table: pd.DataFrame, *, title: str = "Paired comparison") -> str:
     """Render :func:`paired_differences` as Markdown with the definition in the header.
 
@@ -402,11 +390,11 @@ def format_paired_markdown(table: pd.DataFrame, *, title: str = "Paired comparis
                     comparison,
                     "yes" if row["ec"] else "no",
                     names.get(row["metric"], row["metric"]),
-                    _fmt(row["base_mean"], d),
-                    _fmt(row["variant_mean"], d),
-                    _fmt(row["mean_delta"], d, sign=True),
-                    _fmt(row["ci_low"], d, sign=True),
-                    _fmt(row["ci_high"], d, sign=True),
+                    format_number(row["base_mean"], d),
+                    format_number(row["variant_mean"], d),
+                    format_number(row["mean_delta"], d, sign=True),
+                    format_number(row["ci_low"], d, sign=True),
+                    format_number(row["ci_high"], d, sign=True),
                     str(int(row["n_images"])),
                     str(int(row["n_pairs"])),
                     f"{int(row['n_seeds_base'])}/{int(row['n_seeds_variant'])}",

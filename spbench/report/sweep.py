@@ -36,7 +36,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from spbench.report.aggregate import DEFAULT_AUC_RANGE, RUN_KEYS, model_label
+from spbench.report.aggregate import DEFAULT_AUC_RANGE, RUN_KEYS, format_number, model_label
 
 __all__ = [
     "SWEEP_GROUP_ATTRIBUTES",
@@ -260,12 +260,6 @@ def sweep_frame(
     return pd.DataFrame(rows, columns=columns)
 
 
-def _fmt(value: object, decimals: int) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return f"{float(value):.{decimals}f}"
-
-
 def format_sweep_markdown(table: pd.DataFrame, *, title: str = "λ_LAP sweep") -> str:
     """Render :func:`sweep_frame` as Markdown with the definitions in the header.
 
@@ -298,7 +292,7 @@ def format_sweep_markdown(table: pd.DataFrame, *, title: str = "λ_LAP sweep") -
         lam_text = "reference" if pd.isna(lam) else f"{lam:g}"
         cells = [str(row["model"]), lam_text, str(int(row["n_seeds"]))]
         for col, _, decimals in SWEEP_METRICS:
-            text = _fmt(row[col], decimals)
+            text = format_number(row[col], decimals)
             std = row[f"{col}_std"]
             if row["n_seeds"] > 1 and not (isinstance(std, float) and math.isnan(std)):
                 text += f" ± {float(std):.{decimals}f}"

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from spbench.report.aggregate import model_label
+from spbench.report.aggregate import format_number, model_label
 from spbench.report.paper import PAPER_DATASET, PAPER_SPLIT, TABLE2, TABLE3
 
 __all__ = [
@@ -111,18 +111,6 @@ def table2_frame(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _fmt(value: object, decimals: int) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return f"{float(value):.{decimals}f}"
-
-
-def _fmt_delta(value: object, decimals: int) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return f"{float(value):+.{decimals}f}"
-
-
 def _onoff(flag: object) -> str:
     if isinstance(flag, (bool, np.bool_)):
         return "on" if flag else "off"
@@ -130,7 +118,7 @@ def _onoff(flag: object) -> str:
 
 
 def _cell(row: pd.Series, metric: str, decimals: int, *, pm: str, mark: str) -> str:
-    text = _fmt(row[metric], decimals)
+    text = format_number(row[metric], decimals)
     std = row[f"{metric}_std"]
     if row["n_seeds"] > 1 and not (isinstance(std, float) and math.isnan(std)):
         text += f"{pm}{float(std):.{decimals}f}"
@@ -159,8 +147,8 @@ def _header_and_rows(
             cells.append(_cell(row, metric, decimals, pm=pm, mark=mark))
             if metric in PAPER_COLUMNS:
                 cells += [
-                    _fmt(row[f"{metric}_paper"], decimals),
-                    _fmt_delta(row[f"{metric}_delta"], decimals),
+                    format_number(row[f"{metric}_paper"], decimals),
+                    format_number(row[f"{metric}_delta"], decimals, sign=True),
                 ]
         cells.append(f"{row['k_min']:.0f}–{row['k_max']:.0f}")
         cells.append(str(int(row["n_seeds"])))
@@ -562,8 +550,8 @@ def _table3_rows(table: pd.DataFrame, *, pm: str, mark: str) -> tuple[list[str],
             if metric in TABLE3_PAPER_COLUMNS:
                 paper_decimals = 3 if metric != "xc" else 1
                 cells += [
-                    _fmt(row[f"{metric}_paper"], paper_decimals),
-                    _fmt_delta(row[f"{metric}_delta"], decimals),
+                    format_number(row[f"{metric}_paper"], paper_decimals),
+                    format_number(row[f"{metric}_delta"], decimals, sign=True),
                 ]
         cells.append(row["paper_configuration"] or "—")
         body.append(cells)
