@@ -1,20 +1,23 @@
-"""Training stage: one (method, variant, seed) run from a prepared dataset to a checkpoint.
+"""Training: one stage of a (method, variant, seed) run, from a prepared dataset to a checkpoint.
 
 The run is fully described by its settings (:func:`spbench.config.train_settings`): the method's
 recipe (``baselines.md`` §6.1) supplies every hyper-parameter the config leaves at ``null``, and
 the variant's switches choose the losses (``method.md`` §7), never an edit of the code.
 
+Multi-stage methods (AINet, SSM) train one stage per call, each starting from the previous
+stage's checkpoint (``init``); the workflow names the files ``<stage>.pt``.
+
 Outputs
 -------
-``checkpoint.pt``
-    Model weights plus what produced them: method, variant, seed, effective recipe, loss config,
-    settings, spbench version, device, steps and wall time.
-``train_log.jsonl``
+the checkpoint (``out``)
+    Model weights plus what produced them: method, variant, stage, seed, effective recipe, loss
+    config, settings, spbench version, device, weights provenance, steps and wall time.
+the loss log (default ``train_log.jsonl`` beside it)
     One JSON object per logged step (``"kind": "train"``) or validation (``"kind": "val"``) with
     every weighted loss term.
 
-While it runs, a resume checkpoint (``<checkpoint>.resume.pt``: model, optimiser, step, RNG
-states) is written every ``train.checkpoint_every`` steps, so a killed job re-run by Snakemake
+While it runs, a resume checkpoint (``<checkpoint stem>.resume.pt``: model, optimisers, step,
+RNG states) is written every ``train.checkpoint_every`` steps, so a killed job re-run by Snakemake
 continues from there instead of starting again; it is deleted once the final checkpoint exists.
 """
 
