@@ -153,6 +153,7 @@ def superpixel_loss(
             n_samples=config.msd_samples,
             mode=config.msd_mode,
             generator=generator,
+            n_classes=config.n_classes,
         )
     else:
         msd = zero

@@ -51,11 +51,8 @@ def mixed_cell_weights(
         # A cell holds exactly one class iff its minimum equals its maximum.
         is_single = cells.amin(dim=(2, 4)) == cells.amax(dim=(2, 4))  # [B, n_h, n_w]
         dtype = dtype or torch.get_default_dtype()
-        raw = torch.where(
-            is_single,
-            torch.tensor(single, dtype=dtype, device=labels.device),
-            torch.tensor(mixed, dtype=dtype, device=labels.device),
-        )
+        # Arithmetic on the mask, not scalar tensors: no host-to-device copy (CUDA graphs).
+        raw = is_single.to(dtype) * (single - mixed) + mixed
         raw = raw.repeat_interleave(stride, dim=1).repeat_interleave(stride, dim=2)
         weights = raw * (h * w) / raw.sum(dim=(1, 2), keepdim=True)
     return weights.unsqueeze(1)
