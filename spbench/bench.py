@@ -5,8 +5,10 @@ One *step* is what :func:`spbench.train.train` does per iteration: forward, the 
 seeded synthetic batches (random pixels, a few Voronoi label regions) already on the device, so
 the data pipeline is not timed.
 
-Fast modes, each off by default: ``amp="bf16"`` (autocast), ``channels_last``, ``compile``
-(``torch.compile`` of forward + loss) and ``cuda_graph`` (capture of the whole step, CUDA only).
+Steps run through :class:`spbench.step.TrainStep`, the object training uses, in the fast modes
+of :class:`spbench.step.FastModes`, each off by default: ``tf32``, ``amp="bf16"`` (autocast),
+``channels_last``, ``compile`` (``torch.compile`` of forward + loss) and ``cuda_graph`` (capture
+of the whole step, CUDA only).
 For every row the loss terms of one fixed batch are computed twice from the same weights and the
 same sampling seed, in fp32 eager and in the row's mode, and the relative difference of each
 term is reported (``reldiff_<term>``): a fast mode that changes what is optimised (torch.compile
@@ -23,14 +25,12 @@ Example::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import dataclasses
 import datetime
 import math
-import platform
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,8 @@ import torch
 from spbench import __version__
 from spbench.data.loader import Batch, normalize
 from spbench.models import create_model, get_method, get_stage
-from spbench.train import build_optimizers, effective_recipe, loss_config, resolve_device
+from spbench.step import FastModes, TrainStep, build_optimizers
+from spbench.train import device_name, effective_recipe, loss_config, resolve_device
 
 __all__ = [
     "DEFAULT_LOSSES",
@@ -77,18 +78,6 @@ VARIANTS: dict[str, tuple[bool, bool, bool]] = {
 }
 
 TIME_COLUMNS = ("median_ms", "p10_ms", "p90_ms", "mean_ms", "images_per_s", "peak_mem_mb")
-
-
-def device_name(device: torch.device) -> str:
-    """Return a readable name of ``device`` (the GPU model, or the CPU's)."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
-    return platform.processor() or platform.machine() or "cpu"
 
 
 def synthetic_batch(
@@ -144,35 +133,6 @@ def synthetic_batch(
     return Batch(normalize(pixels.to(torch.uint8)).to(device), label_map.to(device), edges)
 
 
-@dataclasses.dataclass(frozen=True)
-class FastModes:
-    """The fast modes of one benchmark row (all off: fp32 eager)."""
-
-    amp: str = "off"
-    channels_last: bool = False
-    compile: bool = False
-    cuda_graph: bool = False
-
-    def __post_init__(self) -> None:
-        if self.amp not in ("off", "bf16"):
-            raise ValueError(f"amp must be 'off' or 'bf16', got {self.amp!r}")
-
-    @property
-    def label(self) -> str:
-        """Short name, e.g. ``"bf16+compile"`` or ``"fp32"``."""
-        parts = [
-            name
-            for name, on in (
-                ("bf16", self.amp == "bf16"),
-                ("channels_last", self.channels_last),
-                ("compile", self.compile),
-                ("cuda_graph", self.cuda_graph),
-            )
-            if on
-        ]
-        return "+".join(parts) or "fp32"
-
-
 def _settings(variant: str, losses: dict[str, Any] | None) -> dict[str, Any]:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose from {sorted(VARIANTS)}")
@@ -190,120 +150,38 @@ def _settings(variant: str, losses: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-class _Runner:
-    """A model, its optimisers and one training-step function in a given fast mode."""
-
-    def __init__(
-        self,
-        method: str,
-        stage: str,
-        config: Any,
-        recipe: Any,
-        state: dict[str, torch.Tensor],
-        device: torch.device,
-        modes: FastModes,
-        seed: int,
-    ) -> None:
-        self.spec = get_method(method)
-        self.stage = stage
-        self.config = config
-        self.device = device
-        self.modes = modes
-        self.seed = seed
-        self.model = create_model(method, stage=stage).to(device)
-        self.model.load_state_dict(state)
-        if modes.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.model.train()
-        self.optimizer, self.aux_optimizer = build_optimizers(self.model, recipe)
-        if modes.cuda_graph:
-            for opt in (self.optimizer, self.aux_optimizer):
-                if opt is not None:  # Adam's step counter must live on the device to be captured
-                    opt.defaults["capturable"] = True
-                    for group in opt.param_groups:
-                        group["capturable"] = True
-        self.generator = torch.Generator().manual_seed(seed)
-        self.graph: torch.cuda.CUDAGraph | None = None
-        self.static_batch: Batch | None = None
-        self.static_terms: dict[str, torch.Tensor] | None = None
-        self.capture_state: torch.Tensor | None = None
-        loss_fn = self._loss
-        self.loss_fn: Callable[[Batch], dict[str, torch.Tensor]] = (
-            torch.compile(loss_fn) if modes.compile else loss_fn
-        )
-
-    def _loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        return self.spec.loss(
-            self.model, batch, self.config, generator=self.generator, stage=self.stage
-        )
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.modes.amp == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    def prepare(self, batch: Batch) -> Batch:
-        """Return ``batch`` in the runner's memory format."""
-        if self.modes.channels_last:
-            images = batch.images.contiguous(memory_format=torch.channels_last)
-            return batch._replace(images=images)
-        return batch
-
-    def terms(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Forward and loss only, grad enabled as in training (no backward, no step)."""
-        with self._autocast():
-            return self.loss_fn(self.prepare(batch))
-
-    def _step_body(self, batch: Batch, zero_grad: bool) -> dict[str, torch.Tensor]:
-        with self._autocast():
-            terms = self.loss_fn(batch)
-        if self.optimizer is None:
-            return terms
-        if zero_grad:
-            self.optimizer.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        self.optimizer.step()
-        if self.aux_optimizer is not None and "aux_total" in terms:
-            if zero_grad:
-                self.aux_optimizer.zero_grad(set_to_none=True)
-            terms["aux_total"].backward()
-            self.aux_optimizer.step()
-        return terms
-
-    def capture(self, batch: Batch, warmup: int = 3) -> None:
-        """Warm up on a side stream, then capture one whole step into a CUDA graph."""
-        self.static_batch = Batch(
-            *(t.clone() if t is not None else None for t in self.prepare(batch))
-        )
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(warmup):
-                self._step_body(self.static_batch, zero_grad=True)
-        torch.cuda.current_stream().wait_stream(side)
-        for opt in (self.optimizer, self.aux_optimizer):
-            if opt is not None:
-                opt.zero_grad(set_to_none=True)
-        self.capture_state = self.generator.get_state()
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self.static_terms = self._step_body(self.static_batch, zero_grad=False)
-
-    def step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """One full training step."""
-        if self.graph is None:
-            return self._step_body(self.prepare(batch), zero_grad=True)
-        for static, new in zip(self.static_batch, batch, strict=True):
-            if static is not None:
-                static.copy_(new)
-        self.graph.replay()
-        return self.static_terms
-
-    def load_weights(self, state: dict[str, torch.Tensor]) -> None:
-        """Copy ``state`` into the parameters and buffers in place (graph addresses kept)."""
-        with torch.no_grad():
-            for name, tensor in self.model.state_dict().items():
-                tensor.copy_(state[name])
+def _make_step(
+    method: str,
+    stage: str,
+    config: Any,
+    recipe: Any,
+    state: dict[str, torch.Tensor],
+    device: torch.device,
+    modes: FastModes,
+    seed: int | None,
+) -> TrainStep:
+    """A :class:`TrainStep` from ``state``; its sampling generator is seeded with ``seed``, or is
+    the default device generator when ``seed`` is None (forced by ``cuda_graph``)."""
+    spec = get_method(method)
+    model = create_model(method, stage=stage).to(device)
+    model.load_state_dict(state)
+    model.train()
+    modes = modes.for_device(device)
+    optimizer, aux_optimizer = build_optimizers(
+        model, recipe, capturable_on=device if modes.cuda_graph else None
+    )
+    generator = None
+    if seed is not None and not modes.cuda_graph:
+        generator = torch.Generator(device).manual_seed(seed)
+    return TrainStep(
+        model,
+        lambda net, batch, gen: spec.loss(net, batch, config, generator=gen, stage=stage),
+        optimizer,
+        aux_optimizer,
+        device=device,
+        modes=modes,
+        generator=generator,
+    )
 
 
 def _rel_diffs(
@@ -328,12 +206,9 @@ def _reference_terms(
     state: dict[str, torch.Tensor],
     device: torch.device,
     batch: Batch,
-    seed: int,
-    generator_state: torch.Tensor | None = None,
+    seed: int | None,
 ) -> dict[str, torch.Tensor]:
-    ref = _Runner(method, stage, config, recipe, state, device, FastModes(), seed)
-    if generator_state is not None:
-        ref.generator.set_state(generator_state)
+    ref = _make_step(method, stage, config, recipe, state, device, FastModes(), seed)
     return {k: v.detach() for k, v in ref.terms(batch).items()}
 
 
@@ -376,12 +251,12 @@ def term_check(
         generator=torch.Generator().manual_seed(seed + 1),
         with_edges=get_method(method).needs_edges,
     )
-    runner = _Runner(method, stage_spec.name, config, recipe, state, dev, modes, seed)
+    runner = _make_step(method, stage_spec.name, config, recipe, state, dev, modes, seed)
     return _check(runner, method, stage_spec.name, config, recipe, state, dev, batch, seed)
 
 
 def _check(
-    runner: _Runner,
+    runner: TrainStep,
     method: str,
     stage: str,
     config: Any,
@@ -393,21 +268,19 @@ def _check(
 ) -> dict[str, float]:
     """Fast-mode terms on ``batch`` vs fp32 eager; leaves ``runner`` at the initial weights."""
     if runner.modes.cuda_graph:
-        runner.generator.manual_seed(seed)
         runner.capture(batch)
-        runner.load_weights(state)
-        fast = {k: v.detach().clone() for k, v in runner.step(batch).items()}
-        # Host-side sampling (MSD, BPL) ran once, at capture, and every replay reuses it: the
-        # reference samples from the generator state the capture started from.
-        reference = _reference_terms(
-            method, stage, config, recipe, state, device, batch, seed, runner.capture_state
-        )
+        # The replay samples from the default CUDA generator: the reference starts from the
+        # same generator state.
+        rng = torch.cuda.get_rng_state(device)
+        fast = {k: v.detach().clone() for k, v in runner(batch).items()}
+        torch.cuda.set_rng_state(rng, device)
+        reference = _reference_terms(method, stage, config, recipe, state, device, batch, None)
     else:
         runner.generator.manual_seed(seed)
         fast = {k: v.detach() for k, v in runner.terms(batch).items()}
         reference = _reference_terms(method, stage, config, recipe, state, device, batch, seed)
+        runner.generator.manual_seed(seed)
     runner.load_weights(state)
-    runner.generator.manual_seed(seed)
     return _rel_diffs(reference, fast)
 
 
@@ -416,7 +289,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time_steps(runner: _Runner, batches: Sequence[Batch], steps: int, warmup: int) -> np.ndarray:
+def _time_steps(runner: TrainStep, batches: Sequence[Batch], steps: int, warmup: int) -> np.ndarray:
     """Run ``warmup`` then ``steps`` steps; return the per-step times in milliseconds."""
     device = runner.device
 
@@ -426,7 +299,7 @@ def _time_steps(runner: _Runner, batches: Sequence[Batch], steps: int, warmup: i
 
     feed = cycle()
     for _ in range(warmup):
-        runner.step(next(feed))
+        runner(next(feed))
     _sync(device)
     times = []
     if device.type == "cuda":
@@ -437,7 +310,7 @@ def _time_steps(runner: _Runner, batches: Sequence[Batch], steps: int, warmup: i
         for start, end in events:
             batch = next(feed)
             start.record()
-            runner.step(batch)
+            runner(batch)
             end.record()
         torch.cuda.synchronize(device)
         times = [start.elapsed_time(end) for start, end in events]
@@ -445,7 +318,7 @@ def _time_steps(runner: _Runner, batches: Sequence[Batch], steps: int, warmup: i
         for _ in range(steps):
             batch = next(feed)
             t0 = time.perf_counter()
-            runner.step(batch)
+            runner(batch)
             times.append((time.perf_counter() - t0) * 1000.0)
     return np.asarray(times, dtype=float)
 
@@ -463,6 +336,7 @@ def bench_train(
     channels_last: bool = False,
     compile: bool = False,
     cuda_graph: bool = False,
+    tf32: bool = False,
     seed: int = 0,
     losses: dict[str, Any] | None = None,
     stage: str | None = None,
@@ -495,6 +369,8 @@ def bench_train(
         Capture the whole step (forward, loss, backward, optimiser) in a CUDA graph and replay
         it; CUDA only. A method whose step cannot be captured gets an ``error`` note instead of
         times.
+    tf32 : bool
+        TF32 matmuls and cuDNN convolutions (CUDA; off means strict fp32).
     seed : int
         Seed of the weights, the batches and the loss's sampling.
     losses : dict, optional
@@ -518,7 +394,7 @@ def bench_train(
     ValueError
         Unknown variant, bad ``amp``, or ``cuda_graph`` on a device that is not CUDA.
     """
-    modes = FastModes(amp, channels_last, compile, cuda_graph)
+    modes = FastModes(amp, channels_last, compile, cuda_graph, tf32)
     for variant in variants:
         _settings(variant, losses)
     dev = resolve_device(device)
@@ -615,7 +491,7 @@ def _bench_one(
     )
     torch.manual_seed(seed)
     state = copy.deepcopy(create_model(method, stage=stage_spec.name).to(device).state_dict())
-    runner = _Runner(method, stage_spec.name, config, recipe, state, device, modes, seed)
+    runner = _make_step(method, stage_spec.name, config, recipe, state, device, modes, seed)
     if runner.optimizer is None:
         raise ValueError(f"{method} has no trainable parameters: nothing to time")
     diffs = _check(runner, method, stage_spec.name, config, recipe, state, device, batches[0], seed)
@@ -683,6 +559,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cuda-graph", action="store_true", help="capture the whole step in a CUDA graph"
     )
+    parser.add_argument("--tf32", action="store_true", help="TF32 matmuls and convolutions")
     parser.add_argument("--stage", help="stage of multi-stage methods (default: the last)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="CSV file to write the rows to")
@@ -706,6 +583,7 @@ def run_train(args: argparse.Namespace) -> pd.DataFrame:
         channels_last=args.channels_last,
         compile=args.compile,
         cuda_graph=args.cuda_graph,
+        tf32=args.tf32,
         seed=args.seed,
         stage=args.stage,
     )

@@ -23,10 +23,13 @@ continues from there instead of starting again; it is deleted once the final che
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import datetime
 import json
 import logging
 import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -42,15 +45,8 @@ from spbench.data.prepared import load_split
 from spbench.errors import UserError
 from spbench.io import CorruptFileError, atomic_path
 from spbench.losses import LossConfig
-from spbench.models import (
-    Method,
-    Recipe,
-    Stage,
-    create_model,
-    get_method,
-    get_stage,
-    parameter_groups,
-)
+from spbench.models import Method, Recipe, Stage, create_model, get_method, get_stage
+from spbench.step import FastModes, TrainStep, build_optimizers
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +72,18 @@ def resolve_device(requested: str = "auto") -> torch.device:
         raise RuntimeError("train.device is 'cuda' but no CUDA device is visible")
     log.warning("no CUDA device visible: running on the CPU")
     return torch.device("cpu")
+
+
+def device_name(device: torch.device) -> str:
+    """Return a readable name of ``device`` (the GPU model, or the CPU's and its threads)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
+    return platform.processor() or platform.machine() or "cpu"
 
 
 RECIPE_KEYS = ("lr", "weight_decay", "batch_size", "crop", "val_crop")
@@ -152,16 +160,22 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     return ckpt
 
 
-def _rng_state(generator: torch.Generator) -> dict:
+def _rng_state(generator: torch.Generator, loss_generator: torch.Generator | None) -> dict:
     state = {"torch": torch.get_rng_state(), "data": generator.get_state()}
+    if loss_generator is not None:
+        state["loss"] = loss_generator.get_state()
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def _set_rng_state(state: dict, generator: torch.Generator) -> None:
+def _set_rng_state(
+    state: dict, generator: torch.Generator, loss_generator: torch.Generator | None
+) -> None:
     torch.set_rng_state(state["torch"])
     generator.set_state(state["data"])
+    if loss_generator is not None and "loss" in state:
+        loss_generator.set_state(state["loss"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -179,7 +193,7 @@ def validate(
     config: LossConfig,
     recipe: Recipe,
     max_batches: int,
-    generator: torch.Generator,
+    generator: torch.Generator | None,
     stage: str,
 ) -> dict[str, float]:
     """Return the mean of every loss term over the validation centre crops (model in eval mode)."""
@@ -193,33 +207,6 @@ def validate(
         n += len(batch.images)
     model.train()
     return {key: value / max(n, 1) for key, value in totals.items()}
-
-
-def build_optimizers(
-    model: torch.nn.Module, recipe: Recipe
-) -> tuple[torch.optim.Optimizer | None, torch.optim.Optimizer | None]:
-    """Return the main Adam optimiser and, for methods with one, the auxiliary optimiser.
-
-    The main optimiser takes upstream's name-filtered groups minus the auxiliary parameters
-    (``model.auxiliary_parameters()``, CDS's CLUB estimator), which get their own Adam at
-    ``recipe.aux_lr``. Either is ``None`` when it has nothing to train (the parameter-free grid).
-    """
-    aux_params = (
-        list(model.auxiliary_parameters()) if hasattr(model, "auxiliary_parameters") else []
-    )
-    aux_ids = {id(p) for p in aux_params}
-    groups = []
-    for group in parameter_groups(model, recipe.weight_decay):
-        params = [p for p in group["params"] if id(p) not in aux_ids and p.requires_grad]
-        if params:
-            groups.append({**group, "params": params})
-    main = torch.optim.Adam(groups, lr=recipe.lr, betas=recipe.betas) if groups else None
-    aux = (
-        torch.optim.Adam(aux_params, lr=recipe.aux_lr or recipe.lr, betas=recipe.betas)
-        if aux_params
-        else None
-    )
-    return main, aux
 
 
 def lr_factor(recipe: Recipe, step: int, halve_at: int | None = None) -> float:
@@ -304,8 +291,12 @@ def train(
     steps = stage_steps(train_cfg, method, stage_spec)
     variant = settings["variant"]["name"]
 
+    modes = FastModes.from_config(train_cfg.get("fast")).for_device(device)
     torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # crops and flips, drawn on the host
+    # The loss's sampling (MSD, BPL) draws on the device; a CUDA graph can only replay draws
+    # from the default CUDA generator, which torch.manual_seed(seed) seeded.
+    loss_generator = None if modes.cuda_graph else torch.Generator(device).manual_seed(seed)
     model = create_model(method, stage=stage_spec.name).to(device)
     weights = "trained here, random init"
     if init is not None:
@@ -315,7 +306,9 @@ def train(
         else:
             model.load_state_dict(previous["model"])
         weights = f"trained here, {stage_spec.name} from {previous.get('stage', 'main')}"
-    optimizer, aux_optimizer = build_optimizers(model, recipe)
+    optimizer, aux_optimizer = build_optimizers(
+        model, recipe, capturable_on=device if modes.cuda_graph else None
+    )
     if optimizer is None:
         steps = 0  # a parameter-free method (the plain grid) has nothing to fit
 
@@ -335,7 +328,7 @@ def train(
             optimizer.load_state_dict(state["optimizer"])
             if aux_optimizer is not None:
                 aux_optimizer.load_state_dict(state["aux_optimizer"])
-            _set_rng_state(state["rng"], generator)
+            _set_rng_state(state["rng"], generator, loss_generator)
             start_step, wall_before = state["step"], state["wall_time_s"]
             log.warning("resuming %s from step %d (%s)", out, start_step, resume_path)
     if start_step == 0:
@@ -363,6 +356,7 @@ def train(
         "stage": stage_spec.name,
         "seed": seed,
         "device": str(device),
+        "fast_modes": modes.label,
         "pairs": len(bank),
         "val_pairs": len(val_bank),
         "steps": steps,
@@ -387,6 +381,9 @@ def train(
             "recipe": dataclasses.asdict(recipe),
             "loss_config": dataclasses.asdict(config),
             "device": str(device),
+            "device_name": device_name(device),
+            "fast_modes": modes.label,
+            "finished": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "weights": weights,
             "init": str(init) if init else None,
             "step": step,
@@ -396,8 +393,26 @@ def train(
 
     batches = bank.random_batches(recipe.batch_size, recipe.crop, generator, spec.augment)
     model.train()
+    step_fn = TrainStep(
+        model,
+        lambda net, batch, gen: spec.loss(net, batch, config, generator=gen, stage=stage_spec.name),
+        optimizer,
+        aux_optimizer,
+        device=device,
+        modes=modes,
+        generator=loss_generator,
+    )
     t0 = time.perf_counter()
     last_good = str(resume_path) if start_step else "none (no checkpoint yet)"
+
+    def stop_if_nonfinite() -> None:
+        bad = step_fn.first_nonfinite()
+        if bad is not None:
+            raise NonFiniteLossError(
+                f"{method}/{variant}/{stage_spec.name}/seed{seed}: non-finite loss at step "
+                f"{start_step + bad[0]}: {bad[1]}; last good checkpoint: {last_good}"
+            )
+
     bar = tqdm(
         range(start_step, steps),
         initial=start_step,
@@ -412,39 +427,27 @@ def train(
     )
     with open(partial_log, "a", encoding="utf-8") as log_file:
         for step in bar:
-            factor = lr_factor(recipe, step, halve_at)
-            for group in optimizer.param_groups:
-                group["lr"] = recipe.lr * factor
-            batch = next(batches)
-            terms = spec.loss(model, batch, config, generator=generator, stage=stage_spec.name)
-            total = terms["total"]
-            if not torch.isfinite(total):
-                values = {k: float(v) for k, v in terms.items()}
-                raise NonFiniteLossError(
-                    f"{method}/{variant}/{stage_spec.name}/seed{seed}: non-finite loss at step "
-                    f"{step + 1}: {values}; last good checkpoint: {last_good}"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            optimizer.step()
-            if aux_optimizer is not None and "aux_total" in terms:
-                # CDS: the CLUB estimator learns after the model step, on detached features.
-                aux_optimizer.zero_grad(set_to_none=True)
-                terms["aux_total"].backward()
-                aux_optimizer.step()
+            step_fn.set_lr(recipe.lr * lr_factor(recipe, step, halve_at))
+            terms = step_fn(next(batches))
             done = step + 1
-            if done % train_cfg["log_every"] == 0 or done == steps:
+            log_now = done % train_cfg["log_every"] == 0 or done == steps
+            val_now = done % train_cfg["val_every"] == 0 or done == steps
+            save_now = done % train_cfg["checkpoint_every"] == 0 and done < steps
+            if not (log_now or val_now or save_now):
+                continue  # nothing read back: the host runs ahead of the device
+            stop_if_nonfinite()
+            if log_now:
                 record = {
                     "kind": "train",
                     "step": done,
-                    "lr": optimizer.param_groups[0]["lr"],
+                    "lr": step_fn.lr,
                     "time_s": wall_before + time.perf_counter() - t0,
                     **{k: float(v.detach()) for k, v in terms.items()},
                 }
                 log_file.write(json.dumps(record) + "\n")
                 log_file.flush()
                 bar.set_postfix(loss=f"{record['total']:.4g}")
-            if done % train_cfg["val_every"] == 0 or done == steps:
+            if val_now:
                 val = validate(
                     model,
                     val_bank,
@@ -452,17 +455,17 @@ def train(
                     config,
                     recipe,
                     train_cfg["val_batches"],
-                    generator,
+                    loss_generator,
                     stage_spec.name,
                 )
                 log_file.write(json.dumps({"kind": "val", "step": done, **val}) + "\n")
                 log_file.flush()
-            if done % train_cfg["checkpoint_every"] == 0 and done < steps:
+            if save_now:
                 payload = checkpoint_payload(done, wall_before + time.perf_counter() - t0)
                 payload["optimizer"] = optimizer.state_dict()
                 if aux_optimizer is not None:
                     payload["aux_optimizer"] = aux_optimizer.state_dict()
-                payload["rng"] = _rng_state(generator)
+                payload["rng"] = _rng_state(generator, loss_generator)
                 _save(resume_path, payload)
                 last_good = f"{resume_path} (step {done})"
     bar.close()
