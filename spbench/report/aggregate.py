@@ -37,6 +37,7 @@ __all__ = [
     "aggregate_curves",
     "compute_auc",
     "load_scores",
+    "markdown_table",
     "model_label",
     "summarise_seeds",
     "validate_scores",
@@ -385,3 +386,24 @@ def format_number(value: object, decimals: int, *, sign: bool = False) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     return f"{float(value):{'+' if sign else ''}.{decimals}f}"
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """Return the lines of a GitHub Markdown table: header, separator (``|---|``), one line per row.
+
+    Parameters
+    ----------
+    header : Sequence[str]
+        Column titles.
+    rows : Iterable[Sequence[str]]
+        Cells of each body row, already formatted as text.
+
+    Returns
+    -------
+    list[str]
+        ``"| a | b |"``, ``"|---|---|"``, then one ``"| x | y |"`` line per row; no
+        trailing newlines.
+    """
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return lines

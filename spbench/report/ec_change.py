@@ -31,7 +31,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from spbench.metrics import normalized_auc
-from spbench.report.aggregate import DEFAULT_AUC_RANGE, RUN_KEYS, model_label
+from spbench.report.aggregate import DEFAULT_AUC_RANGE, RUN_KEYS, markdown_table, model_label
 
 __all__ = [
     "EC_CHANGE_COLUMN",
@@ -217,7 +217,7 @@ def format_ec_change_markdown(table: pd.DataFrame, *, title: str = "EC change") 
         "",
     ]
     header = ["Model", "seeds", "AUC (%)", f"at K̄ ≈ {target:.0f} (%)", "K̄ there", "scale"]
-    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    rows: list[list[str]] = []
     multi = table[["dataset", "split"]].drop_duplicates().shape[0] > 1
     for _, row in table.iterrows():
         n = int(row["n_seeds"])
@@ -225,20 +225,17 @@ def format_ec_change_markdown(table: pd.DataFrame, *, title: str = "EC change") 
         auc = _pct(row["ec_relabelled"], row["ec_relabelled_std"], n)
         if row["auc_extrapolated"]:
             auc += "†"
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    name,
-                    str(n),
-                    auc,
-                    _pct(row["at_k"], row["at_k_std"], n),
-                    f"{row['at_k_k']:.0f}",
-                    str(row["at_k_scale"]),
-                ]
-            )
-            + " |"
+        rows.append(
+            [
+                name,
+                str(n),
+                auc,
+                _pct(row["at_k"], row["at_k_std"], n),
+                f"{row['at_k_k']:.0f}",
+                str(row["at_k_scale"]),
+            ]
         )
+    lines += markdown_table(header, rows)
     if table["auc_extrapolated"].any():
         lines += ["", "† extrapolated at an unbracketed end of the range (protocol.md §8)."]
     return "\n".join(lines) + "\n"

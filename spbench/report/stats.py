@@ -39,6 +39,7 @@ from spbench.report.aggregate import (
     RUN_KEYS,
     aggregate_curves,
     format_number,
+    markdown_table,
     model_label,
 )
 from spbench.report.tables import TABLE2_METRICS
@@ -374,7 +375,7 @@ def format_paired_markdown(table: pd.DataFrame, *, title: str = "Paired comparis
         "Comparison", "EC", "Metric", "base", "variant", "mean Δ", "CI low", "CI high",
         "n_images", "n_pairs", "seeds (b/v)", "significant",
     ]  # fmt: skip
-    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    rows: list[list[str]] = []
     decimals = {m: d for m, _, d in PAIRED_METRICS}
     names = {m: n for m, n, _ in PAIRED_METRICS}
     multi = table[["dataset", "split"]].drop_duplicates().shape[0] > 1
@@ -383,24 +384,21 @@ def format_paired_markdown(table: pd.DataFrame, *, title: str = "Paired comparis
         comparison = f"{row['model']} vs {row['base_model']}"
         if multi:
             comparison += f" ({row['dataset']}/{row['split']})"
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    comparison,
-                    "yes" if row["ec"] else "no",
-                    names.get(row["metric"], row["metric"]),
-                    format_number(row["base_mean"], d),
-                    format_number(row["variant_mean"], d),
-                    format_number(row["mean_delta"], d, sign=True),
-                    format_number(row["ci_low"], d, sign=True),
-                    format_number(row["ci_high"], d, sign=True),
-                    str(int(row["n_images"])),
-                    str(int(row["n_pairs"])),
-                    f"{int(row['n_seeds_base'])}/{int(row['n_seeds_variant'])}",
-                    "yes" if row["significant"] else "no",
-                ]
-            )
-            + " |"
+        rows.append(
+            [
+                comparison,
+                "yes" if row["ec"] else "no",
+                names.get(row["metric"], row["metric"]),
+                format_number(row["base_mean"], d),
+                format_number(row["variant_mean"], d),
+                format_number(row["mean_delta"], d, sign=True),
+                format_number(row["ci_low"], d, sign=True),
+                format_number(row["ci_high"], d, sign=True),
+                str(int(row["n_images"])),
+                str(int(row["n_pairs"])),
+                f"{int(row['n_seeds_base'])}/{int(row['n_seeds_variant'])}",
+                "yes" if row["significant"] else "no",
+            ]
         )
+    lines += markdown_table(header, rows)
     return "\n".join(lines) + "\n"

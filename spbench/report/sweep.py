@@ -36,7 +36,13 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from spbench.report.aggregate import DEFAULT_AUC_RANGE, RUN_KEYS, format_number, model_label
+from spbench.report.aggregate import (
+    DEFAULT_AUC_RANGE,
+    RUN_KEYS,
+    format_number,
+    markdown_table,
+    model_label,
+)
 
 __all__ = [
     "SWEEP_GROUP_ATTRIBUTES",
@@ -286,7 +292,7 @@ def format_sweep_markdown(table: pd.DataFrame, *, title: str = "λ_LAP sweep") -
         "",
     ]
     header = ["Model", "λ_LAP", "seeds", *(label for _, label, _ in SWEEP_METRICS), "scales"]
-    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    rows: list[list[str]] = []
     for _, row in table.iterrows():
         lam = row["lambda_lap"]
         lam_text = "reference" if pd.isna(lam) else f"{lam:g}"
@@ -298,7 +304,8 @@ def format_sweep_markdown(table: pd.DataFrame, *, title: str = "λ_LAP sweep") -
                 text += f" ± {float(std):.{decimals}f}"
             cells.append(text)
         cells.append(str(int(row["n_scales_in_range"])))
-        lines.append("| " + " | ".join(cells) + " |")
+        rows.append(cells)
+    lines += markdown_table(header, rows)
     if table["auc_extrapolated"].any():
         lines += [
             "",

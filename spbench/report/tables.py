@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from spbench.report.aggregate import format_number, model_label
+from spbench.report.aggregate import format_number, markdown_table, model_label
 from spbench.report.paper import PAPER_DATASET, PAPER_SPLIT, TABLE2, TABLE3
 
 __all__ = [
@@ -203,10 +203,8 @@ def format_table2_markdown(table: pd.DataFrame, *, title: str = "Table 2") -> st
         + ("" if comparable else " (paper numbers apply to BSDS500 test only)")
         + ".",
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---" for _ in header) + "|",
     ]
-    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    lines += markdown_table(header, body)
     lines.append("")
     if table["auc_extrapolated"].any():
         lines.append(
@@ -588,8 +586,7 @@ def format_table3_markdown(table: pd.DataFrame, *, title: str = "Table 3") -> st
         "",
     ]
     header, body = _table3_rows(table, pm=" ± ", mark=EXTRAPOLATED_MARK)
-    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    lines += markdown_table(header, body)
     if table["auc_extrapolated"].any():
         lines += [
             "",

@@ -17,7 +17,7 @@ from spbench.report import (
     load_scores,
     summarise_seeds,
 )
-from spbench.report.aggregate import model_label
+from spbench.report.aggregate import markdown_table, model_label
 from spbench.report.figures import plot_metrics_vs_k, save_figure
 from spbench.report.paper import SSM_PUBLISHED_AUC, TABLE2, ssm_published_curve_frame
 from spbench.report.tables import (
@@ -63,6 +63,17 @@ def test_model_label():
     assert model_label("scn", "lap") == "SCN-LAP"
     assert model_label("ainet", "lap") == "AINet-LAP"
     assert model_label("newnet", "lap_only") == "NEWNET-LAP_ONLY"
+
+
+def test_markdown_table():
+    rows = [["SCN", "0.95"], ["CDS-LAP", "—"]]
+    assert markdown_table(["Model", "ASA"], rows) == [
+        "| Model | ASA |",
+        "|---|---|",
+        "| SCN | 0.95 |",
+        "| CDS-LAP | — |",
+    ]
+    assert markdown_table(("A", "B", "C"), iter([])) == ["| A | B | C |", "|---|---|---|"]
 
 
 def test_per_scale_means(scores):
