@@ -151,6 +151,13 @@ def _report(args: argparse.Namespace) -> None:
         print(f"  {name:<28} {path}")
 
 
+def _provenance(args: argparse.Namespace) -> None:
+    from spbench.report.provenance import write_provenance
+
+    for path in write_provenance(args.checkpoints, args.out):
+        print(f"wrote {path}")
+
+
 def _qualitative(args: argparse.Namespace) -> None:
     from spbench.report.qualitative import build_qualitative
 
@@ -287,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--scores", type=Path, nargs="+", required=True)
     report.add_argument("--out-dir", type=Path, required=True)
     report.set_defaults(func=_report)
+
+    prov = sub.add_parser("provenance", help="how each checkpoint was made (Markdown + CSV)")
+    prov.add_argument("--checkpoints", type=Path, nargs="+", required=True)
+    prov.add_argument("--out", type=Path, required=True, help="Markdown file (CSV beside it)")
+    prov.set_defaults(func=_provenance)
 
     qual = sub.add_parser("qualitative", help="segmentations of base and LAP side by side")
     qual.add_argument(

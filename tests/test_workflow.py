@@ -152,6 +152,13 @@ def test_ci_profile_end_to_end(tmp_path):
     assert list(sweep.loc[sweep["lambda_lap"].isna(), "model"]) == ["SLIC"]
     assert (results / "report/figures/qualitative.png").stat().st_size > 10_000
     assert (scores["ec_relabelled"].between(0, 1)).all()
+    provenance = pd.read_csv(results / "report/provenance.csv")
+    checkpoints = sorted(str(p.relative_to(tmp_path)) for p in (results / "models").rglob("*.pt"))
+    assert sorted(provenance["checkpoint"]) == checkpoints  # every stage of every run, once
+    trained = provenance[provenance["method"] != "slic"]
+    assert (trained["steps"] > 0).all() and (trained["wall_time_s"] > 0).all()
+    assert set(provenance["device"]) == {"cpu"} and set(trained["fast_modes"]) == {"fp32"}
+    assert "git commit" in (results / "report/provenance.md").read_text()
 
     again = run([*command, "-n"], ROOT)
     assert "Nothing to be done" in again
@@ -195,6 +202,8 @@ def test_named_targets_run_only_what_they_need(tmp_path):
     assert sweep["train_stage"] == 3 * 2 + 1 and "table3" not in sweep  # λ 0, 360, 1440; SLIC
     figures = job_counts("figures")
     assert figures["predict_scales"] == 2 and "score_run" not in figures
+    provenance = job_counts("provenance")
+    assert provenance["train_stage"] == 25 and "predict_scales" not in provenance
 
 
 def test_a_configfile_replaces_the_default_profile(tmp_path):

@@ -91,6 +91,18 @@ def all_scores():
     return sorted({path for name in EXPERIMENTS for path in experiment_scores(name)})
 
 
+def all_checkpoints():
+    """Every stage checkpoint of every run (shared first stages once)."""
+    return sorted(
+        {
+            stage_checkpoint(method, variant, seed, stage.name)
+            for name in EXPERIMENTS
+            for method, variant, seed in EXPERIMENTS[name]
+            for stage in get_method(method).stages
+        }
+    )
+
+
 def table2_outputs():
     return [
         f"{REPORT}/table2/table2.md",
@@ -129,7 +141,11 @@ def published_options(wildcards):
 
 def report_targets():
     """Every artefact of the profile's report: Table 2, figures, and the enabled experiments."""
-    targets = [*table2_outputs(), f"{REPORT}/figures/qualitative.png"]
+    targets = [
+        *table2_outputs(),
+        f"{REPORT}/figures/qualitative.png",
+        f"{REPORT}/provenance.md",
+    ]
     if EXPERIMENTS["published"]:
         targets.append(f"{REPORT}/published/table2.md")
     if EXPERIMENTS["table3"]:

@@ -1,5 +1,5 @@
 # Report: one rule per artefact, each a named target that runs only the jobs it needs:
-#   snakemake ... table2 | table3 | sweep | published | figures | report
+#   snakemake ... table2 | table3 | sweep | published | figures | provenance | report
 
 
 rule table2:
@@ -140,6 +140,27 @@ rule figures:
     shell:
         "spbench qualitative {params.predictions} --data {params.data} --out {output} "
         "> {log} 2>&1"
+
+
+rule provenance:
+    input:
+        all_checkpoints(),
+    output:
+        report(
+            f"{REPORT}/provenance.md",
+            caption="../report/provenance.rst",
+            category="Runs",
+        ),
+        f"{REPORT}/provenance.csv",
+    log:
+        f"{LOGS}/report/provenance.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    params:
+        impl=IMPL,
+    shell:
+        "spbench provenance --checkpoints {input} --out {output[0]} > {log} 2>&1"
 
 
 rule report:

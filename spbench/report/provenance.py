@@ -1,0 +1,143 @@
+"""How each checkpoint of a run was made: code, device, date, steps, wall time, fast modes.
+
+The table goes beside the report (``report/provenance.md`` and ``.csv``), so a results folder
+that is committed says what produced it. Checkpoints carry everything but the git commit,
+which is read from ``SPBENCH_GIT_COMMIT`` when set (a machine with a copy of the tree and no
+``.git``), else from ``git`` in the working directory.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from spbench.io import atomic_path
+from spbench.report.aggregate import format_number, markdown_table
+
+__all__ = ["checkpoint_provenance", "git_commit", "write_provenance"]
+
+COLUMNS = (
+    "method",
+    "variant",
+    "seed",
+    "stage",
+    "weights",
+    "steps",
+    "wall_time_s",
+    "ms_per_step",
+    "device",
+    "device_name",
+    "fast_modes",
+    "finished",
+    "spbench_version",
+    "torch_version",
+    "checkpoint",
+)
+
+
+def git_commit(cwd: str | os.PathLike[str] | None = None) -> str:
+    """Return the code's commit (``<sha>``, ``<sha>+dirty`` or ``"unknown"``).
+
+    ``SPBENCH_GIT_COMMIT`` wins over ``git``; a tree with uncommitted changes to tracked files
+    is marked ``+dirty``.
+    """
+    if os.environ.get("SPBENCH_GIT_COMMIT"):
+        return os.environ["SPBENCH_GIT_COMMIT"]
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{sha}+dirty" if dirty else sha
+
+
+def checkpoint_provenance(checkpoints: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
+    """Return one row per checkpoint with the columns of :data:`COLUMNS`.
+
+    ``wall_time_s`` is the training time of that stage in seconds (resumed runs included),
+    ``ms_per_step`` = wall time / steps in milliseconds (validation and checkpointing
+    included); fields an older checkpoint lacks are empty.
+    """
+    from spbench.train import load_checkpoint
+
+    rows = []
+    for path in checkpoints:
+        ckpt = load_checkpoint(path)
+        steps = int(ckpt.get("step") or 0)
+        wall = float(ckpt.get("wall_time_s") or 0.0)
+        rows.append(
+            {
+                "method": ckpt.get("method"),
+                "variant": ckpt.get("variant"),
+                "seed": ckpt.get("seed"),
+                "stage": ckpt.get("stage"),
+                "weights": ckpt.get("weights"),
+                "steps": steps,
+                "wall_time_s": wall,
+                "ms_per_step": 1000.0 * wall / steps if steps else float("nan"),
+                "device": ckpt.get("device"),
+                "device_name": ckpt.get("device_name", ""),
+                "fast_modes": ckpt.get("fast_modes", ""),
+                "finished": ckpt.get("finished", ""),
+                "spbench_version": ckpt.get("spbench_version"),
+                "torch_version": ckpt.get("torch_version"),
+                "checkpoint": str(path),
+            }
+        )
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def write_provenance(
+    checkpoints: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]
+) -> tuple[Path, Path]:
+    """Write the provenance of ``checkpoints`` as Markdown (``out``) and CSV beside it.
+
+    Returns
+    -------
+    (pathlib.Path, pathlib.Path)
+        The Markdown and CSV paths.
+    """
+    out = Path(out)
+    frame = checkpoint_provenance(checkpoints)
+    csv = out.with_suffix(".csv")
+    with atomic_path(csv) as tmp:
+        frame.to_csv(tmp, index=False)
+    now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    total = frame["wall_time_s"].sum()
+    shown = ["method", "variant", "seed", "stage", "steps", "wall_time_s", "ms_per_step"]
+    shown += ["device", "device_name", "fast_modes", "finished"]
+    rows = [
+        [
+            format_number(rec[col], 1) if col in ("wall_time_s", "ms_per_step") else str(rec[col])
+            for col in shown
+        ]
+        for rec in frame.to_dict("records")
+    ]
+    versions = sorted(set(zip(frame["spbench_version"], frame["torch_version"], strict=True)))
+    lines = [
+        "# Provenance",
+        "",
+        f"- code: git commit `{git_commit()}`",
+        f"- versions (spbench, torch): {', '.join(f'{s}, {t}' for s, t in versions) or '-'}",
+        f"- table written: {now}",
+        f"- checkpoints: {len(frame)}, total training wall time {total / 60:.1f} min",
+        "",
+        *markdown_table(shown, rows),
+        "",
+    ]
+    with atomic_path(out) as tmp:
+        tmp.write_text("\n".join(lines), encoding="utf-8")
+    return out, csv

@@ -1,0 +1,86 @@
+"""Provenance of a run's checkpoints (``spbench provenance``)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from spbench.report.provenance import checkpoint_provenance, git_commit, write_provenance
+from spbench.train import CHECKPOINT_FORMAT
+
+
+def _checkpoint(path: Path, **fields) -> Path:
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "method": "scn",
+        "variant": "lap",
+        "seed": 1,
+        "stage": "main",
+        "weights": "trained here, random init",
+        "step": 2000,
+        "wall_time_s": 9.0,
+        "device": "cuda",
+        "device_name": "NVIDIA H100 80GB HBM3",
+        "fast_modes": "bf16+cuda_graph",
+        "finished": "2026-11-25T03:00:00+00:00",
+        "spbench_version": "0.1.0",
+        "torch_version": "2.11.0",
+        "model": {},
+        **fields,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(payload, path)
+    return path
+
+
+def test_rows_and_step_time(tmp_path: Path) -> None:
+    a = _checkpoint(tmp_path / "a.pt")
+    b = _checkpoint(tmp_path / "b.pt", variant="base", step=0, wall_time_s=0.0)
+    frame = checkpoint_provenance([a, b])
+    assert frame["variant"].tolist() == ["lap", "base"]
+    assert frame["ms_per_step"].iloc[0] == pytest.approx(4.5)  # 9 s / 2000 steps
+    assert pd.isna(frame["ms_per_step"].iloc[1])  # nothing trained (a parameter-free method)
+    assert frame["device_name"].iloc[0] == "NVIDIA H100 80GB HBM3"
+
+
+def test_markdown_names_commit_device_and_time(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SPBENCH_GIT_COMMIT", "abc1234")
+    ckpt = _checkpoint(tmp_path / "models" / "main.pt")
+    md, csv = write_provenance([ckpt], tmp_path / "report" / "provenance.md")
+    text = md.read_text(encoding="utf-8")
+    assert "git commit `abc1234`" in text
+    assert "| scn | lap | 1 | main | 2000 | 9.0 | 4.5 | cuda | NVIDIA H100 80GB HBM3 |" in text
+    assert "total training wall time 0.1 min" in text
+    assert pd.read_csv(csv)["steps"].tolist() == [2000]
+
+
+def test_git_commit_marks_a_dirty_tree(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("SPBENCH_GIT_COMMIT", raising=False)
+    assert git_commit(tmp_path) == "unknown"  # not a repository
+
+    def run(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    run("init", "-q")
+    run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "x")
+    (tmp_path / "f").write_text("1")
+    run("add", "f")
+    assert git_commit(tmp_path).endswith("+dirty")
+
+
+def test_cli_rejects_a_file_that_is_not_a_checkpoint(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    result = subprocess.run(
+        [sys.executable, "-m", "spbench.cli", "provenance", "--checkpoints", str(bad), "--out",
+         str(tmp_path / "p.md")],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert str(bad) in result.stderr
