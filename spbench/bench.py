@@ -29,6 +29,7 @@ import copy
 import dataclasses
 import datetime
 import math
+import random
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -198,20 +199,6 @@ def _rel_diffs(
     return out
 
 
-def _reference_terms(
-    method: str,
-    stage: str,
-    config: Any,
-    recipe: Any,
-    state: dict[str, torch.Tensor],
-    device: torch.device,
-    batch: Batch,
-    seed: int | None,
-) -> dict[str, torch.Tensor]:
-    ref = _make_step(method, stage, config, recipe, state, device, FastModes(), seed)
-    return {k: v.detach() for k, v in ref.terms(batch).items()}
-
-
 def term_check(
     method: str,
     variant: str = "lap",
@@ -255,6 +242,14 @@ def term_check(
     return _check(runner, method, stage_spec.name, config, recipe, state, dev, batch, seed)
 
 
+def _seed_all(seed: int, generator: torch.Generator) -> None:
+    """Seed the loss's generator and the global ones (SSM draws drop-path masks from torch's
+    and its stage-2 quadrant from Python's)."""
+    torch.manual_seed(seed)
+    random.seed(seed)
+    generator.manual_seed(seed)
+
+
 def _check(
     runner: TrainStep,
     method: str,
@@ -267,19 +262,21 @@ def _check(
     seed: int,
 ) -> dict[str, float]:
     """Fast-mode terms on ``batch`` vs fp32 eager; leaves ``runner`` at the initial weights."""
-    if runner.modes.cuda_graph:
+    graphed = runner.modes.cuda_graph
+    # A graph replay samples from the default CUDA generator, so the reference does too.
+    reference_step = _make_step(
+        method, stage, config, recipe, state, device, FastModes(), None if graphed else seed
+    )
+    if graphed:
         runner.capture(batch)
-        # The replay samples from the default CUDA generator: the reference starts from the
-        # same generator state.
         rng = torch.cuda.get_rng_state(device)
         fast = {k: v.detach().clone() for k, v in runner(batch).items()}
         torch.cuda.set_rng_state(rng, device)
-        reference = _reference_terms(method, stage, config, recipe, state, device, batch, None)
     else:
-        runner.generator.manual_seed(seed)
+        _seed_all(seed, runner.generator)
         fast = {k: v.detach() for k, v in runner.terms(batch).items()}
-        reference = _reference_terms(method, stage, config, recipe, state, device, batch, seed)
-        runner.generator.manual_seed(seed)
+        _seed_all(seed, runner.generator)
+    reference = {k: v.detach() for k, v in reference_step.terms(batch).items()}
     runner.load_weights(state)
     return _rel_diffs(reference, fast)
 

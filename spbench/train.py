@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import platform
+import random
 import sys
 import time
 from pathlib import Path
@@ -161,7 +162,11 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
 
 
 def _rng_state(generator: torch.Generator, loss_generator: torch.Generator | None) -> dict:
-    state = {"torch": torch.get_rng_state(), "data": generator.get_state()}
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "data": generator.get_state(),
+    }
     if loss_generator is not None:
         state["loss"] = loss_generator.get_state()
     if torch.cuda.is_available():
@@ -173,6 +178,8 @@ def _set_rng_state(
     state: dict, generator: torch.Generator, loss_generator: torch.Generator | None
 ) -> None:
     torch.set_rng_state(state["torch"])
+    if "python" in state:
+        random.setstate(state["python"])
     generator.set_state(state["data"])
     if loss_generator is not None and "loss" in state:
         loss_generator.set_state(state["loss"])
@@ -293,6 +300,7 @@ def train(
 
     modes = FastModes.from_config(train_cfg.get("fast")).for_device(device)
     torch.manual_seed(seed)
+    random.seed(seed)  # SSM's stage-2 quadrant draw uses Python's generator, as upstream
     generator = torch.Generator().manual_seed(seed)  # crops and flips, drawn on the host
     # The loss's sampling (MSD, BPL) draws on the device; a CUDA graph can only replay draws
     # from the default CUDA generator, which torch.manual_seed(seed) seeded.

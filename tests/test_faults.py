@@ -343,3 +343,26 @@ def test_plain_rerun_regenerates_a_lost_score_file(finished_ci_run):
     command, _ = finished_ci_run
     jobs = dry_run_jobs(command)
     assert sum(n for rule, n in jobs.items() if rule.startswith("score")) == 1, jobs
+
+
+def test_resume_state_restores_every_generator():
+    """Crops (host generator), the loss's sampling generator, torch's and Python's global ones
+    (SSM's drop-path and quadrant draws) all continue where the checkpoint left them."""
+    import random
+
+    from spbench.train import _rng_state, _set_rng_state
+
+    data, loss = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
+    state = _rng_state(data, loss)
+
+    def draws() -> list[float]:
+        return [
+            random.random(),
+            float(torch.rand(())),
+            float(torch.rand((), generator=data)),
+            float(torch.rand((), generator=loss)),
+        ]
+
+    first = draws()
+    _set_rng_state(state, data, loss)
+    assert draws() == first
