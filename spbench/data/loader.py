@@ -66,8 +66,18 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     torch.Tensor
         ``float32`` tensor of the same shape, roughly in [−0.45, 0.59].
     """
-    mean = torch.tensor(RGB_MEAN, device=images.device, dtype=torch.float32).view(1, 3, 1, 1)
-    return images.to(torch.float32) / 255.0 - mean
+    return images.to(torch.float32) / 255.0 - _rgb_mean(images.device)
+
+
+_MEANS: dict[torch.device, torch.Tensor] = {}
+
+
+def _rgb_mean(device: torch.device) -> torch.Tensor:
+    """``RGB_MEAN`` as a ``[1, 3, 1, 1]`` tensor on ``device``, made once: a host-to-device copy
+    per batch would make the host wait for the GPU."""
+    if device not in _MEANS:
+        _MEANS[device] = torch.tensor(RGB_MEAN, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    return _MEANS[device]
 
 
 class PairBank:
@@ -147,13 +157,13 @@ class PairBank:
             images, labels, edges = [], [], []
             for pick, (u_y, u_x, u_vflip, u_hflip, u_scale) in zip(picks, uniforms, strict=True):
                 index, k = self.pairs[pick]
-                image = self.images[index].float()
+                image = self.images[index]  # uint8; cropped before any conversion
                 maps = [self.labels[index][k]]
                 if self.edges is not None:
                     maps.append(self.edges[index])
                 if rescale:
                     factor = RESCALE_FACTORS[min(int(u_scale * 8), 7)]
-                    image, maps = _rescale(image, maps, factor, mode)
+                    image, maps = _rescale(image.float(), maps, factor, mode)
                 h, w = maps[0].shape
                 if min(h, w) < crop:
                     raise ValueError(f"a rescaled training image is {h}×{w}, below the crop {crop}")
