@@ -400,3 +400,18 @@ def test_registered_recipe():
     assert C.cds_poly_factor(75_000) == pytest.approx(0.5**0.9)
     assert C.cds_poly_factor(150_000) == C.cds_poly_factor(300_000) == 0.0
     assert isinstance(registry.create_model("cds", stage="main"), C.CDSpixelNet)
+
+
+def test_club_stays_fp32_under_autocast():
+    """The bound is a small difference of log-likelihoods: bf16 autocast must not touch it."""
+    torch.manual_seed(0)
+    club = C.CLUB()
+    x, y = torch.randn(6, 32), torch.randn(6, 32)
+    plain = (club(x, y), club(x, y, frozen=True), club.learning_loss(x, y))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = (club(x, y), club(x, y, frozen=True), club.learning_loss(x, y))
+        # A bf16 input (the encoders' output under autocast) is computed in fp32 too.
+        from_bf16 = club(x.bfloat16(), y.bfloat16())
+    for a, b in zip(plain, mixed, strict=True):
+        assert b.dtype == torch.float32 and torch.equal(a, b)
+    assert from_bf16.dtype == torch.float32

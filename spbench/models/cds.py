@@ -275,6 +275,11 @@ class Disentangle(nn.Module):
         return x * (1 - y), x * y
 
 
+def _full_precision(t: Tensor) -> Tensor:
+    """``t`` as float32 when it is half or bfloat16 (float32 and float64 are kept)."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 class CLUB(nn.Module):
     """CLUB estimator ``q(y|x) = N(μ(x), e^{lv(x)})`` (DLM ``models/CDSpixel.py: CLUB``).
 
@@ -300,27 +305,33 @@ class CLUB(nn.Module):
 
         With ``frozen=True`` the estimator's parameters are used detached, so gradients reach
         ``x`` but not the estimator (DLM sets ``requires_grad_(False)`` for the model step).
+        Always fp32, also under autocast: the bound is a small difference of log-likelihoods
+        that bf16 rounds to noise (the term check saw it change by 100%).
         """
-        if not frozen:
-            return self.p_mu(x), self.p_logvar(x)
+        x = _full_precision(x)
+        with torch.autocast(x.device.type, enabled=False):
+            if not frozen:
+                return self.p_mu(x), self.p_logvar(x)
 
-        def detached(module: nn.Module) -> dict[str, Tensor]:
-            return {name: p.detach() for name, p in module.named_parameters()}
+            def detached(module: nn.Module) -> dict[str, Tensor]:
+                return {name: p.detach() for name, p in module.named_parameters()}
 
-        return (
-            functional_call(self.p_mu, detached(self.p_mu), (x,)),
-            functional_call(self.p_logvar, detached(self.p_logvar), (x,)),
-        )
+            return (
+                functional_call(self.p_mu, detached(self.p_mu), (x,)),
+                functional_call(self.p_logvar, detached(self.p_logvar), (x,)),
+            )
 
     def forward(self, x: Tensor, y: Tensor, *, frozen: bool = False) -> Tensor:
-        """CLUB upper bound of ``I(X; Y)`` (:func:`spbench.losses.club.club_upper_bound`)."""
+        """CLUB upper bound of ``I(X; Y)`` (:func:`spbench.losses.club.club_upper_bound`), fp32."""
         mu, logvar = self.get_mu_logvar(x, frozen=frozen)
-        return club_upper_bound(mu, logvar, y)
+        with torch.autocast(mu.device.type, enabled=False):
+            return club_upper_bound(mu, logvar, _full_precision(y))
 
     def learning_loss(self, x: Tensor, y: Tensor) -> Tensor:
-        """Estimator training loss (:func:`spbench.losses.club.club_learning_loss`)."""
+        """Estimator training loss (:func:`spbench.losses.club.club_learning_loss`), fp32."""
         mu, logvar = self.get_mu_logvar(x)
-        return club_learning_loss(mu, logvar, y)
+        with torch.autocast(mu.device.type, enabled=False):
+            return club_learning_loss(mu, logvar, _full_precision(y))
 
 
 class CDSpixelNet(nn.Module):
