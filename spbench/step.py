@@ -232,7 +232,9 @@ class TrainStep:
             if dtype is None:
                 yield
             else:
-                with torch.autocast(self.device.type, dtype=dtype):
+                # A captured graph must not keep autocast's cast-weight cache (PyTorch's rule).
+                cache = not self.modes.cuda_graph
+                with torch.autocast(self.device.type, dtype=dtype, cache_enabled=cache):
                     yield
 
     def _prepare(self, batch: Batch) -> Batch:
