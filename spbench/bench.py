@@ -41,7 +41,8 @@ import torch
 
 from spbench import __version__
 from spbench.data.loader import Batch, normalize
-from spbench.models import create_model, get_method, get_stage
+from spbench.losses import LossConfig
+from spbench.models import Recipe, Stage, create_model, get_method, get_stage
 from spbench.step import FastModes, TrainStep, build_optimizers
 from spbench.train import device_name, effective_recipe, loss_config, resolve_device
 
@@ -151,38 +152,61 @@ def _settings(variant: str, losses: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def _make_step(
-    method: str,
-    stage: str,
-    config: Any,
-    recipe: Any,
-    state: dict[str, torch.Tensor],
-    device: torch.device,
-    modes: FastModes,
-    seed: int | None,
-) -> TrainStep:
-    """A :class:`TrainStep` from ``state``; its sampling generator is seeded with ``seed``, or is
-    the default device generator when ``seed`` is None (forced by ``cuda_graph``)."""
-    spec = get_method(method)
-    model = create_model(method, stage=stage).to(device)
-    model.load_state_dict(state)
-    model.train()
-    modes = modes.for_device(device)
-    optimizer, aux_optimizer = build_optimizers(
-        model, recipe, capturable_on=device if modes.cuda_graph else None
-    )
-    generator = None
-    if seed is not None and not modes.cuda_graph:
-        generator = torch.Generator(device).manual_seed(seed)
-    return TrainStep(
-        model,
-        lambda net, batch, gen: spec.loss(net, batch, config, generator=gen, stage=stage),
-        optimizer,
-        aux_optimizer,
-        device=device,
-        modes=modes,
-        generator=generator,
-    )
+@dataclasses.dataclass(frozen=True)
+class _Setup:
+    """What every step of one benchmark row is built from: the same weights each time."""
+
+    method: str
+    stage: str
+    config: LossConfig
+    recipe: Recipe
+    state: dict[str, torch.Tensor]
+    device: torch.device
+
+    @classmethod
+    def create(
+        cls,
+        method: str,
+        stage: Stage,
+        variant: str,
+        recipe: Recipe,
+        device: torch.device,
+        seed: int,
+        losses: dict[str, Any] | None,
+    ) -> _Setup:
+        """Seeded initial weights of ``method`` and the loss config of ``variant``."""
+        config = loss_config(
+            _settings(variant, losses), recipe.n_classes, uses_variant=stage.uses_variant
+        )
+        torch.manual_seed(seed)
+        state = copy.deepcopy(create_model(method, stage=stage.name).to(device).state_dict())
+        return cls(method, stage.name, config, recipe, state, device)
+
+    def step(self, modes: FastModes, seed: int | None) -> TrainStep:
+        """A :class:`TrainStep` at the initial weights; its sampling generator is seeded with
+        ``seed``, or is the default device generator when ``seed`` is None (forced by
+        ``cuda_graph``)."""
+        spec = get_method(self.method)
+        model = create_model(self.method, stage=self.stage).to(self.device)
+        model.load_state_dict(self.state)
+        model.train()
+        modes = modes.for_device(self.device)
+        optimizer, aux_optimizer = build_optimizers(
+            model, self.recipe, capturable_on=self.device if modes.cuda_graph else None
+        )
+        generator = None
+        if seed is not None and not modes.cuda_graph:
+            generator = torch.Generator(self.device).manual_seed(seed)
+        config, stage = self.config, self.stage
+        return TrainStep(
+            model,
+            lambda net, batch, gen: spec.loss(net, batch, config, generator=gen, stage=stage),
+            optimizer,
+            aux_optimizer,
+            device=self.device,
+            modes=modes,
+            generator=generator,
+        )
 
 
 def _rel_diffs(
@@ -225,11 +249,7 @@ def term_check(
     dev = resolve_device(device)
     stage_spec = get_stage(method, stage)
     recipe = dataclasses.replace(effective_recipe(method, {}, stage_spec), batch_size=batch_size)
-    config = loss_config(
-        _settings(variant, losses), recipe.n_classes, uses_variant=stage_spec.uses_variant
-    )
-    torch.manual_seed(seed)
-    state = copy.deepcopy(create_model(method, stage=stage_spec.name).to(dev).state_dict())
+    setup = _Setup.create(method, stage_spec, variant, recipe, dev, seed, losses)
     batch = synthetic_batch(
         batch_size,
         crop,
@@ -238,8 +258,7 @@ def term_check(
         generator=torch.Generator().manual_seed(seed + 1),
         with_edges=get_method(method).needs_edges,
     )
-    runner = _make_step(method, stage_spec.name, config, recipe, state, dev, modes, seed)
-    return _check(runner, method, stage_spec.name, config, recipe, state, dev, batch, seed)
+    return _check(setup.step(modes, seed), setup, batch, seed)
 
 
 def _seed_all(seed: int, generator: torch.Generator) -> None:
@@ -250,34 +269,22 @@ def _seed_all(seed: int, generator: torch.Generator) -> None:
     generator.manual_seed(seed)
 
 
-def _check(
-    runner: TrainStep,
-    method: str,
-    stage: str,
-    config: Any,
-    recipe: Any,
-    state: dict[str, torch.Tensor],
-    device: torch.device,
-    batch: Batch,
-    seed: int,
-) -> dict[str, float]:
+def _check(runner: TrainStep, setup: _Setup, batch: Batch, seed: int) -> dict[str, float]:
     """Fast-mode terms on ``batch`` vs fp32 eager; leaves ``runner`` at the initial weights."""
     graphed = runner.modes.cuda_graph
     # A graph replay samples from the default CUDA generator, so the reference does too.
-    reference_step = _make_step(
-        method, stage, config, recipe, state, device, FastModes(), None if graphed else seed
-    )
+    reference_step = setup.step(FastModes(), None if graphed else seed)
     if graphed:
         runner.capture(batch)
-        rng = torch.cuda.get_rng_state(device)
+        rng = torch.cuda.get_rng_state(setup.device)
         fast = {k: v.detach().clone() for k, v in runner(batch).items()}
-        torch.cuda.set_rng_state(rng, device)
+        torch.cuda.set_rng_state(rng, setup.device)
     else:
         _seed_all(seed, runner.generator)
         fast = {k: v.detach() for k, v in runner.terms(batch).items()}
         _seed_all(seed, runner.generator)
     reference = {k: v.detach() for k, v in reference_step.terms(batch).items()}
-    runner.load_weights(state)
+    runner.load_weights(setup.state)
     return _rel_diffs(reference, fast)
 
 
@@ -472,9 +479,9 @@ def bench_train(
 
 def _bench_one(
     method: str,
-    stage_spec: Any,
+    stage_spec: Stage,
     variant: str,
-    recipe: Any,
+    recipe: Recipe,
     device: torch.device,
     modes: FastModes,
     batches: Sequence[Batch],
@@ -483,15 +490,11 @@ def _bench_one(
     seed: int,
     losses: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    config = loss_config(
-        _settings(variant, losses), recipe.n_classes, uses_variant=stage_spec.uses_variant
-    )
-    torch.manual_seed(seed)
-    state = copy.deepcopy(create_model(method, stage=stage_spec.name).to(device).state_dict())
-    runner = _make_step(method, stage_spec.name, config, recipe, state, device, modes, seed)
+    setup = _Setup.create(method, stage_spec, variant, recipe, device, seed, losses)
+    runner = setup.step(modes, seed)
     if runner.optimizer is None:
         raise ValueError(f"{method} has no trainable parameters: nothing to time")
-    diffs = _check(runner, method, stage_spec.name, config, recipe, state, device, batches[0], seed)
+    diffs = _check(runner, setup, batches[0], seed)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = _time_steps(runner, batches, steps, warmup)
