@@ -275,6 +275,12 @@ CASES = [
         with_config("steps: 6", "steps: many"),
     ),
     Case(
+        "config-fast-mode",
+        "an autocast dtype spbench does not offer (`train.fast.amp: fp16`)",
+        ("config.train.fast.amp", "'fp16' is not one of ['off', False, 'bf16']"),
+        with_config("steps: 6", "steps: 6\n  fast: {amp: fp16}"),
+    ),
+    Case(
         "config-empty-methods",
         "an empty method list (`methods: []`)",
         ("config.methods", "[] should be non-empty"),
