@@ -15,11 +15,14 @@
 #   Call 2, carry ["data/bsds500/prepared"] (the machine still warm: .site stays):
 #     SPBENCH_GIT_COMMIT=<sha> FAST='{...}' benchmarks/gpu_session.sh short-start short-wait
 #       gpu-short (config/gpu-short.yaml, train.fast from FAST) started detached, then waited on.
+#       With no CUDA-graph mode safe (eager steps are launch-bound), JOBS_PER_GPU=3 lets three
+#       training jobs share the GPU.
 #   Call 3 (at once, while warm), if call 2 ran out of time:
 #     benchmarks/gpu_session.sh short-wait collect
 #
 # Steps: setup | check | tests | bench | short-start | short-wait | collect (run in order given).
-# Knobs: BENCH_STEPS (100), BENCH_WARMUP (20), BENCH_CROP (208), BENCH_DEVICE (cuda), WAIT_S (540), CORES (16),
+# Knobs: BENCH_STEPS (100), BENCH_WARMUP (20), BENCH_CROP (208), BENCH_DEVICE (cuda),
+#        WAIT_S (540), CORES (16), JOBS_PER_GPU (1),
 #        PROFILE (config/gpu-short.yaml), SPBENCH_SKIP_SETUP=1 where snakemake and spbench are
 #        already installed. Files back (8 at most): session.log, tests.txt, bench_summary.txt,
 #        bench.tar.gz (every row, CSV and text), <run_name>.tar.gz (tables, figures, logs).
@@ -35,6 +38,8 @@ BENCH_CROP=${BENCH_CROP:-208}
 WAIT_S=${WAIT_S:-540}
 PROFILE=${PROFILE:-config/gpu-short.yaml}
 CORES=${CORES:-16}
+# Jobs sharing the one GPU: more than 1 pays when the step is launch-bound (eager modes).
+export SPBENCH_JOBS_PER_GPU=${JOBS_PER_GPU:-1}
 RUN_LOG=logs/gpu-session-short.log
 export PYTHONUNBUFFERED=1
 
@@ -140,7 +145,8 @@ print("train.fast:", config["train"]["fast"])
 EOF
   say "gpu-short started ($PROFILE, log $RUN_LOG)"
   date -u +%s > logs/gpu-session-start
-  setsid nohup snakemake --cores "$CORES" --resources gpu=1 --configfile "$profile" \
+  setsid nohup snakemake --cores "$CORES" --resources gpu="$SPBENCH_JOBS_PER_GPU" \
+    --configfile "$profile" \
     --rerun-incomplete --keep-going > "$RUN_LOG" 2>&1 < /dev/null &
   echo $! > logs/gpu-session-pid
 }
@@ -172,7 +178,7 @@ collect() {
 }
 
 (($#)) || {
-  sed -n '2,30p' "$0"
+  sed -n '2,28p' "$0"
   exit 2
 }
 for step in "$@"; do

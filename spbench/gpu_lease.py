@@ -20,6 +20,11 @@ not initialise CUDA). Inside a SLURM allocation that set ``CUDA_VISIBLE_DEVICES`
 Kubernetes pod, the scheduler has already chosen the devices: the command is exec'd unchanged.
 ``--n 0`` or an empty pool runs the command on the CPU (``CUDA_VISIBLE_DEVICES=""``).
 
+Small models leave a GPU mostly idle (SCN's eager step is launch-bound): with
+``$SPBENCH_JOBS_PER_GPU=k`` each device has ``k`` slots (lock files ``gpu<id>.lock``,
+``gpu<id>.slot1.lock``, ...) and a job takes one slot on each of its ``n`` distinct devices; run
+Snakemake with ``--resources gpu=<devices × k>``. The default, 1, is one job per device.
+
 Caveats: a background grandchild that outlives the job keeps its devices (``flock`` follows the
 open file description); two Snakemake runs on one node share the lock folder, but each run's
 ``--resources gpu=N`` is counted separately.
@@ -48,12 +53,14 @@ from spbench.errors import UserError
 __all__ = [
     "ENV_LOCK_DIR",
     "ENV_POOL",
+    "ENV_SLOTS",
     "Lease",
     "LeaseError",
     "LeaseTimeout",
     "claim",
     "default_lock_dir",
     "discover_pool",
+    "jobs_per_device",
     "lease_devices",
     "lock_path",
     "main",
@@ -64,6 +71,8 @@ __all__ = [
 ENV_POOL = "SPBENCH_GPU_POOL"
 #: Lock folder override; must be node-local.
 ENV_LOCK_DIR = "SPBENCH_GPU_LOCK_DIR"
+#: Jobs that may share one device (default 1).
+ENV_SLOTS = "SPBENCH_JOBS_PER_GPU"
 #: Exported to the command: the ids it leased (for logs and result rows).
 ENV_LEASED = "SPBENCH_LEASED_GPUS"
 
@@ -103,6 +112,8 @@ class Lease:
         Lock folder used.
     fds : list of int
         Open, locked descriptors (closing them frees the devices).
+    slots : int
+        Jobs each device may hold at once (``$SPBENCH_JOBS_PER_GPU``).
     """
 
     devices: list[str]
@@ -112,6 +123,7 @@ class Lease:
     source: str
     lock_dir: Path | None = None
     fds: list[int] = dataclasses.field(default_factory=list)
+    slots: int = 1
 
     def release(self) -> None:
         """Close the lock descriptors, freeing the devices."""
@@ -135,10 +147,20 @@ def default_lock_dir(env: Mapping[str, str] | None = None) -> Path:
     return Path(tempfile.gettempdir()) / "spbench-gpu-locks"
 
 
-def lock_path(lock_dir: Path, device: str) -> Path:
-    """Return ``<lock_dir>/gpu<id>.lock``, the id sanitised (UUIDs, MIG names) for a file name."""
+def lock_path(lock_dir: Path, device: str, slot: int = 0) -> Path:
+    """Return ``<lock_dir>/gpu<id>.lock`` (slot 0) or ``gpu<id>.slot<k>.lock``, the id
+    sanitised (UUIDs, MIG names) for a file name."""
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", device.strip())
-    return lock_dir / f"gpu{safe}.lock"
+    return lock_dir / (f"gpu{safe}.lock" if slot == 0 else f"gpu{safe}.slot{slot}.lock")
+
+
+def jobs_per_device(env: Mapping[str, str] | None = None) -> int:
+    """Return ``$SPBENCH_JOBS_PER_GPU`` (default 1), the jobs one device may hold at once."""
+    env = os.environ if env is None else env
+    text = env.get(ENV_SLOTS, "").strip() or "1"
+    if not text.isdigit() or int(text) < 1:
+        raise LeaseError(f"{ENV_SLOTS} must be a whole number >= 1, got {text!r}")
+    return int(text)
 
 
 def _parse_ids(text: str) -> list[str]:
@@ -258,39 +280,61 @@ def _write_holder(fd: int, device: str, command: Sequence[str] | None) -> None:
         os.pwrite(fd, text.encode(), 0)
 
 
-def _holders(pool: Sequence[str], lock_dir: Path) -> str:
-    """Describe each device of the pool as free or held (with the holder's record if any)."""
+def _holder(path: Path) -> str | None:
+    """The record of whoever holds ``path``, or None when it is free."""
+    if not path.exists():
+        return None
+    fd = None
+    with contextlib.suppress(OSError):
+        fd = _try_lock(path)
+    if fd is not None:
+        os.close(fd)
+        return None
+    try:
+        return path.read_text(errors="replace").strip() or "holder unknown"
+    except OSError:
+        return "holder unknown"
+
+
+def _holders(pool: Sequence[str], lock_dir: Path, slots: int = 1) -> str:
+    """Describe each device of the pool as free or held (with the holders' records if any)."""
     parts = []
     for device in pool:
-        path = lock_path(lock_dir, device)
-        if not path.exists():
+        records = [_holder(lock_path(lock_dir, device, slot)) for slot in range(slots)]
+        held = [r for r in records if r is not None]
+        if not held:
             parts.append(f"{device}: free")
-            continue
-        fd = None
-        try:
-            fd = _try_lock(path)
-        except OSError:
-            pass
-        if fd is not None:
-            os.close(fd)
-            parts.append(f"{device}: free")
-            continue
-        try:
-            record = path.read_text(errors="replace").strip() or "holder unknown"
-        except OSError:
-            record = "holder unknown"
-        parts.append(f"{device}: held ({record})")
+        elif slots == 1:
+            parts.append(f"{device}: held ({held[0]})")
+        else:
+            parts.append(f"{device}: {len(held)} of {slots} slots held ({'; '.join(held)})")
     return "; ".join(parts)
 
 
+def _claim_slot(device: str, lock_dir: Path, slots: int, rng: random.Random) -> int | None:
+    """Lock a free slot of ``device`` (tried in random order); return its descriptor or None."""
+    order = list(range(slots))
+    rng.shuffle(order)
+    for slot in order:
+        fd = _try_lock(lock_path(lock_dir, device, slot))
+        if fd is not None:
+            return fd
+    return None
+
+
 def _claim_once(
-    pool: Sequence[str], n: int, lock_dir: Path, rng: random.Random, command: Sequence[str] | None
+    pool: Sequence[str],
+    n: int,
+    lock_dir: Path,
+    rng: random.Random,
+    command: Sequence[str] | None,
+    slots: int = 1,
 ) -> list[tuple[str, int]] | None:
     order = list(pool)
     rng.shuffle(order)
     held: list[tuple[str, int]] = []
     for device in order:
-        fd = _try_lock(lock_path(lock_dir, device))
+        fd = _claim_slot(device, lock_dir, slots, rng)
         if fd is None:
             continue
         held.append((device, fd))
@@ -338,7 +382,8 @@ def claim(
     Raises
     ------
     LeaseError
-        ``n`` is negative or larger than the pool.
+        ``n`` is negative or larger than the pool, or ``$SPBENCH_JOBS_PER_GPU`` is not a
+        whole number >= 1.
     LeaseTimeout
         The devices stayed busy for ``timeout`` seconds.
     """
@@ -359,13 +404,14 @@ def claim(
         raise LeaseError(
             f"{n} devices requested but the pool ({source}) has only {len(pool)}: {pool}"
         )
+    slots = jobs_per_device(env)
     folder = Path(lock_dir) if lock_dir is not None else default_lock_dir(env)
     _prepare_dir(folder)
     rng = random.Random(int.from_bytes(os.urandom(8), "little"))
     start = last_report = time.monotonic()
     step = backoff[0]
     while True:
-        held = _claim_once(pool, n, folder, rng, command)
+        held = _claim_once(pool, n, folder, rng, command, slots)
         if held is not None:
             ids = [device for device, _ in held]
             order = env.get("CUDA_DEVICE_ORDER", "PCI_BUS_ID") if source != "nvidia-smi" else None
@@ -375,15 +421,16 @@ def claim(
                 "CUDA_DEVICE_ORDER": order or "PCI_BUS_ID",
                 ENV_LEASED: ",".join(ids),
             }
-            return Lease(ids, "leased", job_env, list(pool), source, folder, [fd for _, fd in held])
+            fds = [fd for _, fd in held]
+            return Lease(ids, "leased", job_env, list(pool), source, folder, fds, slots)
         now = time.monotonic()
         if timeout is not None and now - start >= timeout:
             raise LeaseTimeout(
                 f"could not claim {n} of the {len(pool)} devices of pool {pool} (from {source}) "
-                f"within {timeout:g} s; lock folder {folder}; {_holders(pool, folder)}"
+                f"within {timeout:g} s; lock folder {folder}; {_holders(pool, folder, slots)}"
             )
         if now - last_report >= report_every:
-            _log(f"waiting for {n} device(s) of {pool}: {_holders(pool, folder)}")
+            _log(f"waiting for {n} device(s) of {pool}: {_holders(pool, folder, slots)}")
             last_report = now
         wait = step * rng.uniform(0.5, 1.5)
         if timeout is not None:
@@ -411,7 +458,8 @@ def _announce(lease: Lease, n: int) -> None:
     else:
         _log(
             f"leased GPU {_describe(lease)} from pool {lease.pool} ({lease.source}); "
-            f"CUDA_VISIBLE_DEVICES={lease.env['CUDA_VISIBLE_DEVICES']} (locks in {lease.lock_dir})"
+            f"CUDA_VISIBLE_DEVICES={lease.env['CUDA_VISIBLE_DEVICES']} (locks in {lease.lock_dir}"
+            + (f"; up to {lease.slots} jobs per device)" if lease.slots > 1 else ")")
         )
 
 

@@ -214,3 +214,46 @@ def test_lock_names_are_sanitised(tmp_path: Path) -> None:
         {"SPBENCH_GPU_POOL": "GPU-a,GPU-b", "CUDA_VISIBLE_DEVICES": "0"}
     )
     assert (pool, source) == (["GPU-a", "GPU-b"], "SPBENCH_GPU_POOL")
+
+
+def _max_overlap(spans: list[tuple[float, float]]) -> int:
+    """The most intervals that hold at one instant."""
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    most = now = 0
+    for _, step in events:  # an end sorts before a start at the same time
+        now += step
+        most = max(most, now)
+    return most
+
+
+def test_jobs_per_gpu_shares_each_device_up_to_its_slots(tmp_path: Path) -> None:
+    env = _env(tmp_path, SPBENCH_GPU_POOL="0,1", SPBENCH_JOBS_PER_GPU="2")
+    procs = []
+    for i in range(8):
+        out = tmp_path / f"job{i}.txt"
+        cmd = _lease_cmd(1, sys.executable, "-c", RECORDER, str(out), "1.0", timeout=30)
+        procs.append((out, subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)))
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for out, proc in procs:
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert "up to 2 jobs per device" in err
+        visible, start, end, _ = out.read_text().split("|")
+        spans.setdefault(visible, []).append((float(start), float(end)))
+    assert set(spans) == {"0", "1"}
+    assert max(_max_overlap(s) for s in spans.values()) == 2  # shared, never by three
+
+
+def test_jobs_per_gpu_still_gives_distinct_devices(tmp_path: Path) -> None:
+    env = _env(tmp_path, SPBENCH_GPU_POOL="0,1", SPBENCH_JOBS_PER_GPU="3")
+    with lease_devices(2, timeout=5, environ=env) as lease:
+        assert sorted(lease.devices) == ["0", "1"]
+    bad = subprocess.run(
+        _lease_cmd(1, "true"),
+        env={**env, "SPBENCH_JOBS_PER_GPU": "0"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bad.returncode == gpu_lease.EXIT_USAGE
+    assert "SPBENCH_JOBS_PER_GPU must be a whole number >= 1, got '0'" in bad.stderr
