@@ -306,3 +306,30 @@ def test_capture_leaves_the_state_untouched():
         assert torch.equal(tensor, before[name]), name
     assert step.first_nonfinite() is None
     assert all(float(s["step"]) == 0 for s in step.optimizer.state.values())  # Adam starts afresh
+
+
+def test_restore_undoes_warmup_steps():
+    """What capture() relies on: after warm-up steps, restoring the snapshot gives back the
+    weights, buffers and counters, and Adam starts afresh (its new state zeroed), so the next
+    step equals a first step."""
+    batch = _batch()
+    step = _scn_step()
+    fresh = _scn_step()
+    saved = step._snapshot()
+    for _ in range(2):
+        step(batch)
+    step._restore(saved)
+    for (name, got), want in zip(
+        step.model.state_dict().items(), fresh.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(got, want), name
+    assert int(step._count) == 0 and int(step._first_bad) == -1
+    assert all(float(s["step"]) == 0 for s in step.optimizer.state.values())
+    step.generator.manual_seed(0)
+    a = step(batch)
+    b = fresh(batch)
+    assert torch.equal(a["total"], b["total"])
+    for (name, got), want in zip(
+        step.model.state_dict().items(), fresh.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(got, want), name
