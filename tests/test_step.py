@@ -64,9 +64,10 @@ def _scn_step(
 # --------------------------------------------------------------------------- capturability
 
 
-def test_dlm_loss_traces_as_one_graph():
-    """SCN forward + the full DLM loss (WR, LAP, MSD) trace with no graph break: no host reads
-    and no data-dependent shapes, which is what a CUDA graph capture needs."""
+def test_dlm_step_traces_as_one_graph():
+    """SCN forward + the full DLM loss (WR, LAP, MSD) and their backward trace with no graph
+    break: no host reads and no data-dependent shapes, which a CUDA graph capture needs. The
+    traced step computes the same loss and gradients as eager."""
     model = create_model("scn").train()
     config = LossConfig.dlm()
     batch = _batch()
@@ -74,11 +75,21 @@ def test_dlm_loss_traces_as_one_graph():
     def step_loss(images, labels):
         return superpixel_loss(model(images), labels, config)["total"]
 
-    traced = torch.compile(step_loss, fullgraph=True, backend="eager")
-    torch.manual_seed(3)
-    got = traced(batch.images, batch.labels)
-    torch.manual_seed(3)
-    torch.testing.assert_close(got, step_loss(batch.images, batch.labels))
+    def loss_and_grads(fn):
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(3)
+        loss = fn(batch.images, batch.labels)
+        loss.backward()
+        return loss.detach(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+
+    traced, traced_grads = loss_and_grads(
+        torch.compile(step_loss, fullgraph=True, backend="aot_eager")
+    )
+    eager, eager_grads = loss_and_grads(step_loss)
+    torch.testing.assert_close(traced, eager)
+    assert traced_grads.keys() == eager_grads.keys() and len(eager_grads) > 40
+    for name, grad in eager_grads.items():
+        torch.testing.assert_close(traced_grads[name], grad, msg=name)
 
 
 def test_msd_per_image_traces_but_original_needs_the_host():
