@@ -146,12 +146,12 @@ rule provenance:
     input:
         all_checkpoints(),
     output:
-        report(
+        markdown=report(
             f"{REPORT}/provenance.md",
             caption="../report/provenance.rst",
             category="Runs",
         ),
-        f"{REPORT}/provenance.csv",
+        csv=f"{REPORT}/provenance.csv",
     log:
         f"{LOGS}/report/provenance.log",
     localrule: True
@@ -160,7 +160,7 @@ rule provenance:
     params:
         impl=IMPL,
     shell:
-        "spbench provenance --checkpoints {input} --out {output[0]} > {log} 2>&1"
+        "spbench provenance --checkpoints {input} --out {output.markdown} > {log} 2>&1"
 
 
 rule report:
