@@ -225,17 +225,14 @@ class TrainStep:
                 group["lr"] = torch.as_tensor(group["lr"], dtype=torch.float32).to(self.device)
 
     # ------------------------------------------------------------------ the step
-    @contextlib.contextmanager
-    def _precision(self) -> Iterator[None]:
-        with _tf32(self.modes.tf32):
-            dtype = AMP_DTYPES[self.modes.amp]
-            if dtype is None:
-                yield
-            else:
-                # A captured graph must not keep autocast's cast-weight cache (PyTorch's rule).
-                cache = not self.modes.cuda_graph
-                with torch.autocast(self.device.type, dtype=dtype, cache_enabled=cache):
-                    yield
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast for forward and loss (backward follows the forward's dtypes)."""
+        dtype = AMP_DTYPES[self.modes.amp]
+        if dtype is None:
+            return contextlib.nullcontext()
+        # A captured graph must not keep autocast's cast-weight cache (PyTorch's rule).
+        cache = not self.modes.cuda_graph
+        return torch.autocast(self.device.type, dtype=dtype, cache_enabled=cache)
 
     def _prepare(self, batch: Batch) -> Batch:
         if self.modes.channels_last:
@@ -244,11 +241,15 @@ class TrainStep:
 
     def terms(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Forward and loss of ``batch`` with gradients enabled, without backward or step."""
-        with self._precision():
+        with _tf32(self.modes.tf32), self._autocast():
             return self._loss(self._prepare(batch))
 
     def _body(self, batch: Batch, zero_grad: bool) -> dict[str, torch.Tensor]:
-        with self._precision():
+        with _tf32(self.modes.tf32):  # the backward's convolutions and matmuls too
+            return self._body_steps(batch, zero_grad)
+
+    def _body_steps(self, batch: Batch, zero_grad: bool) -> dict[str, torch.Tensor]:
+        with self._autocast():
             terms = self._loss(batch)
         self._track(terms)
         if self.optimizer is None:

@@ -344,3 +344,15 @@ def test_restore_undoes_warmup_steps():
         step.model.state_dict().items(), fresh.model.state_dict().values(), strict=True
     ):
         assert torch.equal(got, want), name
+
+
+def test_tf32_flags_are_set_for_the_block_and_restored():
+    from spbench.step import _tf32
+
+    flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    with _tf32(True):
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    with pytest.raises(RuntimeError), _tf32(False):
+        assert not torch.backends.cudnn.allow_tf32  # off means off for convolutions too
+        raise RuntimeError
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == flags
