@@ -224,7 +224,7 @@ def _original_slots(z: Tensor, coords: Tensor, present: Tensor) -> tuple[Tensor,
     n_cls = present.sum(dim=1)
     offsets = torch.cumsum(n_cls, 0) - n_cls  # o_b
     local = torch.arange(owner.shape[0], device=z.device) - offsets[owner]
-    entry_coords = flat_coords[torch.arange(b, device=z.device)[owner] + local]
+    entry_coords = flat_coords[owner + local]  # entry a + i, where a is the owner
     entry_samples = z[owner[:, None], entry_coords]  # [F, n, D]
     k = int(n_cls.max())
     slot = torch.arange(k, device=z.device)
