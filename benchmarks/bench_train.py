@@ -2,8 +2,8 @@
 
 A thin wrapper of :mod:`spbench.bench` (also ``spbench bench train``): synthetic batches on the
 device, per-step times (CUDA events on a GPU), images/s, peak GPU memory, the LAP overhead over
-base, and a check of each loss term of the fast modes (bf16, channels-last, torch.compile, CUDA
-graph) against fp32 eager.
+base, and a check of each loss term of the fast modes (TF32, bf16, channels-last, torch.compile,
+CUDA graph) against fp32 eager.
 
 Examples::
 
