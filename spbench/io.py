@@ -9,6 +9,7 @@ file under a name that a later run would trust.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -85,3 +86,12 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         raise CorruptFileError(
             f"{path} is not valid JSON ({err}); delete it and re-run the step that makes it"
         ) from err
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Return the SHA-256 of a file's bytes as 64 lowercase hex digits (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

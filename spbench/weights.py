@@ -18,7 +18,6 @@ Loading rules (``baselines.md`` §7, item 2):
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -28,7 +27,7 @@ import torch
 
 from spbench import __version__
 from spbench.errors import UserError
-from spbench.io import CorruptFileError, atomic_path
+from spbench.io import CorruptFileError, atomic_path, sha256_file
 from spbench.models import create_model, get_method
 from spbench.train import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 
@@ -39,14 +38,6 @@ LEADING_PREFIXES = ("model.", "module.")
 
 class WeightsMismatchError(UserError, ValueError):
     """A checkpoint does not fit the method's network; the message lists the keys."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fetch_weights(source: str, cache_dir: str | os.PathLike[str]) -> Path:
@@ -163,7 +154,7 @@ def import_weights(
     """
     out = Path(out)
     path = fetch_weights(source, out.parent / "download")
-    if sha256 and _sha256(path) != sha256.lower():
+    if sha256 and sha256_file(path) != sha256.lower():
         raise CorruptFileError(f"{path}: sha256 differs from config.published ({sha256})")
     try:
         raw = torch.load(path, map_location="cpu", weights_only=False)

@@ -1,11 +1,12 @@
 """Atomic outputs: a failed writer never leaves a file under the final name."""
 
+import hashlib
 import json
 import os
 
 import pytest
 
-from spbench.io import CorruptFileError, atomic_path, read_json, write_json
+from spbench.io import CorruptFileError, atomic_path, read_json, sha256_file, write_json
 
 
 def test_atomic_path_renames_on_success(tmp_path):
@@ -35,3 +36,13 @@ def test_read_json_names_a_corrupt_file(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"a": 1})[:-2])
     with pytest.raises(CorruptFileError, match=r"bad\.json"):
         read_json(tmp_path / "bad.json")
+
+
+def test_sha256_file_reads_in_blocks(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"abc" * 700_000)  # 2.1 MB: three 1 MiB blocks
+    assert sha256_file(path) == hashlib.sha256(b"abc" * 700_000).hexdigest()
+    (tmp_path / "empty").write_bytes(b"")
+    assert sha256_file(tmp_path / "empty") == (
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    )

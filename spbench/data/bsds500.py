@@ -16,7 +16,6 @@ Steps (``protocol.md`` §1):
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -34,7 +33,7 @@ import numpy as np
 
 from spbench.data import prepared
 from spbench.data.download import DownloadError, copy_local, fetch
-from spbench.io import CorruptFileError
+from spbench.io import CorruptFileError, sha256_file
 
 __all__ = [
     "ARCHIVE_NAME",
@@ -194,14 +193,6 @@ def _parse_sha256sum(text: str, source: str) -> dict[str, str]:
     return entries
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_bsds500_tree(
     data_dir: Path, *, manifest: str | os.PathLike[str] | Mapping[str, str] | None = None
 ) -> None:
@@ -231,7 +222,7 @@ def verify_bsds500_tree(
         path = data_dir / rel
         if not path.is_file():
             problems.append(f"missing: {rel}")
-        elif _file_sha256(path) != digest:
+        elif sha256_file(path) != digest:
             problems.append(f"altered (sha256 differs): {rel}")
     for kind in KINDS:
         for split in SPLITS:
@@ -457,7 +448,7 @@ def prepare_bsds500(
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     (out / prepared.MANIFEST).unlink(missing_ok=True)  # the folder is incomplete until the end
-    archive_sha256 = _file_sha256(archive)
+    archive_sha256 = sha256_file(archive)
     tmp = Path(tempfile.mkdtemp(prefix=".bsds500-extract-", dir=out.parent))
     try:
         data_dir = extract_data_tree(archive, tmp)

@@ -29,7 +29,6 @@ truncated or altered file is reported by name instead of being read as data.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import zipfile
@@ -40,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from spbench import __version__
-from spbench.io import CorruptFileError, atomic_path, read_json, write_json
+from spbench.io import CorruptFileError, atomic_path, read_json, sha256_file, write_json
 
 FORMAT_NAME = "spbench-prepared"
 FORMAT_VERSION = 1
@@ -158,14 +157,6 @@ class PreparedSplit:
                 yield i, k
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_split(
     root: str | os.PathLike[str],
     split: str,
@@ -215,7 +206,7 @@ def write_split(
         np.savez_compressed(tmp, **arrays)
     return {
         "file": path.name,
-        "sha256": _sha256(path),
+        "sha256": sha256_file(path),
         "images": len(ids),
         "pairs": n_pairs,
         "annotations_over_cap": int(n_capped),
@@ -297,7 +288,7 @@ def load_split(
         raise FileNotFoundError(
             f"{path} is missing although {root}/{MANIFEST} lists it; re-prepare"
         )
-    if verify and _sha256(path) != entry["sha256"]:
+    if verify and sha256_file(path) != entry["sha256"]:
         raise CorruptFileError(
             f"{path} does not match the sha256 recorded in {root}/{MANIFEST} (truncated or "
             "altered); delete the folder and prepare the dataset again"
