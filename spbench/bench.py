@@ -40,6 +40,7 @@ import pandas as pd
 import torch
 
 from spbench import __version__
+from spbench.config import section_defaults
 from spbench.data.loader import Batch, normalize
 from spbench.losses import LossConfig
 from spbench.models import Recipe, Stage, create_model, get_method, get_stage
@@ -47,7 +48,6 @@ from spbench.step import FastModes, TrainStep, build_optimizers
 from spbench.train import device_name, effective_recipe, loss_config, resolve_device
 
 __all__ = [
-    "DEFAULT_LOSSES",
     "VARIANTS",
     "FastModes",
     "add_train_arguments",
@@ -59,16 +59,6 @@ __all__ = [
     "term_check",
 ]
 
-#: Loss weights of the schema defaults (``workflow/schemas/config.schema.yaml``, ``losses``).
-DEFAULT_LOSSES: dict[str, Any] = {
-    "lambda_lap": 360.0,
-    "lambda_msd": 0.001,
-    "lambda_wr": 1.0,
-    "msd_margin": 1.5,
-    "msd_samples": 100,
-    "msd_mode": "per_image",
-    "lap_normaliser": "trace_max",
-}
 
 #: Benchmarkable variants and their switches (use_lap, use_msd, use_wr).
 VARIANTS: dict[str, tuple[bool, bool, bool]] = {
@@ -139,7 +129,7 @@ def _settings(variant: str, losses: dict[str, Any] | None) -> dict[str, Any]:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose from {sorted(VARIANTS)}")
     lap, msd, wr = VARIANTS[variant]
-    merged = {**DEFAULT_LOSSES, **(losses or {})}
+    merged = {**section_defaults("losses"), **(losses or {})}
     return {
         "losses": merged,
         "variant": {
@@ -378,7 +368,7 @@ def bench_train(
     seed : int
         Seed of the weights, the batches and the loss's sampling.
     losses : dict, optional
-        Overrides of :data:`DEFAULT_LOSSES`.
+        Overrides of the schema's ``losses`` defaults.
     stage : str, optional
         Stage of multi-stage methods (default: each method's last stage).
     n_batches : int

@@ -58,6 +58,13 @@ def _fill_defaults(instance: Any, node: dict, root: dict) -> None:
                 _fill_defaults(value, extra, root)
 
 
+def section_defaults(section: str) -> dict[str, Any]:
+    """Return the schema's defaults of one top-level section (e.g. ``"losses"``), a fresh dict."""
+    filled: dict[str, Any] = {}
+    _fill_defaults(filled, schema()["properties"][section], schema())
+    return filled
+
+
 def _key_path(error: jsonschema.ValidationError) -> str:
     return "config" + "".join(
         f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path

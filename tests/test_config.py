@@ -127,3 +127,17 @@ def test_experiments_share_runs_and_derive_variants():
 def test_unknown_ablation_method_is_named():
     with pytest.raises(ConfigError, match=r"config\.ablation\.method"):
         validate_config({**MINIMAL, "ablation": {"enabled": True, "method": "nosuch"}})
+
+
+def test_section_defaults_are_the_schema_defaults():
+    import yaml
+
+    from spbench.config import section_defaults, validate_config
+
+    losses = section_defaults("losses")
+    assert losses["lambda_lap"] == 360.0 and losses["msd_mode"] == "per_image"
+    profile = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
+    profile.pop("losses", None)
+    assert losses == validate_config(profile)["losses"]
+    losses["lambda_lap"] = 0.0  # a fresh dict: the next call is unaffected
+    assert section_defaults("losses")["lambda_lap"] == 360.0

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from spbench.config import section_defaults
 from spbench.data.synthetic import generate_synthetic
 from spbench.models import get_method
 from spbench.predict import predict
@@ -16,15 +17,7 @@ from spbench.report import build_report
 from spbench.score import score_predictions
 from spbench.train import load_checkpoint, train
 
-LOSSES = {
-    "lambda_lap": 360.0,
-    "lambda_msd": 0.001,
-    "lambda_wr": 1.0,
-    "msd_margin": 1.5,
-    "msd_samples": 100,
-    "msd_mode": "per_image",
-    "lap_normaliser": "trace_max",
-}
+LOSSES = section_defaults("losses")
 VARIANTS = {
     "base": {"use_lap": False, "use_msd": False, "use_wr": False, "lambda_lap": 360.0},
     "lap": {"use_lap": True, "use_msd": True, "use_wr": True, "lambda_lap": 360.0},

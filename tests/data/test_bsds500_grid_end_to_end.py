@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from spbench.config import section_defaults
 from spbench.data.prepared import load_split
 from spbench.predict import predict
 from spbench.report import build_report
@@ -30,14 +31,7 @@ def test_grid_method_on_real_test_images(prepared_bsds500, tmp_path):
             "checkpoint_every": 1,
             "train_splits": ["train"],
         },
-        "losses": {
-            "lambda_msd": 0.001,
-            "lambda_wr": 1.0,
-            "msd_margin": 1.5,
-            "msd_samples": 100,
-            "msd_mode": "per_image",
-            "lap_normaliser": "trace_max",
-        },
+        "losses": section_defaults("losses"),
         "variant": {
             "name": "base",
             "use_lap": False,
