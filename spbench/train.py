@@ -145,6 +145,18 @@ def loss_config(settings: dict, n_classes: int, *, uses_variant: bool = True) ->
     )
 
 
+def checkpoint_header() -> dict[str, str | int]:
+    """Return the fields every spbench checkpoint starts with: format and version, the spbench
+    and torch versions, and ``finished`` (now, ISO 8601 with the UTC offset)."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_VERSION,
+        "spbench_version": __version__,
+        "torch_version": torch.__version__,
+        "finished": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
+
+
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict:
     """Load a spbench checkpoint, raising :class:`CorruptFileError` naming a bad file."""
     path = Path(path)
@@ -376,10 +388,7 @@ def train(
 
     def checkpoint_payload(step: int, wall: float) -> dict:
         return {
-            "format": CHECKPOINT_FORMAT,
-            "format_version": CHECKPOINT_VERSION,
-            "spbench_version": __version__,
-            "torch_version": torch.__version__,
+            **checkpoint_header(),
             "method": method,
             "variant": variant,
             "stage": stage_spec.name,
@@ -391,7 +400,6 @@ def train(
             "device": str(device),
             "device_name": device_name(device),
             "fast_modes": modes.label,
-            "finished": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "weights": weights,
             "init": str(init) if init else None,
             "step": step,

@@ -25,11 +25,10 @@ from urllib.parse import urlparse
 
 import torch
 
-from spbench import __version__
 from spbench.errors import UserError
 from spbench.io import CorruptFileError, atomic_path, sha256_file
 from spbench.models import create_model, get_method
-from spbench.train import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
+from spbench.train import checkpoint_header
 
 log = logging.getLogger(__name__)
 
@@ -164,10 +163,7 @@ def import_weights(
     unexpected = load_published(model, extract_state_dict(raw))
     stages = [s.name for s in get_method(method).stages]
     payload = {
-        "format": CHECKPOINT_FORMAT,
-        "format_version": CHECKPOINT_VERSION,
-        "spbench_version": __version__,
-        "torch_version": torch.__version__,
+        **checkpoint_header(),
         "method": method,
         "variant": variant,
         "stage": stages[-1],

@@ -7,7 +7,7 @@ import torch
 
 from spbench.io import CorruptFileError
 from spbench.models import create_model
-from spbench.train import load_checkpoint
+from spbench.train import checkpoint_header, load_checkpoint
 from spbench.weights import WeightsMismatchError, extract_state_dict, import_weights
 
 LAP = {
@@ -46,6 +46,8 @@ def test_checkpoint_layouts_load_exactly(tmp_path, wrap):
     ckpt = load_checkpoint(out)
     assert ckpt["weights"] == "published weights published.ckpt"
     assert ckpt["variant"] == "pub_lap" and ckpt["step"] == 0
+    # The header every spbench checkpoint starts with (provenance reads "finished").
+    assert set(checkpoint_header()) <= set(ckpt) and ckpt["finished"][:4].isdigit()
     for key, value in reference.items():
         assert torch.equal(ckpt["model"][key], value), key
 
