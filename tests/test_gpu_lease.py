@@ -47,6 +47,12 @@ def _lease_cmd(n: int, *command: str, timeout: float | None = 15.0) -> list[str]
     return [*cmd, "--", *command]
 
 
+def _record(n: int, env: dict[str, str], out: Path) -> subprocess.CompletedProcess:
+    """Lease ``n`` devices for the recorder (which writes ``out`` at once) and wait for it."""
+    command = _lease_cmd(n, sys.executable, "-c", RECORDER, str(out), "0")
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=10)
+
+
 def _wait_locked(path: Path, deadline: float = 10.0) -> None:
     """Wait until another process holds ``path``."""
     end = time.monotonic() + deadline
@@ -133,13 +139,7 @@ def test_timeout_names_pool_and_holder(tmp_path: Path) -> None:
 def test_slurm_passthrough(tmp_path: Path) -> None:
     env = _env(tmp_path, SLURM_JOB_ID="4242", CUDA_VISIBLE_DEVICES="5")
     out = tmp_path / "out.txt"
-    done = subprocess.run(
-        _lease_cmd(1, sys.executable, "-c", RECORDER, str(out), "0"),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
+    done = _record(1, env, out)
     assert done.returncode == 0, done.stderr
     assert out.read_text().split("|")[0] == "5"
     assert "SLURM job 4242" in done.stderr
@@ -150,13 +150,7 @@ def test_slurm_passthrough(tmp_path: Path) -> None:
 def test_cpu_mode(tmp_path: Path, n: int, pool: str) -> None:
     env = _env(tmp_path, SPBENCH_GPU_POOL=pool)
     out = tmp_path / "out.txt"
-    done = subprocess.run(
-        _lease_cmd(n, sys.executable, "-c", RECORDER, str(out), "0"),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
+    done = _record(n, env, out)
     assert done.returncode == 0, done.stderr
     assert out.read_text().split("|")[0] == ""
     assert "no GPU: running on the CPU" in done.stderr
@@ -165,13 +159,7 @@ def test_cpu_mode(tmp_path: Path, n: int, pool: str) -> None:
 def test_pool_from_cuda_visible_devices(tmp_path: Path) -> None:
     env = _env(tmp_path, SPBENCH_GPU_POOL=None, CUDA_VISIBLE_DEVICES="7,9")
     out = tmp_path / "out.txt"
-    done = subprocess.run(
-        _lease_cmd(1, sys.executable, "-c", RECORDER, str(out), "0"),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
+    done = _record(1, env, out)
     assert done.returncode == 0, done.stderr
     visible = out.read_text().split("|")[0]
     assert visible in {"7", "9"}
