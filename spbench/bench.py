@@ -44,7 +44,7 @@ from spbench.config import section_defaults
 from spbench.data.loader import Batch, normalize
 from spbench.losses import LossConfig
 from spbench.models import Recipe, Stage, create_model, get_method, get_stage
-from spbench.step import FastModes, TrainStep, build_optimizers
+from spbench.step import FastModes, TrainStep
 from spbench.train import device_name, effective_recipe, loss_config, resolve_device
 
 __all__ = [
@@ -180,22 +180,14 @@ class _Setup:
         model = create_model(self.method, stage=self.stage).to(self.device)
         model.load_state_dict(self.state)
         model.train()
-        modes = modes.for_device(self.device)
-        optimizer, aux_optimizer = build_optimizers(
-            model, self.recipe, capturable_on=self.device if modes.cuda_graph else None
-        )
-        generator = None
-        if seed is not None and not modes.cuda_graph:
-            generator = torch.Generator(self.device).manual_seed(seed)
         config, stage = self.config, self.stage
-        return TrainStep(
+        return TrainStep.create(
             model,
             lambda net, batch, gen: spec.loss(net, batch, config, generator=gen, stage=stage),
-            optimizer,
-            aux_optimizer,
+            self.recipe,
             device=self.device,
             modes=modes,
-            generator=generator,
+            seed=seed,
         )
 
 

@@ -217,6 +217,56 @@ class TrainStep:
         if self.modes.cuda_graph:
             self._rates_on_device()
 
+    @classmethod
+    def create(
+        cls,
+        model: torch.nn.Module,
+        loss: Callable[..., dict[str, torch.Tensor]],
+        recipe: Recipe,
+        *,
+        device: torch.device,
+        modes: FastModes | None = None,
+        seed: int | None = None,
+    ) -> TrainStep:
+        """Build the optimisers (:func:`build_optimizers`, capturable for ``cuda_graph``) and
+        the loss's sampling generator, and return the step.
+
+        The generator is a device generator seeded with ``seed``; with ``cuda_graph`` (which
+        can only replay draws from the default CUDA generator) or ``seed=None`` there is none
+        and the loss draws from torch's global generator on the device.
+        """
+        modes = (modes or FastModes()).for_device(device)
+        optimizer, aux_optimizer = build_optimizers(
+            model, recipe, capturable_on=device if modes.cuda_graph else None
+        )
+        generator = None
+        if seed is not None and not modes.cuda_graph:
+            generator = torch.Generator(device).manual_seed(seed)
+        return cls(
+            model,
+            loss,
+            optimizer,
+            aux_optimizer,
+            device=device,
+            modes=modes,
+            generator=generator,
+        )
+
+    def optimizer_state(self) -> dict[str, Any]:
+        """The optimisers' state dicts (``"optimizer"`` and, if any, ``"aux_optimizer"``)."""
+        state = {"optimizer": self.optimizer.state_dict()}
+        if self.aux_optimizer is not None:
+            state["aux_optimizer"] = self.aux_optimizer.state_dict()
+        return state
+
+    def load_optimizer_state(self, state: dict[str, Any]) -> None:
+        """Load what :meth:`optimizer_state` returned (a resume checkpoint)."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.aux_optimizer is not None:
+            self.aux_optimizer.load_state_dict(state["aux_optimizer"])
+        if self.modes.cuda_graph:
+            self._rates_on_device()
+
     def _rates_on_device(self) -> None:
         """Make every learning rate a tensor on the device (a resumed state loads them on the
         CPU); a captured optimiser step reads it there, so the schedule applies to replays."""

@@ -47,7 +47,7 @@ from spbench.errors import UserError
 from spbench.io import CorruptFileError, atomic_path
 from spbench.losses import LossConfig
 from spbench.models import Method, Recipe, Stage, create_model, get_method, get_stage
-from spbench.step import FastModes, TrainStep, build_optimizers
+from spbench.step import FastModes, TrainStep
 
 log = logging.getLogger(__name__)
 
@@ -310,13 +310,9 @@ def train(
     steps = stage_steps(train_cfg, method, stage_spec)
     variant = settings["variant"]["name"]
 
-    modes = FastModes.from_config(train_cfg.get("fast")).for_device(device)
     torch.manual_seed(seed)
     random.seed(seed)  # SSM's stage-2 quadrant draw uses Python's generator, as upstream
     generator = torch.Generator().manual_seed(seed)  # crops and flips, drawn on the host
-    # The loss's sampling (MSD, BPL) draws on the device; a CUDA graph can only replay draws
-    # from the default CUDA generator, which torch.manual_seed(seed) seeded.
-    loss_generator = None if modes.cuda_graph else torch.Generator(device).manual_seed(seed)
     model = create_model(method, stage=stage_spec.name).to(device)
     weights = "trained here, random init"
     if init is not None:
@@ -326,10 +322,18 @@ def train(
         else:
             model.load_state_dict(previous["model"])
         weights = f"trained here, {stage_spec.name} from {previous.get('stage', 'main')}"
-    optimizer, aux_optimizer = build_optimizers(
-        model, recipe, capturable_on=device if modes.cuda_graph else None
+    # The loss's sampling (MSD, BPL) draws on the device from the step's generator, or from
+    # the default CUDA generator (seeded above) when the step is a CUDA graph.
+    step_fn = TrainStep.create(
+        model,
+        lambda net, batch, gen: spec.loss(net, batch, config, generator=gen, stage=stage_spec.name),
+        recipe,
+        device=device,
+        modes=FastModes.from_config(train_cfg.get("fast")),
+        seed=seed,
     )
-    if optimizer is None:
+    modes, loss_generator = step_fn.modes, step_fn.generator
+    if step_fn.optimizer is None:
         steps = 0  # a parameter-free method (the plain grid) has nothing to fit
 
     start_step, wall_before = 0, 0.0
@@ -345,9 +349,7 @@ def train(
             log.warning("%s was written with other settings: starting afresh", resume_path)
         else:
             model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            if aux_optimizer is not None:
-                aux_optimizer.load_state_dict(state["aux_optimizer"])
+            step_fn.load_optimizer_state(state)
             _set_rng_state(state["rng"], generator, loss_generator)
             start_step, wall_before = state["step"], state["wall_time_s"]
             log.warning("resuming %s from step %d (%s)", out, start_step, resume_path)
@@ -409,15 +411,6 @@ def train(
 
     batches = bank.random_batches(recipe.batch_size, recipe.crop, generator, spec.augment)
     model.train()
-    step_fn = TrainStep(
-        model,
-        lambda net, batch, gen: spec.loss(net, batch, config, generator=gen, stage=stage_spec.name),
-        optimizer,
-        aux_optimizer,
-        device=device,
-        modes=modes,
-        generator=loss_generator,
-    )
     t0 = time.perf_counter()
     last_good = str(resume_path) if start_step else "none (no checkpoint yet)"
 
@@ -478,9 +471,7 @@ def train(
                 log_file.flush()
             if save_now:
                 payload = checkpoint_payload(done, wall_before + time.perf_counter() - t0)
-                payload["optimizer"] = optimizer.state_dict()
-                if aux_optimizer is not None:
-                    payload["aux_optimizer"] = aux_optimizer.state_dict()
+                payload.update(step_fn.optimizer_state())
                 payload["rng"] = _rng_state(generator, loss_generator)
                 _save(resume_path, payload)
                 last_good = f"{resume_path} (step {done})"

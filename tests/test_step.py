@@ -40,24 +40,14 @@ def _scn_step(
     torch.manual_seed(0)
     device = torch.device(device)
     model = create_model("scn").to(device).train()
-    modes = (modes or FastModes()).for_device(device)
-    recipe = get_method("scn").recipe
-    optimizer, aux = build_optimizers(
-        model, recipe, capturable_on=device if modes.cuda_graph else None
-    )
-    config = LossConfig.dlm()
-    spec = get_method("scn")
-    generator = None
-    if seed is not None and not modes.cuda_graph:
-        generator = torch.Generator(device).manual_seed(seed)
-    return TrainStep(
+    spec, config = get_method("scn"), LossConfig.dlm()
+    return TrainStep.create(
         model,
         lambda net, batch, gen: spec.loss(net, batch, config, generator=gen),
-        optimizer,
-        aux,
+        spec.recipe,
         device=device,
         modes=modes,
-        generator=generator,
+        seed=seed,
     )
 
 
@@ -356,3 +346,17 @@ def test_tf32_flags_are_set_for_the_block_and_restored():
         assert not torch.backends.cudnn.allow_tf32  # off means off for convolutions too
         raise RuntimeError
     assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == flags
+
+
+def test_optimizer_state_round_trip():
+    """What a resume checkpoint stores of the optimisers loads back into a fresh step."""
+    batch = _batch()
+    step = _scn_step()
+    step(batch)
+    saved = step.optimizer_state()
+    other = _scn_step()
+    other.load_optimizer_state(saved)
+    first = next(iter(step.optimizer.state.values()))
+    loaded = next(iter(other.optimizer.state.values()))
+    assert float(loaded["step"]) == float(first["step"]) == 1
+    assert torch.equal(loaded["exp_avg"], first["exp_avg"])
