@@ -42,10 +42,11 @@ import torch
 from spbench import __version__
 from spbench.config import section_defaults
 from spbench.data.loader import Batch, normalize
+from spbench.jobs import effective_recipe
 from spbench.losses import LossConfig
 from spbench.models import Recipe, Stage, create_model, get_method, get_stage
 from spbench.step import FastModes, TrainStep
-from spbench.train import device_name, effective_recipe, loss_config, resolve_device
+from spbench.train import device_name, loss_config, resolve_device
 
 __all__ = [
     "VARIANTS",
@@ -125,20 +126,17 @@ def synthetic_batch(
     return Batch(normalize(pixels.to(torch.uint8)).to(device), label_map.to(device), edges)
 
 
-def _settings(variant: str, losses: dict[str, Any] | None) -> dict[str, Any]:
+def _losses(variant: str, losses: dict[str, Any] | None) -> dict[str, Any]:
+    """The loss settings of a benchmark variant: its switches over the schema's coefficients."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose from {sorted(VARIANTS)}")
     lap, msd, wr = VARIANTS[variant]
-    merged = {**section_defaults("losses"), **(losses or {})}
     return {
-        "losses": merged,
-        "variant": {
-            "name": variant,
-            "use_lap": lap,
-            "use_msd": msd,
-            "use_wr": wr,
-            "lambda_lap": merged["lambda_lap"],
-        },
+        **section_defaults("losses"),
+        **(losses or {}),
+        "use_lap": lap,
+        "use_msd": msd,
+        "use_wr": wr,
     }
 
 
@@ -166,7 +164,7 @@ class _Setup:
     ) -> _Setup:
         """Seeded initial weights of ``method`` and the loss config of ``variant``."""
         config = loss_config(
-            _settings(variant, losses), recipe.n_classes, uses_variant=stage.uses_variant
+            _losses(variant, losses), recipe.n_classes, uses_variant=stage.uses_variant
         )
         torch.manual_seed(seed)
         state = copy.deepcopy(create_model(method, stage=stage.name).to(device).state_dict())
@@ -382,7 +380,7 @@ def bench_train(
     """
     modes = FastModes(amp, channels_last, compile, cuda_graph, tf32)
     for variant in variants:
-        _settings(variant, losses)
+        _losses(variant, losses)
     dev = resolve_device(device)
     if cuda_graph and dev.type != "cuda":
         raise ValueError(f"cuda_graph needs a CUDA device; the benchmark runs on {dev}")

@@ -36,10 +36,18 @@ def _settings(args: argparse.Namespace, pick: Callable[[dict], dict]) -> dict:
     raise SystemExit(f"spbench {args.command}: give --config FILE or --settings JSON")
 
 
-def _add_settings(parser: argparse.ArgumentParser) -> None:
+def _add_settings(parser: argparse.ArgumentParser, *, runtime: bool = False) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--config", type=Path, help="profile YAML (validated against the schema)")
-    group.add_argument("--settings", help="the stage's settings as JSON (used by the workflow)")
+    group.add_argument(
+        "--settings", help="the job's settings as JSON, from spbench.jobs (used by the workflow)"
+    )
+    if runtime:
+        parser.add_argument(
+            "--runtime",
+            help="with --settings: settings that cannot change the output (device, cadences) "
+            "as JSON; default: the schema's defaults",
+        )
 
 
 def _dataset_section(args: argparse.Namespace, section: str) -> dict:
@@ -92,19 +100,31 @@ def _data(args: argparse.Namespace) -> None:
         print(bsds500.prepare_bsds500(fetched, out, workers=args.workers))
 
 
+def _runtime(args: argparse.Namespace, pick: Callable[[dict], dict]) -> dict | None:
+    """Return a job's runtime settings: ``--runtime`` JSON, the ``--config`` profile, or None."""
+    if args.runtime:
+        return json.loads(args.runtime)
+    if args.config:
+        from spbench.config import load_config
+
+        return pick(load_config(args.config))
+    return None
+
+
 def _train(args: argparse.Namespace) -> None:
-    from spbench.config import train_settings
+    from spbench.jobs import train_job, train_runtime
     from spbench.train import train
 
-    settings = _settings(args, lambda c: train_settings(c, args.variant))
-    if args.settings and args.variant != settings["variant"]["name"]:
-        raise SystemExit("--variant does not match the variant in --settings")
+    job = _settings(args, lambda c: train_job(c, args.method, args.variant, args.stage))
+    runtime = _runtime(args, lambda c: train_runtime(c, args.method, args.stage))
     train(
         args.data,
         args.out,
         method=args.method,
+        variant=args.variant,
         seed=args.seed,
-        settings=settings,
+        job=job,
+        runtime=runtime,
         stage=args.stage,
         init=args.init,
         log_path=args.log,
@@ -113,10 +133,11 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from spbench.config import predict_settings
-    from spbench.predict import format_scale, predict
+    from spbench.jobs import predict_job, predict_runtime
+    from spbench.predict import predict
+    from spbench.predictions import format_scale
 
-    settings = _settings(args, predict_settings)
+    settings = {**_settings(args, predict_job), **(_runtime(args, predict_runtime) or {})}
     scales = args.scales or settings["scales"]
     outputs = {s: Path(args.out_dir) / f"scale{format_scale(s)}.npz" for s in scales}
     for path in predict(args.checkpoint, args.data, outputs, settings=settings):
@@ -124,11 +145,11 @@ def _predict(args: argparse.Namespace) -> None:
 
 
 def _score(args: argparse.Namespace) -> None:
-    from spbench.config import score_settings
+    from spbench.jobs import score_job
     from spbench.score import score_predictions
 
     frame = score_predictions(
-        args.predictions, args.data, args.out, settings=_settings(args, score_settings)
+        args.predictions, args.data, args.out, settings=_settings(args, score_job)
     )
     print(f"{args.out}: {len(frame)} rows")
 
@@ -175,13 +196,13 @@ def _qualitative(args: argparse.Namespace) -> None:
 
 
 def _import_weights(args: argparse.Namespace) -> None:
-    from spbench.config import train_settings
+    from spbench.jobs import job_losses
     from spbench.models import get_method
     from spbench.train import loss_config
     from spbench.weights import import_weights
 
-    settings = _settings(args, lambda c: train_settings(c, args.trained_as))
-    config = loss_config(settings, get_method(args.method).recipe.n_classes)
+    losses = _settings(args, lambda c: job_losses(c, args.trained_as))
+    config = loss_config(losses, get_method(args.method).recipe.n_classes)
     print(
         import_weights(
             args.source,
@@ -262,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     summ.set_defaults(config=None)
 
     train = sub.add_parser("train", help="train one (method, variant, seed) run")
-    _add_settings(train)
+    _add_settings(train, runtime=True)
     train.add_argument("--data", type=Path, required=True, help="prepared dataset folder")
     train.add_argument("--method", required=True)
     train.add_argument("--variant", required=True)
@@ -275,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_train)
 
     pred = sub.add_parser("predict", help="hard labels at every scale, with and without EC")
-    _add_settings(pred)
+    _add_settings(pred, runtime=True)
     pred.add_argument("--checkpoint", type=Path, required=True)
     pred.add_argument("--data", type=Path, required=True)
     pred.add_argument("--out-dir", type=Path, required=True)

@@ -5,9 +5,9 @@ The schema (``spbench/resources/config.schema.yaml``, also reachable as
 the command line both go through :func:`validate_config`, so a bad key or value fails the same way
 everywhere: at start, with the key path in the message.
 
-Each stage receives only its own slice of the configuration (:func:`train_settings`,
-:func:`predict_settings`, ...). The workflow passes these slices as rule ``params``, so changing the
-report range reruns the report and nothing else.
+Each job receives only the settings that can change its output, resolved for that job
+(:mod:`spbench.jobs`); the workflow passes them as rule ``params``, so changing the report range
+reruns the report and nothing else.
 """
 
 from __future__ import annotations
@@ -79,8 +79,8 @@ def validate_config(config: dict, *, check_methods: bool = True) -> dict:
     config
         The raw configuration mapping (as read from YAML, or Snakemake's ``config``).
     check_methods
-        Also check that every name in ``methods`` is a registered method (imports
-        :mod:`spbench.models`, hence torch).
+        Also check that every method named is in the catalogue (:mod:`spbench.catalogue`,
+        which needs no torch) or registered by a module of ``method_modules``.
 
     Returns
     -------
@@ -111,7 +111,7 @@ def validate_config(config: dict, *, check_methods: bool = True) -> dict:
                 f"({sorted(full['variants'])})"
             )
     if check_methods:
-        from spbench.models import list_methods
+        from spbench.catalogue import list_methods
 
         known = list_methods()
         named = {
@@ -297,26 +297,6 @@ def variant_switches(config: dict, variant: str) -> dict:
     if switches.get("lambda_lap") is None:
         switches["lambda_lap"] = config["losses"]["lambda_lap"]
     return switches
-
-
-def train_settings(config: dict, variant: str) -> dict:
-    """Return everything ``spbench train`` needs for one variant (train, losses, switches)."""
-    return {
-        "train": config["train"],
-        "losses": config["losses"],
-        "variant": {"name": variant, **variant_switches(config, variant)},
-        "method_modules": config["method_modules"],
-    }
-
-
-def predict_settings(config: dict) -> dict:
-    """Return the settings of ``spbench predict`` (with the modules of extra methods)."""
-    return {**config["predict"], "method_modules": config["method_modules"]}
-
-
-def score_settings(config: dict) -> dict:
-    """Return the settings of ``spbench score``."""
-    return dict(config["score"])
 
 
 def report_settings(config: dict) -> dict:

@@ -32,16 +32,12 @@ from spbench.grid import hard_labels
 from spbench.io import atomic_path
 from spbench.metrics import enforce_connectivity
 from spbench.models import create_model, get_method
+from spbench.predictions import format_scale
 from spbench.train import load_checkpoint, resolve_device
 
 log = logging.getLogger(__name__)
 
 STRIDE = 16
-
-
-def format_scale(scale: float) -> str:
-    """Return the canonical text of a scale used in file names (``0.3``, ``1``, ``1.25``)."""
-    return f"{float(scale):.4f}".rstrip("0").rstrip(".")
 
 
 def network_size(

@@ -1,8 +1,10 @@
 """Training: one stage of a (method, variant, seed) run, from a prepared dataset to a checkpoint.
 
-The run is fully described by its settings (:func:`spbench.config.train_settings`): the method's
-recipe (``baselines.md`` §6.1) supplies every hyper-parameter the config leaves at ``null``, and
-the variant's switches choose the losses (``method.md`` §7), never an edit of the code.
+A stage's weights are fully described by its job settings (:func:`spbench.jobs.train_job`): the
+method's recipe (``baselines.md`` §6.1) with the config's overrides, the step count, and the
+variant's loss switches (``method.md`` §7), never an edit of the code. Its runtime settings
+(:func:`spbench.jobs.train_runtime`: cadences, device, fast modes) change how it runs, not what it
+learns.
 
 Multi-stage methods (AINet, SSM) train one stage per call, each starting from the previous
 stage's checkpoint (``init``); the workflow names the files ``<stage>.pt``.
@@ -45,8 +47,9 @@ from spbench.data.loader import PairBank
 from spbench.data.prepared import load_split
 from spbench.errors import UserError
 from spbench.io import CorruptFileError, atomic_path
+from spbench.jobs import default_train_runtime
 from spbench.losses import LossConfig
-from spbench.models import Method, Recipe, Stage, create_model, get_method, get_stage
+from spbench.models import Method, Recipe, create_model, get_method, get_stage
 from spbench.step import FastModes, TrainStep
 
 log = logging.getLogger(__name__)
@@ -87,62 +90,19 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
-RECIPE_KEYS = ("lr", "weight_decay", "batch_size", "crop", "val_crop")
+def loss_config(losses: dict[str, Any], n_classes: int, *, uses_variant: bool = True) -> LossConfig:
+    """Build the :class:`~spbench.losses.LossConfig` of a job's ``losses`` settings.
 
-
-def effective_recipe(method: str, train: dict, stage: Stage | None = None) -> Recipe:
-    """Return the recipe one stage trains with.
-
-    Precedence, lowest first: the method's recipe, the stage's own overrides (e.g. AINet's
-    stage-1 learning rate), the config's ``train`` keys that are not null, and the config's
-    ``train.per_method[<method>][<stage>]``.
+    ``losses`` holds the switches and the coefficients of the losses that are on
+    (:func:`spbench.jobs.job_losses`); the others keep :class:`LossConfig`'s defaults, which
+    nothing reads. A stage that does not use the variant (``uses_variant=False``) gets the base
+    loss: LAP, MSD and WR off, whatever ``losses`` says.
     """
-    stage = stage or get_stage(method)
-    overrides = dict(stage.overrides)
-    overrides.update({k: train[k] for k in RECIPE_KEYS if train.get(k) is not None})
-    per_stage = stage_settings(train, method, stage)
-    overrides.update({k: v for k, v in per_stage.items() if k in RECIPE_KEYS})
-    return dataclasses.replace(get_method(method).recipe, **overrides)
-
-
-def stage_settings(train: dict, method: str, stage: Stage) -> dict:
-    """Return ``train.per_method[method][stage]`` (empty when the config sets none)."""
-    return dict((train.get("per_method") or {}).get(method, {}).get(stage.name, {}))
-
-
-def stage_steps(train: dict, method: str, stage: Stage) -> int:
-    """Return the optimiser steps of a stage: ``per_method`` if set, else ``train.steps``."""
-    return int(stage_settings(train, method, stage).get("steps") or train["steps"])
-
-
-def stage_splits(train: dict, method: str, stage: Stage) -> list[str]:
-    """Return the splits a stage trains on (``train.train_splits`` overrides the last stage's)."""
-    last = get_method(method).stages[-1].name == stage.name
-    if last and train.get("train_splits"):
-        return list(train["train_splits"])
-    return list(stage.splits)
-
-
-def loss_config(settings: dict, n_classes: int, *, uses_variant: bool = True) -> LossConfig:
-    """Build the :class:`~spbench.losses.LossConfig` of a variant from its settings slice.
-
-    A stage that does not use the variant (``uses_variant=False``) gets the base loss: LAP,
-    MSD and WR off, whatever the variant says.
-    """
-    losses, variant = settings["losses"], settings["variant"]
-    return LossConfig(
-        use_lap=variant["use_lap"] and uses_variant,
-        use_msd=variant["use_msd"] and uses_variant,
-        use_wr=variant["use_wr"] and uses_variant,
-        lambda_lap=variant["lambda_lap"],
-        lambda_msd=losses["lambda_msd"],
-        lambda_wr=losses["lambda_wr"],
-        n_classes=n_classes,
-        msd_margin=losses["msd_margin"],
-        msd_samples=losses["msd_samples"],
-        msd_mode=losses["msd_mode"],
-        lap_normaliser=losses["lap_normaliser"],
-    )
+    fields = {f.name for f in dataclasses.fields(LossConfig)}
+    values = {key: value for key, value in losses.items() if key in fields}
+    for switch in ("use_lap", "use_msd", "use_wr"):
+        values[switch] = bool(values.get(switch)) and uses_variant
+    return LossConfig(**values, n_classes=n_classes)
 
 
 def checkpoint_header() -> dict[str, str | int]:
@@ -247,8 +207,10 @@ def train(
     out: str | os.PathLike[str],
     *,
     method: str,
+    variant: str,
     seed: int,
-    settings: dict[str, Any],
+    job: dict[str, Any],
+    runtime: dict[str, Any] | None = None,
     stage: str | None = None,
     init: str | os.PathLike[str] | None = None,
     log_path: str | os.PathLike[str] | None = None,
@@ -264,11 +226,16 @@ def train(
         Final checkpoint path (written atomically at the end).
     method
         Registered method name.
+    variant
+        Variant name, recorded in the checkpoint (its losses are in ``job``).
     seed
         Seed of the weights' initialisation, the crops and flips, and MSD's sampling.
-    settings
-        ``{"train": ..., "losses": ..., "variant": {"name", "use_lap", ...}}`` as made by
-        :func:`spbench.config.train_settings`.
+    job
+        What determines the weights, resolved for this stage (:func:`spbench.jobs.train_job`):
+        ``recipe``, ``steps``, ``lr_halve_at``, ``splits``, ``deterministic``, ``losses``.
+    runtime
+        What cannot change them (:func:`spbench.jobs.train_runtime`): cadences, device,
+        threads, fast modes, ``val_crop``; default: the schema's defaults.
     stage
         Stage name of a multi-stage method (default: its last stage).
     init
@@ -290,13 +257,13 @@ def train(
     partial_log = log_path.with_name(log_path.name + ".partial")
     for folder in {out.parent, log_path.parent}:
         folder.mkdir(parents=True, exist_ok=True)
-    import_method_modules(settings.get("method_modules", []))
-    train_cfg = settings["train"]
-    if train_cfg.get("threads"):
-        torch.set_num_threads(train_cfg["threads"])
-    if train_cfg.get("deterministic"):
+    runtime = {**default_train_runtime(), **(runtime or {})}
+    import_method_modules([*job.get("method_modules", []), *runtime["method_modules"]])
+    if runtime["threads"]:
+        torch.set_num_threads(runtime["threads"])
+    if job["deterministic"]:
         torch.use_deterministic_algorithms(True, warn_only=True)
-    device = resolve_device(train_cfg.get("device", "auto"))
+    device = resolve_device(runtime["device"])
     spec = get_method(method)
     stage_spec = get_stage(method, stage)
     stages = [s.name for s in spec.stages]
@@ -305,10 +272,12 @@ def train(
             f"{method}: stage {stage_spec.name!r} starts from stage "
             f"{stages[stages.index(stage_spec.name) - 1]!r}; pass its checkpoint (--init)"
         )
-    recipe = effective_recipe(method, train_cfg, stage_spec)
-    config = loss_config(settings, recipe.n_classes, uses_variant=stage_spec.uses_variant)
-    steps = stage_steps(train_cfg, method, stage_spec)
-    variant = settings["variant"]["name"]
+    val_crop = runtime["val_crop"] or spec.recipe.val_crop
+    recipe = Recipe(
+        **{**job["recipe"], "betas": tuple(job["recipe"]["betas"]), "val_crop": val_crop}
+    )
+    config = loss_config(job["losses"], recipe.n_classes, uses_variant=stage_spec.uses_variant)
+    steps = job["steps"]
 
     torch.manual_seed(seed)
     random.seed(seed)  # SSM's stage-2 quadrant draw uses Python's generator, as upstream
@@ -329,7 +298,7 @@ def train(
         lambda net, batch, gen: spec.loss(net, batch, config, generator=gen, stage=stage_spec.name),
         recipe,
         device=device,
-        modes=FastModes.from_config(train_cfg.get("fast")),
+        modes=FastModes.from_config(runtime["fast"]),
         seed=seed,
     )
     modes, loss_generator = step_fn.modes, step_fn.generator
@@ -340,7 +309,7 @@ def train(
     if resume_path.is_file():
         state = load_checkpoint(resume_path)
         same = (state["settings"], state["method"], state["seed"], state.get("stage")) == (
-            settings,
+            job,
             method,
             seed,
             stage_spec.name,
@@ -364,7 +333,7 @@ def train(
         ]
         partial_log.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
 
-    splits = [load_split(data_root, s) for s in stage_splits(train_cfg, method, stage_spec)]
+    splits = [load_split(data_root, s) for s in job["splits"]]
     bank = PairBank(splits, device, min_size=recipe.crop, with_edges=spec.needs_edges)
     val_bank = PairBank(
         [load_split(data_root, "val")],
@@ -396,7 +365,8 @@ def train(
             "stage": stage_spec.name,
             "stages": stages,
             "seed": seed,
-            "settings": settings,
+            "settings": job,
+            "runtime": runtime,
             "recipe": dataclasses.asdict(recipe),
             "loss_config": dataclasses.asdict(config),
             "device": str(device),
@@ -431,17 +401,17 @@ def train(
         file=sys.stderr,
         mininterval=1.0 if sys.stderr.isatty() else 30.0,
     )
-    halve_at = stage_settings(train_cfg, method, stage_spec).get(
-        "lr_halve_at", train_cfg.get("lr_halve_at")
-    )
+    # Validation draws its own samples (MSD, BPL) from a generator re-seeded at every
+    # validation, so that neither the training stream nor the weights depend on val_every.
+    val_generator = torch.Generator(device)
     with open(partial_log, "a", encoding="utf-8") as log_file:
         for step in bar:
-            step_fn.set_lr(recipe.lr * lr_factor(recipe, step, halve_at))
+            step_fn.set_lr(recipe.lr * lr_factor(recipe, step, job["lr_halve_at"]))
             terms = step_fn(next(batches))
             done = step + 1
-            log_now = done % train_cfg["log_every"] == 0 or done == steps
-            val_now = done % train_cfg["val_every"] == 0 or done == steps
-            save_now = done % train_cfg["checkpoint_every"] == 0 and done < steps
+            log_now = done % runtime["log_every"] == 0 or done == steps
+            val_now = done % runtime["val_every"] == 0 or done == steps
+            save_now = done % runtime["checkpoint_every"] == 0 and done < steps
             if not (log_now or val_now or save_now):
                 continue  # nothing read back: the host runs ahead of the device
             stop_if_nonfinite()
@@ -463,8 +433,8 @@ def train(
                     spec,
                     config,
                     recipe,
-                    train_cfg["val_batches"],
-                    loss_generator,
+                    runtime["val_batches"],
+                    val_generator.manual_seed(seed),
                     stage_spec.name,
                 )
                 log_file.write(json.dumps({"kind": "val", "step": done, **val}) + "\n")

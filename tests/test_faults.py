@@ -27,11 +27,13 @@ CHECKPOINT_EVERY = 4
 
 
 def train_settings_for(variant: str = "lap", **train_overrides) -> dict:
-    """The ``.test`` profile's training settings, made tiny and deterministic."""
-    from spbench.config import load_config, train_settings
+    """The ``.test`` profile's settings of an SCN training job (``{"variant", "job",
+    "runtime"}``), made tiny and deterministic."""
+    from spbench.config import load_config
+    from spbench.jobs import train_settings
 
-    settings = train_settings(load_config(ROOT / ".test/config/config.yaml"), variant)
-    settings["train"].update(
+    config = load_config(ROOT / ".test/config/config.yaml")
+    config["train"].update(
         steps=STEPS,
         batch_size=2,
         crop=32,
@@ -45,8 +47,8 @@ def train_settings_for(variant: str = "lap", **train_overrides) -> dict:
         deterministic=True,
         train_splits=["train"],
     )
-    settings["train"].update(train_overrides)
-    return settings
+    config["train"].update(train_overrides)
+    return {"variant": variant, **train_settings(config, "scn", variant)}
 
 
 def train_command(data: Path, out_dir: Path, settings: dict) -> list[str]:
@@ -54,13 +56,15 @@ def train_command(data: Path, out_dir: Path, settings: dict) -> list[str]:
         *SPBENCH,
         "train",
         "--settings",
-        json.dumps(settings),
+        json.dumps(settings["job"]),
+        "--runtime",
+        json.dumps(settings["runtime"]),
         "--data",
         str(data),
         "--method",
         "scn",
         "--variant",
-        settings["variant"]["name"],
+        settings["variant"],
         "--seed",
         "0",
         "--out",
@@ -163,7 +167,7 @@ def reference_run(dataset, tmp_path_factory) -> Path:
             out / "checkpoint.pt",
             method="scn",
             seed=0,
-            settings=train_settings_for(),
+            **train_settings_for(),
             log_path=out / "train_log.jsonl",
             progress=False,
         )
@@ -244,7 +248,7 @@ def nan_method():
     try:
         yield "nan_at_step3"
     finally:
-        registry._REGISTRY.pop("nan_at_step3", None)
+        registry.unregister_method("nan_at_step3")
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
 
@@ -261,7 +265,7 @@ def test_nan_loss_stops_with_the_step_and_last_good_checkpoint(dataset, tmp_path
     out = tmp_path / "checkpoint.pt"
     settings = train_settings_for(checkpoint_every=2)
     with pytest.raises(NonFiniteLossError) as info:
-        train(dataset, out, method=nan_method, seed=0, settings=settings, progress=False)
+        train(dataset, out, method=nan_method, seed=0, **settings, progress=False)
     message = str(info.value)
     assert "step 3" in message
     assert str(tmp_path / "checkpoint.resume.pt") in message and "step 2" in message

@@ -66,7 +66,7 @@ def test_register_duplicate_and_create():
         with pytest.raises(ValueError):
             M.register_method("scn", recipe=recipe)(dummy)
     finally:
-        registry._REGISTRY.pop("_test_dummy", None)
+        registry.unregister_method("_test_dummy")
     assert "_test_dummy" not in M.list_methods()
 
 

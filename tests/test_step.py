@@ -227,15 +227,16 @@ def test_channels_last_and_bf16_terms_stay_close_on_cpu():
 
 def test_train_records_its_fast_modes(tmp_path: Path, caplog):
     """``train.fast`` reaches the step; CUDA-only modes fall back on the CPU with a log line."""
-    from spbench.config import load_config, train_settings
+    from spbench.config import load_config
     from spbench.data.synthetic import generate_synthetic
+    from spbench.jobs import train_settings
     from spbench.train import load_checkpoint, train
 
     root = Path(__file__).resolve().parents[1]
     data = tmp_path / "data"
     generate_synthetic(data, seed=0, n_train=2, n_val=1, n_test=1, height=48, width=48)
-    settings = train_settings(load_config(root / ".test/config/config.yaml"), "lap")
-    settings["train"].update(
+    config = load_config(root / ".test/config/config.yaml")
+    config["train"].update(
         steps=2,
         batch_size=2,
         crop=32,
@@ -247,7 +248,13 @@ def test_train_records_its_fast_modes(tmp_path: Path, caplog):
     )
     with caplog.at_level(logging.WARNING):
         out = train(
-            data, tmp_path / "ckpt.pt", method="scn", seed=0, settings=settings, progress=False
+            data,
+            tmp_path / "ckpt.pt",
+            method="scn",
+            variant="lap",
+            seed=0,
+            **train_settings(config, "scn", "lap"),
+            progress=False,
         )
     assert "cuda_graph and tf32 need a CUDA device" in caplog.text
     ckpt = load_checkpoint(out)

@@ -28,13 +28,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spbench.catalogue import AINET_RECIPE, AINET_STAGES
 from spbench.grid import grid_shape
 from spbench.losses.boundary_perceiving import bpl_from_labels
 from spbench.losses.recipe import LossConfig, superpixel_loss
 from spbench.models.layers import conv, init_weights
 from spbench.models.registry import (
-    Recipe,
-    Stage,
     SuperpixelOutput,
     TrainingBatch,
     register_method,
@@ -52,19 +51,6 @@ __all__ = [
     "expand_pixel",
     "expand_sp",
 ]
-
-#: DLM's AINet retraining recipe (``baselines.md`` §6.1; tv stage values, stage 1 overrides).
-AINET_RECIPE = Recipe(
-    lr=4e-5, weight_decay=4e-4, batch_size=16, crop=208, val_crop=208, n_classes=51, seed=2020
-)
-
-#: DLM's two stages: t_sep_v (plain AINet, lr 8e-5, no weight decay) then tv (+ the variant).
-AINET_STAGES = (
-    Stage(
-        "stage1", uses_variant=False, splits=("train",), overrides={"lr": 8e-5, "weight_decay": 0.0}
-    ),
-    Stage("stage2", uses_variant=True, splits=("train", "val")),
-)
 
 #: Weight of the BPL in DLM's total loss: 0.5 (AINet's α) × 0.005 (SCN's factor), from epoch 0.
 BPL_WEIGHT = 0.5 * 0.005

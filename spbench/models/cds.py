@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from spbench.catalogue import CDS_POLY_POWER, CDS_POLY_STEPS, CDS_RECIPE, CLUB_LR, Stage
 from spbench.grid import grid_shape
 from spbench.losses.club import (
     alignment_kl,
@@ -53,8 +54,6 @@ from spbench.losses.club import (
 from spbench.losses.recipe import LossConfig, superpixel_loss
 from spbench.models.layers import conv, deconv, init_weights, predict_mask
 from spbench.models.registry import (
-    Recipe,
-    Stage,
     SuperpixelOutput,
     TrainingBatch,
     register_method,
@@ -81,26 +80,6 @@ __all__ = [
     "sobel_map",
 ]
 
-#: Poly schedule length in optimiser steps (upstream's last milestone 50k + 100k).
-CDS_POLY_STEPS = 150_000
-#: Poly schedule power.
-CDS_POLY_POWER = 0.9
-#: Learning rate of CLUB's own Adam (no schedule).
-CLUB_LR = 5e-4
-#: DLM's CDS retraining recipe (``baselines.md`` §6.1; the weight decay of the tv stage,
-#: t_sep_v uses 0 and the config overrides it).
-CDS_RECIPE = Recipe(
-    lr=5e-4,
-    weight_decay=4e-4,
-    batch_size=8,
-    crop=208,
-    val_crop=320,
-    seed=42,
-    schedule="poly",
-    schedule_steps=CDS_POLY_STEPS,
-    schedule_power=CDS_POLY_POWER,
-    aux_lr=CLUB_LR,
-)
 #: Weight of the CLUB upper bound in the model step (upstream and DLM add it unweighted).
 CLUB_WEIGHT = 1.0
 #: Weight of the KL alignment term in the model step (unweighted upstream and in DLM).

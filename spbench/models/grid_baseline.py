@@ -11,8 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from spbench.catalogue import NO_TRAINING
 from spbench.grid import initial_grid_assignment
-from spbench.models.registry import Recipe, SuperpixelOutput, register_method
+from spbench.models.registry import SuperpixelOutput, register_method
 
 
 class GridAssignment(nn.Module):
@@ -31,7 +32,7 @@ class GridAssignment(nn.Module):
 
 @register_method(
     "grid",
-    recipe=Recipe(lr=0.0, weight_decay=0.0, batch_size=1, crop=16, val_crop=16),
+    recipe=NO_TRAINING,
     description="plain 16-px grid (no network, no training): the trivial reference",
 )
 def grid(**kwargs: object) -> nn.Module:

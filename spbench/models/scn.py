@@ -9,15 +9,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from spbench.catalogue import SCN_RECIPE
 from spbench.grid import grid_shape
 from spbench.models.layers import conv, deconv, init_weights, predict_mask
-from spbench.models.registry import Recipe, SuperpixelOutput, register_method
+from spbench.models.registry import SuperpixelOutput, register_method
 
 __all__ = ["SCN_RECIPE", "SpixelNet", "scn"]
-
-#: DLM's SCN retraining recipe (``baselines.md`` §6.1; weight decay of the tv stage, t_sep_v
-#: uses 0 and the config overrides it).
-SCN_RECIPE = Recipe(lr=5e-5, weight_decay=4e-4, batch_size=8, crop=208, val_crop=320, seed=42)
 
 
 class SpixelNet(nn.Module):

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spbench.config import section_defaults
+from spbench.config import validate_config
 from spbench.data.prepared import load_split
+from spbench.jobs import train_settings
 from spbench.predict import predict
 from spbench.report import build_report
 from spbench.score import score_predictions
@@ -21,31 +22,21 @@ SCALES = (0.6, 1.0)
 
 @pytest.mark.slow
 def test_grid_method_on_real_test_images(prepared_bsds500, tmp_path):
-    settings = {
-        "train": {
-            "steps": 1,
-            "device": "cpu",
-            "log_every": 1,
-            "val_every": 1,
-            "val_batches": 1,
-            "checkpoint_every": 1,
-            "train_splits": ["train"],
-        },
-        "losses": section_defaults("losses"),
-        "variant": {
-            "name": "base",
-            "use_lap": False,
-            "use_msd": False,
-            "use_wr": False,
-            "lambda_lap": 360.0,
-        },
-    }
+    config = validate_config(
+        {
+            "run_name": "t",
+            "dataset": {"name": "bsds500"},
+            "methods": ["grid"],
+            "train": {"steps": 1, "device": "cpu", "train_splits": ["train"]},
+        }
+    )
     ckpt = train(
         prepared_bsds500,
         tmp_path / "grid.pt",
         method="grid",
+        variant="base",
         seed=0,
-        settings=settings,
+        **train_settings(config, "grid", "base"),
         progress=False,
     )
     outputs = {s: tmp_path / f"scale{s}.npz" for s in SCALES}

@@ -1,19 +1,26 @@
-# Configuration, paths and the parameter helpers shared by every rule file.
-import json
+# Configuration, paths and the parameter helpers shared by every rule file. Nothing here
+# imports torch: the DAG is built from the torch-free catalogue, and the networks are imported
+# only by the jobs that run them.
 import os
 
 import spbench
+from spbench.catalogue import get_card, get_stage
 from spbench.config import (
     SHARED_VARIANT,
     experiment_runs,
-    predict_settings,
     report_settings,
-    score_settings,
-    train_settings,
     validate_config,
 )
-from spbench.models import get_method, get_stage
-from spbench.predict import format_scale
+from spbench.jobs import (
+    canonical_json,
+    job_losses,
+    predict_job,
+    predict_runtime,
+    score_job,
+    train_job,
+    train_runtime,
+)
+from spbench.predictions import format_scale
 from spbench.report.aggregate import model_label
 
 # Validate against workflow/schemas/config.schema.yaml, fill defaults, check the method names.
@@ -50,13 +57,13 @@ def stage_checkpoint(method, variant, seed, stage):
 
 def final_checkpoint(wildcards):
     """The last stage's checkpoint of a run: the model that predicts."""
-    last = get_method(wildcards.method).stages[-1].name
+    last = get_card(wildcards.method).stages[-1].name
     return stage_checkpoint(wildcards.method, wildcards.variant, wildcards.seed, last)
 
 
 def previous_stage_checkpoint(wildcards):
     """The checkpoint a stage starts from (none for a method's first stage)."""
-    names = [s.name for s in get_method(wildcards.method).stages]
+    names = [s.name for s in get_card(wildcards.method).stages]
     index = names.index(wildcards.stage)
     if index == 0:
         return []
@@ -98,7 +105,7 @@ def all_checkpoints():
             stage_checkpoint(method, variant, seed, stage.name)
             for name in EXPERIMENTS
             for method, variant, seed in EXPERIMENTS[name]
-            for stage in get_method(method).stages
+            for stage in get_card(method).stages
         }
     )
 
@@ -128,8 +135,8 @@ def published_entry(wildcards):
 
 
 def published_params(wildcards):
-    entry = published_entry(wildcards)
-    return json.dumps(train_settings(config, entry["variant"]))
+    """The loss settings the published checkpoint was trained with (its variant's)."""
+    return canonical_json(job_losses(config, published_entry(wildcards)["variant"]))
 
 
 def published_options(wildcards):
@@ -184,24 +191,39 @@ def dataset_summary_outputs():
     return [f"{DATA}/summary.parquet", f"{DATA}/summary.png"]
 
 
+# Params are what can change a job's output, resolved for that job, in canonical form
+# (spbench/jobs.py): another method's steps or a reordered profile re-run nothing.
 def train_params(wildcards):
-    return json.dumps(train_settings(config, wildcards.variant))
+    return canonical_json(
+        train_job(config, wildcards.method, wildcards.variant, wildcards.stage)
+    )
+
+
+# A params function that takes `resources` is "derived": Snakemake does not compare it when
+# deciding what to re-run. Runtime settings (cadences, device, threads, fast modes) go there:
+# they change how a job runs, not its result, and checkpoints record them for provenance.
+def train_runtime_params(wildcards, resources):
+    return canonical_json(train_runtime(config, wildcards.method, wildcards.stage))
 
 
 def predict_params(wildcards):
-    return json.dumps(predict_settings(config))
+    return canonical_json(predict_job(config))
+
+
+def predict_runtime_params(wildcards, resources):
+    return canonical_json(predict_runtime(config))
 
 
 def score_params(wildcards):
-    return json.dumps(score_settings(config))
+    return canonical_json(score_job(config))
 
 
 def report_params(wildcards):
-    return json.dumps(report_settings(config))
+    return canonical_json(report_settings(config))
 
 
 def dataset_params(wildcards):
-    return json.dumps(config["dataset"][config["dataset"]["name"]])
+    return canonical_json(config["dataset"][config["dataset"]["name"]])
 
 
 def input_folder(name):

@@ -26,11 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spbench.catalogue import SSM_RECIPE, SSM_STAGES
 from spbench.losses.edge import edge_loss
 from spbench.losses.recipe import superpixel_loss
 from spbench.models.registry import (
-    Recipe,
-    Stage,
     SuperpixelOutput,
     TrainingBatch,
     register_method,
@@ -53,15 +52,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: DLM's SSM recipe (``baselines.md`` §6.1: tv only, batch 16 as asserted).
-SSM_RECIPE = Recipe(lr=5e-4, weight_decay=4e-4, batch_size=16, crop=208, val_crop=320, seed=42)
-
-#: SSMamba stage 1 (GEncoder, no DLM losses) then stage 2 (LEncoder, the variant's losses).
-SSM_STAGES = (
-    Stage("stage1", uses_variant=False, splits=("train", "val")),
-    Stage("stage2", uses_variant=True, splits=("train", "val")),
-)
 
 #: Keys of an ImageNet VMamba checkpoint that SSMamba's backbone does not have.
 _VMAMBA_UNEXPECTED = (re.compile(r"^classifier\."), re.compile(r"^layers\.3\.blocks\."))
