@@ -177,8 +177,8 @@ def truncated_split_unverified(tmp_path: Path) -> str:
 def truncated_checkpoint(tmp_path: Path) -> str:
     import torch
 
+    from spbench.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
     from spbench.io import CorruptFileError
-    from spbench.train import CHECKPOINT_FORMAT, load_checkpoint
 
     path = tmp_path / "checkpoint.pt"
     torch.save({"format": CHECKPOINT_FORMAT, "model": {"w": torch.zeros(1000)}}, path)
@@ -191,8 +191,8 @@ def truncated_checkpoint(tmp_path: Path) -> str:
 def foreign_checkpoint(tmp_path: Path) -> str:
     import torch
 
+    from spbench.checkpoint import load_checkpoint
     from spbench.io import CorruptFileError
-    from spbench.train import load_checkpoint
 
     path = tmp_path / "checkpoint.pt"
     torch.save({"state_dict": {}}, path)  # e.g. an upstream SCN checkpoint

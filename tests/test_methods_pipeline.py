@@ -9,13 +9,14 @@ import pandas as pd
 import pytest
 import torch
 
+from spbench.checkpoint import load_checkpoint
 from spbench.config import section_defaults
 from spbench.data.synthetic import generate_synthetic
 from spbench.models import get_method
 from spbench.predict import predict
 from spbench.report import build_report
 from spbench.score import score_predictions
-from spbench.train import load_checkpoint, train
+from spbench.train import train
 
 LOSSES = section_defaults("losses")
 VARIANTS = {

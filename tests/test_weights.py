@@ -5,10 +5,10 @@ import hashlib
 import pytest
 import torch
 
+from spbench.checkpoint import checkpoint_header, load_checkpoint, state_dict_of
 from spbench.io import CorruptFileError
 from spbench.models import create_model
-from spbench.train import checkpoint_header, load_checkpoint
-from spbench.weights import WeightsMismatchError, extract_state_dict, import_weights
+from spbench.weights import WeightsMismatchError, import_weights
 
 LAP = {
     "use_lap": True,
@@ -53,7 +53,7 @@ def test_checkpoint_layouts_load_exactly(tmp_path, wrap):
 
 
 def test_only_the_leading_prefix_is_stripped():
-    state = extract_state_dict({"state_dict": {"model.local_model.x": 1, "module.a.model.b": 2}})
+    state = state_dict_of({"state_dict": {"model.local_model.x": 1, "module.a.model.b": 2}})
     assert set(state) == {"local_model.x", "a.model.b"}
 
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
+from spbench.checkpoint import CHECKPOINT_FORMAT
 from spbench.report.provenance import checkpoint_provenance, git_commit, write_provenance
-from spbench.train import CHECKPOINT_FORMAT
 
 
 def _checkpoint(path: Path, **fields) -> Path:
