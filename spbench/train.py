@@ -272,7 +272,9 @@ def train(
     )
     modes, loss_generator = step_fn.modes, step_fn.generator
     if step_fn.optimizer is None:
-        steps = 0  # a parameter-free method (the plain grid) has nothing to fit
+        # A parameter-free method (the plain grid, SLIC) has nothing to fit: its provenance
+        # says what it is rather than "trained here".
+        steps, weights = 0, spec.description
     meta = CheckpointMeta(
         method=method,
         variant=variant,

@@ -32,7 +32,7 @@ class GridAssignment(nn.Module):
 @register_method(
     "grid",
     recipe=Recipe(lr=0.0, weight_decay=0.0, batch_size=1, crop=16, val_crop=16),
-    description="plain 16-px grid (no network, no training): the trivial reference",
+    description="no network, no training: the plain 16-px grid (the trivial reference)",
 )
 def grid(**kwargs: object) -> nn.Module:
     """Build the parameter-free grid method."""

@@ -48,7 +48,10 @@ class NoNetwork(nn.Module):
     "slic",
     recipe=Recipe(lr=0.0, weight_decay=0.0, batch_size=1, crop=16, val_crop=16),
     segment=slic_segment,
-    description="SLIC (scikit-image, compactness 10): classical reference, no training",
+    description=(
+        f"classical method, no training: scikit-image SLIC, compactness {SLIC_COMPACTNESS:g}, "
+        "one segment asked per 16-px grid cell"
+    ),
 )
 def slic(**kwargs: object) -> nn.Module:
     """Build the parameter-free placeholder of the SLIC reference."""
