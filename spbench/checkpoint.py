@@ -32,7 +32,7 @@ import random
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -145,11 +145,10 @@ def read_checkpoint(
         unsafe = _unsafe_globals(path, err)
         if unsafe:
             raise UnsafeCheckpointError(
-                f"{path} was not loaded: it holds Python objects ({', '.join(unsafe)}) that only a "
-                "full unpickle builds, and unpickling can run any code, so none of it was run; "
-                "spbench reads tensors, plain containers and hyper-parameters only. If you trust "
-                "the file, save its state dict alone (torch.save(ckpt['state_dict'], 'w.pt')) and "
-                "give that file"
+                f"{path} was not loaded: it asks for Python objects ({', '.join(unsafe)}) that "
+                "unpickling would build by running code; spbench loads tensors, plain containers "
+                "and hyper-parameters only, and ran none of it. If you trust the file, re-save "
+                "its state dict alone (torch.save(ckpt['state_dict'], 'w.pt')) and give that file"
             ) from None
         reason = str(err).strip().splitlines()[-1]
         raise CorruptFileError(_unreadable(path, reason, remedy)) from err
@@ -332,30 +331,32 @@ class TrainingState:
     ----------
     path : pathlib.Path
         The resume file (``<checkpoint stem>.resume.pt``).
-    run : dict
-        What identifies the run (settings, method, seed, stage): a resume file of another run
-        is not used.
+    meta : CheckpointMeta
+        The run's checkpoint fields; a resume file whose :attr:`RUN_FIELDS` differ is another
+        run's and is not used.
     step_fn : TrainStep
         The model, its optimisers and the loss's sampling generator.
     generator : torch.Generator
         The host generator of crops and flips.
     """
 
+    #: The fields that identify a run.
+    RUN_FIELDS: ClassVar[tuple[str, ...]] = ("settings", "method", "seed", "stage")
+
     path: Path
-    run: dict[str, Any]
+    meta: CheckpointMeta
     step_fn: TrainStep
     generator: torch.Generator
 
-    def save(self, checkpoint: dict[str, Any]) -> None:
-        """Write ``checkpoint`` (a :meth:`CheckpointMeta.payload`) with the optimiser and RNG
-        states to :attr:`path`, atomically."""
+    def save(self, step: int, wall_time_s: float) -> None:
+        """Write the checkpoint after ``step`` steps and ``wall_time_s`` seconds, with the
+        optimiser and RNG states, to :attr:`path` (atomically)."""
+        extra = {
+            **self.step_fn.optimizer_state(),
+            "rng": rng_state(self.generator, self.step_fn.generator),
+        }
         save_checkpoint(
-            self.path,
-            {
-                **checkpoint,
-                **self.step_fn.optimizer_state(),
-                "rng": rng_state(self.generator, self.step_fn.generator),
-            },
+            self.path, self.meta.payload(self.step_fn.model, step, wall_time_s, **extra)
         )
 
     def restore(self) -> tuple[int, float]:
@@ -371,7 +372,7 @@ class TrainingState:
             return 0, 0.0
         state = load_checkpoint(self.path)
         ours = state.get("format_version") == CHECKPOINT_VERSION and all(
-            state.get(key) == value for key, value in self.run.items()
+            state.get(key) == getattr(self.meta, key) for key in self.RUN_FIELDS
         )
         if not ours:
             log.warning(

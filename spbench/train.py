@@ -290,12 +290,7 @@ def train(
         fast_modes=modes.label,
         init=str(init) if init else None,
     )
-    resume = TrainingState(
-        out.with_name(out.stem + ".resume.pt"),
-        {"settings": settings, "method": method, "seed": seed, "stage": stage_spec.name},
-        step_fn,
-        generator,
-    )
+    resume = TrainingState(out.with_name(out.stem + ".resume.pt"), meta, step_fn, generator)
     start_step, wall_before = resume.restore()
     if start_step == 0:
         partial_log.unlink(missing_ok=True)
@@ -393,7 +388,7 @@ def train(
                 log_file.write(json.dumps({"kind": "val", "step": done, **val}) + "\n")
                 log_file.flush()
             if save_now:
-                resume.save(meta.payload(model, done, wall_before + time.perf_counter() - t0))
+                resume.save(done, wall_before + time.perf_counter() - t0)
                 last_good = f"{resume.path} (step {done})"
     bar.close()
     wall = wall_before + time.perf_counter() - t0
