@@ -347,21 +347,22 @@ def _resume_file(tmp_path: Path) -> Path:
     return _spbench_file(tmp_path, "main.resume.pt", step=3)
 
 
-def _train_argv(tmp_path: Path) -> list[str]:
+def _train_argv(data: Path, out: Path, method: str = "scn") -> list[str]:
+    """``spbench train`` of the CI profile's base variant on ``data``, writing ``out``."""
     return [
         "train",
         "--config",
         str(BASE_CONFIG),
         "--data",
-        str(tmp_path / "data"),
+        str(data),
         "--method",
-        "scn",
+        method,
         "--variant",
         "base",
         "--seed",
         "0",
         "--out",
-        str(tmp_path / "models/main.pt"),
+        str(out),
     ]
 
 
@@ -549,51 +550,22 @@ CASES = [
         "unsafe-resume-file",
         "`spbench train` beside a `main.resume.pt` that runs code on load",
         ("spbench train: error:", "main.resume.pt was not loaded", "(posix.system)"),
-        refused(_train_argv, _resume_file),
+        refused(
+            lambda tmp_path: _train_argv(tmp_path / "data", tmp_path / "models/main.pt"),
+            _resume_file,
+        ),
     ),
     Case(
         "cli-no-dataset",
         "`spbench train --data` on a folder that was never prepared",
         ("spbench train: error:", "dataset.json not found", "Prepare it first"),
-        cli(
-            lambda tmp_path: [
-                "train",
-                "--config",
-                str(BASE_CONFIG),
-                "--data",
-                str(tmp_path),
-                "--method",
-                "scn",
-                "--variant",
-                "base",
-                "--seed",
-                "0",
-                "--out",
-                str(tmp_path / "c.pt"),
-            ]
-        ),
+        cli(lambda tmp_path: _train_argv(tmp_path, tmp_path / "c.pt")),
     ),
     Case(
         "cli-unknown-method",
         "`spbench train --method` with an unregistered name",
         ("spbench train: error:", "unknown method 'snc'", "registered methods:"),
-        cli(
-            lambda tmp_path: [
-                "train",
-                "--config",
-                str(BASE_CONFIG),
-                "--data",
-                str(_synthetic(tmp_path)),
-                "--method",
-                "snc",
-                "--variant",
-                "base",
-                "--seed",
-                "0",
-                "--out",
-                str(tmp_path / "c.pt"),
-            ]
-        ),
+        cli(lambda tmp_path: _train_argv(_synthetic(tmp_path), tmp_path / "c.pt", "snc")),
     ),
     Case(
         "cli-corrupt-prediction",
