@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from spbench import __version__
+from spbench.checkpoint import load_checkpoint
 from spbench.config import import_method_modules
 from spbench.data.loader import normalize
 from spbench.data.prepared import load_split
@@ -33,7 +34,7 @@ from spbench.io import atomic_path
 from spbench.metrics import enforce_connectivity
 from spbench.models import create_model, get_method
 from spbench.predictions import format_scale
-from spbench.train import load_checkpoint, resolve_device
+from spbench.train import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def predict(
     Parameters
     ----------
     checkpoint
-        A spbench checkpoint (see :mod:`spbench.train`).
+        A spbench checkpoint (:mod:`spbench.checkpoint`; read without running code from it).
     data_root
         Prepared dataset folder.
     outputs

@@ -13,21 +13,22 @@ Outputs
 -------
 the checkpoint (``out``)
     Model weights plus what produced them: method, variant, stage, seed, effective recipe, loss
-    config, settings, spbench version, device, weights provenance, steps and wall time.
+    config, settings, spbench version, device, weights provenance, steps and wall time
+    (:class:`spbench.checkpoint.CheckpointMeta`).
 the loss log (default ``train_log.jsonl`` beside it)
     One JSON object per logged step (``"kind": "train"``) or validation (``"kind": "val"``) with
     every weighted loss term.
 
 While it runs, a resume checkpoint (``<checkpoint stem>.resume.pt``: model, optimisers, step,
-RNG states) is written every ``train.checkpoint_every`` steps, so a killed job re-run by Snakemake
-continues from there instead of starting again; it is deleted once the final checkpoint exists.
+RNG states; :class:`spbench.checkpoint.TrainingState`) is written every ``train.checkpoint_every``
+steps, so a killed job re-run by Snakemake continues from there instead of starting again; it is
+deleted once the final checkpoint exists.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
 import json
 import logging
 import os
@@ -41,21 +42,18 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from spbench import __version__
+from spbench.checkpoint import CheckpointMeta, TrainingState, load_checkpoint, save_checkpoint
 from spbench.config import import_method_modules
 from spbench.data.loader import PairBank
 from spbench.data.prepared import load_split
 from spbench.errors import UserError
-from spbench.io import CorruptFileError, atomic_path
+from spbench.io import atomic_path
 from spbench.jobs import default_train_runtime
 from spbench.losses import LossConfig
 from spbench.models import Method, Recipe, create_model, get_method, get_stage
 from spbench.step import FastModes, TrainStep
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_FORMAT = "spbench-checkpoint"
-CHECKPOINT_VERSION = 1
 
 
 class NonFiniteLossError(UserError, RuntimeError):
@@ -103,65 +101,6 @@ def loss_config(losses: dict[str, Any], n_classes: int, *, uses_variant: bool = 
     for switch in ("use_lap", "use_msd", "use_wr"):
         values[switch] = bool(values.get(switch)) and uses_variant
     return LossConfig(**values, n_classes=n_classes)
-
-
-def checkpoint_header() -> dict[str, str | int]:
-    """Return the fields every spbench checkpoint starts with: format and version, the spbench
-    and torch versions, and ``finished`` (now, ISO 8601 with the UTC offset)."""
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "format_version": CHECKPOINT_VERSION,
-        "spbench_version": __version__,
-        "torch_version": torch.__version__,
-        "finished": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-    }
-
-
-def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict:
-    """Load a spbench checkpoint, raising :class:`CorruptFileError` naming a bad file."""
-    path = Path(path)
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except FileNotFoundError:
-        raise
-    except Exception as err:  # torch raises several types for truncated zips and pickles
-        raise CorruptFileError(
-            f"{path} is not a readable checkpoint ({err}); delete it and re-run its training job"
-        ) from err
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise CorruptFileError(f"{path} is not a {CHECKPOINT_FORMAT} file")
-    return ckpt
-
-
-def _rng_state(generator: torch.Generator, loss_generator: torch.Generator | None) -> dict:
-    state = {
-        "torch": torch.get_rng_state(),
-        "python": random.getstate(),
-        "data": generator.get_state(),
-    }
-    if loss_generator is not None:
-        state["loss"] = loss_generator.get_state()
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(
-    state: dict, generator: torch.Generator, loss_generator: torch.Generator | None
-) -> None:
-    torch.set_rng_state(state["torch"])
-    if "python" in state:
-        random.setstate(state["python"])
-    generator.set_state(state["data"])
-    if loss_generator is not None and "loss" in state:
-        loss_generator.set_state(state["loss"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _save(path: Path, payload: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
 
 
 @torch.no_grad()
@@ -253,7 +192,6 @@ def train(
     """
     out = Path(out)
     log_path = Path(log_path) if log_path else out.with_name("train_log.jsonl")
-    resume_path = out.with_name(out.stem + ".resume.pt")
     partial_log = log_path.with_name(log_path.name + ".partial")
     for folder in {out.parent, log_path.parent}:
         folder.mkdir(parents=True, exist_ok=True)
@@ -301,27 +239,29 @@ def train(
         modes=FastModes.from_config(runtime["fast"]),
         seed=seed,
     )
-    modes, loss_generator = step_fn.modes, step_fn.generator
+    modes = step_fn.modes
     if step_fn.optimizer is None:
-        steps = 0  # a parameter-free method (the plain grid) has nothing to fit
-
-    start_step, wall_before = 0, 0.0
-    if resume_path.is_file():
-        state = load_checkpoint(resume_path)
-        same = (state["settings"], state["method"], state["seed"], state.get("stage")) == (
-            job,
-            method,
-            seed,
-            stage_spec.name,
-        )
-        if not same:
-            log.warning("%s was written with other settings: starting afresh", resume_path)
-        else:
-            model.load_state_dict(state["model"])
-            step_fn.load_optimizer_state(state)
-            _set_rng_state(state["rng"], generator, loss_generator)
-            start_step, wall_before = state["step"], state["wall_time_s"]
-            log.warning("resuming %s from step %d (%s)", out, start_step, resume_path)
+        # A parameter-free method (the plain grid, SLIC) has nothing to fit: its provenance
+        # says what it is rather than "trained here".
+        steps, weights = 0, spec.description
+    meta = CheckpointMeta(
+        method=method,
+        variant=variant,
+        stage=stage_spec.name,
+        stages=stages,
+        seed=seed,
+        weights=weights,
+        settings=job,
+        runtime=runtime,
+        recipe=dataclasses.asdict(recipe),
+        loss_config=dataclasses.asdict(config),
+        device=str(device),
+        device_name=device_name(device),
+        fast_modes=modes.label,
+        init=str(init) if init else None,
+    )
+    resume = TrainingState(out.with_name(out.stem + ".resume.pt"), meta, step_fn, generator)
+    start_step, wall_before = resume.restore()
     if start_step == 0:
         partial_log.unlink(missing_ok=True)
     elif partial_log.is_file():
@@ -351,38 +291,16 @@ def train(
         "pairs": len(bank),
         "val_pairs": len(val_bank),
         "steps": steps,
-        "recipe": dataclasses.asdict(recipe),
-        "loss_config": dataclasses.asdict(config),
-        "init": str(init) if init else None,
+        "recipe": meta.recipe,
+        "loss_config": meta.loss_config,
+        "init": meta.init,
     }
     log.info("training %s", json.dumps(header))
-
-    def checkpoint_payload(step: int, wall: float) -> dict:
-        return {
-            **checkpoint_header(),
-            "method": method,
-            "variant": variant,
-            "stage": stage_spec.name,
-            "stages": stages,
-            "seed": seed,
-            "settings": job,
-            "runtime": runtime,
-            "recipe": dataclasses.asdict(recipe),
-            "loss_config": dataclasses.asdict(config),
-            "device": str(device),
-            "device_name": device_name(device),
-            "fast_modes": modes.label,
-            "weights": weights,
-            "init": str(init) if init else None,
-            "step": step,
-            "wall_time_s": wall,
-            "model": model.state_dict(),
-        }
 
     batches = bank.random_batches(recipe.batch_size, recipe.crop, generator, spec.augment)
     model.train()
     t0 = time.perf_counter()
-    last_good = str(resume_path) if start_step else "none (no checkpoint yet)"
+    last_good = str(resume.path) if start_step else "none (no checkpoint yet)"
 
     def stop_if_nonfinite() -> None:
         bad = step_fn.first_nonfinite()
@@ -440,17 +358,14 @@ def train(
                 log_file.write(json.dumps({"kind": "val", "step": done, **val}) + "\n")
                 log_file.flush()
             if save_now:
-                payload = checkpoint_payload(done, wall_before + time.perf_counter() - t0)
-                payload.update(step_fn.optimizer_state())
-                payload["rng"] = _rng_state(generator, loss_generator)
-                _save(resume_path, payload)
-                last_good = f"{resume_path} (step {done})"
+                resume.save(done, wall_before + time.perf_counter() - t0)
+                last_good = f"{resume.path} (step {done})"
     bar.close()
     wall = wall_before + time.perf_counter() - t0
-    _save(out, checkpoint_payload(steps, wall))
+    save_checkpoint(out, meta.payload(model, steps, wall))
     with atomic_path(log_path) as tmp:
         tmp.write_bytes(partial_log.read_bytes())
     partial_log.unlink(missing_ok=True)
-    resume_path.unlink(missing_ok=True)
+    resume.remove()
     log.info("wrote %s (%d steps, %.1f s)", out, steps, wall)
     return out

@@ -125,7 +125,7 @@ def kill_between_checkpoints(data: Path, out_dir: Path, settings: dict) -> None:
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
-    from spbench.train import load_checkpoint
+    from spbench.checkpoint import load_checkpoint
 
     return load_checkpoint(path)["model"]
 
@@ -354,10 +354,10 @@ def test_resume_state_restores_every_generator():
     (SSM's drop-path and quadrant draws) all continue where the checkpoint left them."""
     import random
 
-    from spbench.train import _rng_state, _set_rng_state
+    from spbench.checkpoint import rng_state, set_rng_state
 
     data, loss = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
-    state = _rng_state(data, loss)
+    state = rng_state(data, loss)
 
     def draws() -> list[float]:
         return [
@@ -368,5 +368,5 @@ def test_resume_state_restores_every_generator():
         ]
 
     first = draws()
-    _set_rng_state(state, data, loss)
+    set_rng_state(state, data, loss)
     assert draws() == first

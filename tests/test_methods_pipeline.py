@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from spbench.checkpoint import load_checkpoint
 from spbench.config import validate_config
 from spbench.data.synthetic import generate_synthetic
 from spbench.jobs import train_settings
@@ -16,7 +17,7 @@ from spbench.models import get_method
 from spbench.predict import predict
 from spbench.report import build_report
 from spbench.score import score_predictions
-from spbench.train import load_checkpoint, train
+from spbench.train import train
 
 
 @pytest.fixture(scope="module")

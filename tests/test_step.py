@@ -227,10 +227,11 @@ def test_channels_last_and_bf16_terms_stay_close_on_cpu():
 
 def test_train_records_its_fast_modes(tmp_path: Path, caplog):
     """``train.fast`` reaches the step; CUDA-only modes fall back on the CPU with a log line."""
+    from spbench.checkpoint import load_checkpoint
     from spbench.config import load_config
     from spbench.data.synthetic import generate_synthetic
     from spbench.jobs import train_settings
-    from spbench.train import load_checkpoint, train
+    from spbench.train import train
 
     root = Path(__file__).resolve().parents[1]
     data = tmp_path / "data"

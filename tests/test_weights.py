@@ -5,10 +5,10 @@ import hashlib
 import pytest
 import torch
 
+from spbench.checkpoint import checkpoint_header, load_checkpoint, state_dict_of
 from spbench.io import CorruptFileError
 from spbench.models import create_model
-from spbench.train import checkpoint_header, load_checkpoint
-from spbench.weights import WeightsMismatchError, extract_state_dict, import_weights
+from spbench.weights import WeightsMismatchError, import_weights
 
 LAP = {
     "use_lap": True,
@@ -53,7 +53,7 @@ def test_checkpoint_layouts_load_exactly(tmp_path, wrap):
 
 
 def test_only_the_leading_prefix_is_stripped():
-    state = extract_state_dict({"state_dict": {"model.local_model.x": 1, "module.a.model.b": 2}})
+    state = state_dict_of({"state_dict": {"model.local_model.x": 1, "module.a.model.b": 2}})
     assert set(state) == {"local_model.x", "a.model.b"}
 
 
@@ -137,3 +137,46 @@ def test_sha256_and_unreadable_files(tmp_path):
             variant="pub_lap",
             loss_config=LAP,
         )
+
+
+@pytest.fixture
+def served(tmp_path):
+    """Serve ``tmp_path/www`` over HTTP on localhost; yields the base URL."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # keep pytest output clean
+            pass
+
+    (tmp_path / "www").mkdir()
+    handler = functools.partial(Quiet, directory=str(tmp_path / "www"))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_url_without_sha256_is_pinned_in_the_log_and_the_provenance(tmp_path, served, caplog):
+    """A URL entry without sha256: the download's sha256 is logged with the advice to pin it
+    and recorded in the checkpoint and the provenance table."""
+    from spbench.report.provenance import write_provenance
+
+    torch.save({"state_dict": _reference()}, tmp_path / "www/cds_lap.ckpt")
+    digest = hashlib.sha256((tmp_path / "www/cds_lap.ckpt").read_bytes()).hexdigest()
+    out = import_weights(
+        f"{served}/cds_lap.ckpt",
+        tmp_path / "run/main.pt",
+        method="scn",
+        variant="pub_lap",
+        loss_config=LAP,
+    )
+    warning = next(r.getMessage() for r in caplog.records if "no sha256" in r.getMessage())
+    assert digest in warning and f"`sha256: {digest}`" in warning and "pin" in warning
+    assert load_checkpoint(out)["weights_sha256"] == digest
+    md, csv = write_provenance([out], tmp_path / "report/provenance.md")
+    assert f"published weights cds_lap.ckpt: sha256 `{digest}`" in md.read_text()
+    assert f",{digest}," in csv.read_text()

@@ -33,7 +33,7 @@ class GridAssignment(nn.Module):
 @register_method(
     "grid",
     recipe=NO_TRAINING,
-    description="plain 16-px grid (no network, no training): the trivial reference",
+    description="no network, no training: the plain 16-px grid (the trivial reference)",
 )
 def grid(**kwargs: object) -> nn.Module:
     """Build the parameter-free grid method."""

@@ -113,7 +113,8 @@ class Method:
         sum under ``"total"``. A term ``"aux_total"`` is minimised by a second optimiser over
         ``model.auxiliary_parameters()`` after the main step (CDS's CLUB estimator).
     description : str
-        One line for listings.
+        One line for listings. A parameter-free method's checkpoints carry it as the
+        provenance of their (absent) weights, so it says what the method is and its parameters.
     stages : tuple of Stage
         Training stages in order; every stage but the first starts from the previous one's
         checkpoint (``model.init_from_previous(state_dict)`` if the model has it, else

@@ -49,7 +49,10 @@ class NoNetwork(nn.Module):
     "slic",
     recipe=NO_TRAINING,
     segment=slic_segment,
-    description="SLIC (scikit-image, compactness 10): classical reference, no training",
+    description=(
+        f"classical method, no training: scikit-image SLIC, compactness {SLIC_COMPACTNESS:g}, "
+        "one segment asked per 16-px grid cell"
+    ),
 )
 def slic(**kwargs: object) -> nn.Module:
     """Build the parameter-free placeholder of the SLIC reference."""

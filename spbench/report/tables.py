@@ -219,8 +219,10 @@ def format_table2_markdown(table: pd.DataFrame, *, title: str = "Table 2") -> st
         lap = _onoff(rec["use_lap"])
         if lap == "on":
             lap += f" (λ_LAP = {rec['lambda_lap']})"
+        # Untrained rows (references, published weights) say what they are in `weights`.
+        steps = f"{rec['train_steps']} training steps; " if rec["train_steps"] else ""
         lines.append(
-            f"- {rec['model']}: {rec['weights']}; {rec['train_steps']} training steps; "
+            f"- {rec['model']}: {rec['weights']}; {steps}"
             f"LAP {lap}, MSD {_onoff(rec['use_msd'])} (mode {rec['msd_mode']}), "
             f"WR {_onoff(rec['use_wr'])}; seeds {rec['seeds']}"
         )

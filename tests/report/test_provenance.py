@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
+from spbench.checkpoint import CHECKPOINT_FORMAT
 from spbench.report.provenance import checkpoint_provenance, git_commit, write_provenance
-from spbench.train import CHECKPOINT_FORMAT
 
 
 def _checkpoint(path: Path, **fields) -> Path:
@@ -84,3 +84,30 @@ def test_cli_rejects_a_file_that_is_not_a_checkpoint(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode != 0
     assert str(bad) in result.stderr
+
+
+@pytest.mark.parametrize("method", ["slic", "grid"])
+def test_a_parameter_free_method_says_what_it_is(method: str, tmp_path: Path) -> None:
+    """SLIC's and the grid's provenance is their description (no training, their parameters),
+    never "trained here, random init"."""
+    from spbench.config import section_defaults
+    from spbench.data.synthetic import generate_synthetic
+    from spbench.models import get_method
+    from spbench.train import train
+
+    data = tmp_path / "data"
+    generate_synthetic(data, seed=0, n_train=1, n_val=1, n_test=1, height=32, width=48)
+    variant = {"use_lap": False, "use_msd": False, "use_wr": False, "lambda_lap": 0.0}
+    train_cfg = {**section_defaults("train"), "steps": 5, "device": "cpu", "threads": 1}
+    settings = {
+        "train": train_cfg,
+        "losses": section_defaults("losses"),
+        "variant": {"name": "base", **variant},
+    }
+    out = train(
+        data, tmp_path / "main.pt", method=method, seed=0, settings=settings, progress=False
+    )
+    row = checkpoint_provenance([out]).iloc[0]
+    assert row["weights"] == get_method(method).description
+    assert "no training" in row["weights"] and "trained here" not in row["weights"]
+    assert row["steps"] == 0

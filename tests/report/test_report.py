@@ -295,6 +295,27 @@ def test_markdown_and_latex_render(scores):
     assert "±" not in tex and "—" not in tex
 
 
+def test_runs_line_says_what_an_untrained_reference_is(scores):
+    """A reference row (SLIC) reads as its method's description, with no "0 training steps";
+    trained rows keep their step count."""
+    from spbench.models import get_method
+
+    slic_label = get_method("slic").description
+    slic = scores[(scores["method"] == "cds") & (scores["variant"] == "base")].assign(
+        method="slic", weights=slic_label, train_steps=0
+    )
+    frame = pd.concat([scores, slic], ignore_index=True)
+    table = table2_frame(summarise_seeds(compute_auc(aggregate_curves(frame), auc_range=RANGE)))
+    runs = format_table2_markdown(table).split("Runs (weights provenance")[1].splitlines()
+    reference = next(line for line in runs if line.startswith("- SLIC: "))
+    assert reference.startswith(f"- SLIC: {slic_label}; LAP off")
+    assert "classical method, no training" in reference and "compactness 10" in reference
+    assert "training steps" not in reference and "trained here" not in reference
+    assert any(
+        line.startswith("- SCN: trained here, random init; 1000 training steps;") for line in runs
+    )
+
+
 def test_table3_matches_by_switches(scores):
     lap_only = scores[(scores["method"] == "cds") & (scores["variant"] == "lap")].assign(
         variant="lap_only", use_msd=False
