@@ -90,22 +90,30 @@ def test_cli_rejects_a_file_that_is_not_a_checkpoint(tmp_path: Path) -> None:
 def test_a_parameter_free_method_says_what_it_is(method: str, tmp_path: Path) -> None:
     """SLIC's and the grid's provenance is their description (no training, their parameters),
     never "trained here, random init"."""
-    from spbench.config import section_defaults
+    from spbench.config import validate_config
     from spbench.data.synthetic import generate_synthetic
+    from spbench.jobs import train_settings
     from spbench.models import get_method
     from spbench.train import train
 
     data = tmp_path / "data"
     generate_synthetic(data, seed=0, n_train=1, n_val=1, n_test=1, height=32, width=48)
-    variant = {"use_lap": False, "use_msd": False, "use_wr": False, "lambda_lap": 0.0}
-    train_cfg = {**section_defaults("train"), "steps": 5, "device": "cpu", "threads": 1}
-    settings = {
-        "train": train_cfg,
-        "losses": section_defaults("losses"),
-        "variant": {"name": "base", **variant},
-    }
+    config = validate_config(
+        {
+            "run_name": "t",
+            "dataset": {"name": "synthetic"},
+            "methods": [method],
+            "train": {"steps": 5, "device": "cpu", "threads": 1},
+        }
+    )
     out = train(
-        data, tmp_path / "main.pt", method=method, seed=0, settings=settings, progress=False
+        data,
+        tmp_path / "main.pt",
+        method=method,
+        variant="base",
+        seed=0,
+        **train_settings(config, method, "base"),
+        progress=False,
     )
     row = checkpoint_provenance([out]).iloc[0]
     assert row["weights"] == get_method(method).description
