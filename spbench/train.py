@@ -36,6 +36,7 @@ import platform
 import random
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ from spbench.errors import UserError
 from spbench.io import atomic_path
 from spbench.jobs import default_train_runtime
 from spbench.losses import LossConfig
-from spbench.models import Method, Recipe, create_model, get_method, get_stage
+from spbench.models import Method, Recipe, Stage, create_model, get_method, get_stage
 from spbench.step import FastModes, TrainStep
 
 log = logging.getLogger(__name__)
@@ -191,44 +192,21 @@ def train(
         The checkpoint path.
     """
     out = Path(out)
-    log_path = Path(log_path) if log_path else out.with_name("train_log.jsonl")
-    partial_log = log_path.with_name(log_path.name + ".partial")
-    for folder in {out.parent, log_path.parent}:
-        folder.mkdir(parents=True, exist_ok=True)
     runtime = {**default_train_runtime(), **(runtime or {})}
-    import_method_modules([*job.get("method_modules", []), *runtime["method_modules"]])
-    if runtime["threads"]:
-        torch.set_num_threads(runtime["threads"])
-    if job["deterministic"]:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    device = resolve_device(runtime["device"])
-    spec = get_method(method)
-    stage_spec = get_stage(method, stage)
-    stages = [s.name for s in spec.stages]
-    if stages.index(stage_spec.name) > 0 and init is None:
-        raise ValueError(
-            f"{method}: stage {stage_spec.name!r} starts from stage "
-            f"{stages[stages.index(stage_spec.name) - 1]!r}; pass its checkpoint (--init)"
-        )
-    val_crop = runtime["val_crop"] or spec.recipe.val_crop
+    device = _prepare_process(job, runtime)
+    spec, stage_spec = get_method(method), get_stage(method, stage)
     recipe = Recipe(
-        **{**job["recipe"], "betas": tuple(job["recipe"]["betas"]), "val_crop": val_crop}
+        **{
+            **job["recipe"],
+            "betas": tuple(job["recipe"]["betas"]),
+            "val_crop": runtime["val_crop"] or spec.recipe.val_crop,
+        }
     )
     config = loss_config(job["losses"], recipe.n_classes, uses_variant=stage_spec.uses_variant)
-    steps = job["steps"]
-
     torch.manual_seed(seed)
     random.seed(seed)  # SSM's stage-2 quadrant draw uses Python's generator, as upstream
     generator = torch.Generator().manual_seed(seed)  # crops and flips, drawn on the host
-    model = create_model(method, stage=stage_spec.name).to(device)
-    weights = "trained here, random init"
-    if init is not None:
-        previous = load_checkpoint(init, map_location=device)
-        if hasattr(model, "init_from_previous"):
-            model.init_from_previous(previous["model"])
-        else:
-            model.load_state_dict(previous["model"])
-        weights = f"trained here, {stage_spec.name} from {previous.get('stage', 'main')}"
+    model, weights = _initial_model(spec, stage_spec, init, device)
     # The loss's sampling (MSD, BPL) draws on the device from the step's generator, or from
     # the default CUDA generator (seeded above) when the step is a CUDA graph.
     step_fn = TrainStep.create(
@@ -239,7 +217,7 @@ def train(
         modes=FastModes.from_config(runtime["fast"]),
         seed=seed,
     )
-    modes = step_fn.modes
+    steps = job["steps"]
     if step_fn.optimizer is None:
         # A parameter-free method (the plain grid, SLIC) has nothing to fit: its provenance
         # says what it is rather than "trained here".
@@ -248,7 +226,7 @@ def train(
         method=method,
         variant=variant,
         stage=stage_spec.name,
-        stages=stages,
+        stages=[s.name for s in spec.stages],
         seed=seed,
         weights=weights,
         settings=job,
@@ -257,115 +235,192 @@ def train(
         loss_config=dataclasses.asdict(config),
         device=str(device),
         device_name=device_name(device),
-        fast_modes=modes.label,
+        fast_modes=step_fn.modes.label,
         init=str(init) if init else None,
     )
     resume = TrainingState(out.with_name(out.stem + ".resume.pt"), meta, step_fn, generator)
     start_step, wall_before = resume.restore()
-    if start_step == 0:
-        partial_log.unlink(missing_ok=True)
-    elif partial_log.is_file():
-        # Drop what the killed job logged after its last checkpoint: those steps run again.
-        kept = [
-            line
-            for line in partial_log.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line)["step"] <= start_step
-        ]
-        partial_log.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
+    loss_log = LossLog(Path(log_path) if log_path else out.with_name("train_log.jsonl"))
+    loss_log.keep_until(start_step)
 
     splits = [load_split(data_root, s) for s in job["splits"]]
     bank = PairBank(splits, device, min_size=recipe.crop, with_edges=spec.needs_edges)
-    val_bank = PairBank(
-        [load_split(data_root, "val")],
-        device,
-        min_size=recipe.val_crop,
-        with_edges=spec.needs_edges,
-    )
-    header = {
-        "method": method,
-        "variant": variant,
-        "stage": stage_spec.name,
-        "seed": seed,
-        "device": str(device),
-        "fast_modes": modes.label,
-        "pairs": len(bank),
-        "val_pairs": len(val_bank),
-        "steps": steps,
-        "recipe": meta.recipe,
-        "loss_config": meta.loss_config,
-        "init": meta.init,
-    }
-    log.info("training %s", json.dumps(header))
-
-    batches = bank.random_batches(recipe.batch_size, recipe.crop, generator, spec.augment)
-    model.train()
-    t0 = time.perf_counter()
-    last_good = str(resume.path) if start_step else "none (no checkpoint yet)"
-
-    def stop_if_nonfinite() -> None:
-        bad = step_fn.first_nonfinite()
-        if bad is not None:
-            raise NonFiniteLossError(
-                f"{method}/{variant}/{stage_spec.name}/seed{seed}: non-finite loss at step "
-                f"{start_step + bad[0]}: {bad[1]}; last good checkpoint: {last_good}"
-            )
-
-    bar = tqdm(
-        range(start_step, steps),
-        initial=start_step,
-        total=steps,
-        desc=f"{method}/{variant}/{stage_spec.name}",
-        disable=not progress,
-        file=sys.stderr,
-        mininterval=1.0 if sys.stderr.isatty() else 30.0,
+    val_split = [load_split(data_root, "val")]
+    val_bank = PairBank(val_split, device, min_size=recipe.val_crop, with_edges=spec.needs_edges)
+    log.info(
+        "training %s",
+        json.dumps(
+            {
+                **{k: getattr(meta, k) for k in ("method", "variant", "stage", "seed", "device")},
+                **{k: getattr(meta, k) for k in ("fast_modes", "recipe", "loss_config", "init")},
+                "pairs": len(bank),
+                "val_pairs": len(val_bank),
+                "steps": steps,
+            }
+        ),
     )
     # Validation draws its own samples (MSD, BPL) from a generator re-seeded at every
     # validation, so that neither the training stream nor the weights depend on val_every.
     val_generator = torch.Generator(device)
-    with open(partial_log, "a", encoding="utf-8") as log_file:
-        for step in bar:
-            step_fn.set_lr(recipe.lr * lr_factor(recipe, step, job["lr_halve_at"]))
-            terms = step_fn(next(batches))
-            done = step + 1
-            log_now = done % runtime["log_every"] == 0 or done == steps
-            val_now = done % runtime["val_every"] == 0 or done == steps
-            save_now = done % runtime["checkpoint_every"] == 0 and done < steps
-            if not (log_now or val_now or save_now):
-                continue  # nothing read back: the host runs ahead of the device
-            stop_if_nonfinite()
-            if log_now:
-                record = {
-                    "kind": "train",
-                    "step": done,
-                    "lr": step_fn.lr,
-                    "time_s": wall_before + time.perf_counter() - t0,
-                    **{k: float(v.detach()) for k, v in terms.items()},
-                }
-                log_file.write(json.dumps(record) + "\n")
-                log_file.flush()
-                bar.set_postfix(loss=f"{record['total']:.4g}")
-            if val_now:
-                val = validate(
-                    model,
-                    val_bank,
-                    spec,
-                    config,
-                    recipe,
-                    runtime["val_batches"],
-                    val_generator.manual_seed(seed),
-                    stage_spec.name,
-                )
-                log_file.write(json.dumps({"kind": "val", "step": done, **val}) + "\n")
-                log_file.flush()
-            if save_now:
-                resume.save(done, wall_before + time.perf_counter() - t0)
-                last_good = f"{resume.path} (step {done})"
-    bar.close()
-    wall = wall_before + time.perf_counter() - t0
+    loop = _Loop(
+        step_fn=step_fn,
+        batches=bank.random_batches(recipe.batch_size, recipe.crop, generator, spec.augment),
+        validate=lambda: validate(
+            model,
+            val_bank,
+            spec,
+            config,
+            recipe,
+            runtime["val_batches"],
+            val_generator.manual_seed(seed),
+            stage_spec.name,
+        ),
+        lr=lambda step: recipe.lr * lr_factor(recipe, step, job["lr_halve_at"]),
+        runtime=runtime,
+        resume=resume,
+        loss_log=loss_log,
+        name=f"{method}/{variant}/{stage_spec.name}/seed{seed}",
+    )
+    wall = loop.run(start_step, steps, wall_before, progress=progress)
     save_checkpoint(out, meta.payload(model, steps, wall))
-    with atomic_path(log_path) as tmp:
-        tmp.write_bytes(partial_log.read_bytes())
-    partial_log.unlink(missing_ok=True)
+    loss_log.publish()
     resume.remove()
     log.info("wrote %s (%d steps, %.1f s)", out, steps, wall)
     return out
+
+
+def _prepare_process(job: dict[str, Any], runtime: dict[str, Any]) -> torch.device:
+    """Import the method's modules, set threads and determinism; return the training device."""
+    import_method_modules([*job.get("method_modules", []), *runtime["method_modules"]])
+    if runtime["threads"]:
+        torch.set_num_threads(runtime["threads"])
+    if job["deterministic"]:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return resolve_device(runtime["device"])
+
+
+def _initial_model(
+    spec: Method, stage: Stage, init: str | os.PathLike[str] | None, device: torch.device
+) -> tuple[torch.nn.Module, str]:
+    """Return a stage's network, started from the previous stage's checkpoint where the recipe
+    says so, and the provenance of its starting weights.
+
+    Raises
+    ------
+    ValueError
+        If a stage that continues a previous one is given no ``init`` checkpoint.
+    """
+    names = [s.name for s in spec.stages]
+    index = names.index(stage.name)
+    if index > 0 and init is None:
+        raise ValueError(
+            f"{spec.name}: stage {stage.name!r} starts from stage {names[index - 1]!r}; "
+            "pass its checkpoint (--init)"
+        )
+    model = create_model(spec.name, stage=stage.name).to(device)
+    if init is None:
+        return model, "trained here, random init"
+    previous = load_checkpoint(init, map_location=device)
+    if hasattr(model, "init_from_previous"):
+        model.init_from_previous(previous["model"])
+    else:
+        model.load_state_dict(previous["model"])
+    return model, f"trained here, {stage.name} from {previous.get('stage', 'main')}"
+
+
+class LossLog:
+    """The JSON-lines loss log of a training job.
+
+    Records are appended to ``<path>.partial`` as training goes (so a killed job keeps them),
+    and :meth:`publish` renames it to ``path`` atomically once the checkpoint is written.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.partial = path.with_name(path.name + ".partial")
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def keep_until(self, step: int) -> None:
+        """Drop what a killed job logged after ``step`` (its last checkpoint): those steps
+        run again. Step 0 starts an empty log."""
+        if step == 0 or not self.partial.is_file():
+            self.partial.unlink(missing_ok=True)
+            return
+        lines = self.partial.read_text(encoding="utf-8").splitlines()
+        kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
+        self.partial.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one record (``kind``, ``step`` and the loss terms) and flush it to disk."""
+        with open(self.partial, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def publish(self) -> None:
+        """Move the finished log to its final name (atomically)."""
+        with atomic_path(self.path) as tmp:
+            tmp.write_bytes(self.partial.read_bytes())
+        self.partial.unlink(missing_ok=True)
+
+
+@dataclasses.dataclass
+class _Loop:
+    """The optimiser steps of one training job, with its log, validation and resume points.
+
+    Between those points nothing is read back from the device, so the host runs ahead of it;
+    non-finite losses recorded on the device are checked at each of them.
+    """
+
+    step_fn: TrainStep
+    batches: Iterator[Any]
+    validate: Callable[[], dict[str, float]]
+    lr: Callable[[int], float]
+    runtime: dict[str, Any]
+    resume: TrainingState
+    loss_log: LossLog
+    name: str
+
+    def run(self, start: int, steps: int, wall_before: float, *, progress: bool) -> float:
+        """Run steps ``start`` to ``steps``; return the training wall time in seconds."""
+        t0, last_good = time.perf_counter(), "none (no checkpoint yet)"
+        if start:
+            last_good = str(self.resume.path)
+        bar = tqdm(
+            range(start, steps),
+            initial=start,
+            total=steps,
+            desc=self.name,
+            disable=not progress,
+            file=sys.stderr,
+            mininterval=1.0 if sys.stderr.isatty() else 30.0,
+        )
+        every = self.runtime
+        for step in bar:
+            self.step_fn.set_lr(self.lr(step))
+            terms = self.step_fn(next(self.batches))
+            done, wall = step + 1, wall_before + time.perf_counter() - t0
+            log_now = done % every["log_every"] == 0 or done == steps
+            val_now = done % every["val_every"] == 0 or done == steps
+            save_now = done % every["checkpoint_every"] == 0 and done < steps
+            if not (log_now or val_now or save_now):
+                continue
+            self._stop_if_nonfinite(start, last_good)
+            if log_now:
+                losses = {k: float(v.detach()) for k, v in terms.items()}
+                record = {"kind": "train", "step": done, "lr": self.step_fn.lr, "time_s": wall}
+                self.loss_log.write({**record, **losses})
+                bar.set_postfix(loss=f"{losses['total']:.4g}")
+            if val_now:
+                self.loss_log.write({"kind": "val", "step": done, **self.validate()})
+            if save_now:
+                self.resume.save(done, wall)
+                last_good = f"{self.resume.path} (step {done})"
+        bar.close()
+        return wall_before + time.perf_counter() - t0
+
+    def _stop_if_nonfinite(self, start: int, last_good: str) -> None:
+        bad = self.step_fn.first_nonfinite()
+        if bad is not None:
+            raise NonFiniteLossError(
+                f"{self.name}: non-finite loss at step {start + bad[0]}: {bad[1]}; "
+                f"last good checkpoint: {last_good}"
+            )
