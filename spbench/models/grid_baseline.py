@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from spbench.constants import CELL_SIZE
 from spbench.grid import initial_grid_assignment
 from spbench.models.registry import Recipe, SuperpixelOutput, register_method
 
@@ -18,7 +19,7 @@ from spbench.models.registry import Recipe, SuperpixelOutput, register_method
 class GridAssignment(nn.Module):
     """Return the hard initial grid assignment for any input (all mass on the centre cell)."""
 
-    def __init__(self, stride: int = 16) -> None:
+    def __init__(self, stride: int = CELL_SIZE) -> None:
         super().__init__()
         self.stride = stride
 
@@ -31,7 +32,7 @@ class GridAssignment(nn.Module):
 
 @register_method(
     "grid",
-    recipe=Recipe(lr=0.0, weight_decay=0.0, batch_size=1, crop=16, val_crop=16),
+    recipe=Recipe(lr=0.0, weight_decay=0.0, batch_size=1, crop=CELL_SIZE, val_crop=CELL_SIZE),
     description="plain 16-px grid (no network, no training): the trivial reference",
 )
 def grid(**kwargs: object) -> nn.Module:

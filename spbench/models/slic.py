@@ -12,6 +12,7 @@ import numpy as np
 from skimage.segmentation import slic as skimage_slic
 from torch import nn
 
+from spbench.constants import CELL_SIZE
 from spbench.models.registry import Recipe, register_method
 
 #: scikit-image's default compactness for RGB input (CIELAB distances).
@@ -46,7 +47,7 @@ class NoNetwork(nn.Module):
 
 @register_method(
     "slic",
-    recipe=Recipe(lr=0.0, weight_decay=0.0, batch_size=1, crop=16, val_crop=16),
+    recipe=Recipe(lr=0.0, weight_decay=0.0, batch_size=1, crop=CELL_SIZE, val_crop=CELL_SIZE),
     segment=slic_segment,
     description="SLIC (scikit-image, compactness 10): classical reference, no training",
 )
