@@ -530,10 +530,7 @@ def format_table3_markdown(table: pd.DataFrame, *, title: str = "Table 3") -> st
     """
     lines = [f"# {title}", ""]
     if table.empty:
-        lines.append(
-            "No method has runs without EC whose loss switches (LAP/MSD/WR) differ: no ablation "
-            "to tabulate."
-        )
+        lines.append("The ablated method has no run without EC: no ablation to tabulate.")
         return "\n".join(lines) + "\n"
     low, high = float(table["auc_low"].iloc[0]), float(table["auc_high"].iloc[0])
     method = str(table["method"].iloc[0])
