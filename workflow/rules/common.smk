@@ -1,5 +1,6 @@
 # Configuration, paths and the parameter helpers shared by every rule file.
 import json
+import mimetypes
 import os
 
 import spbench
@@ -128,6 +129,9 @@ def published_options(wildcards):
     sha = f" --sha256 {entry['sha256']}" if entry.get("sha256") else ""
     return f"--trained-as {entry['variant']} --source {entry['source']}{sha}"
 
+
+# The HTML report embeds the Parquet files as downloads; Python's table lacks their type.
+mimetypes.add_type("application/vnd.apache.parquet", ".parquet")
 
 # Output folder, HTML-report category and whether the profile makes it, per report artefact.
 REPORT_ARTEFACTS = {
