@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from spbench.constants import CELL_SIZE
 from spbench.errors import UserError
 
 __all__ = [
@@ -181,7 +182,7 @@ SSM_STAGES = (
 )
 
 #: The recipe of a method with nothing to fit (its values are never used).
-NO_TRAINING = Recipe(lr=0.0, weight_decay=0.0, batch_size=1, crop=16, val_crop=16)
+NO_TRAINING = Recipe(lr=0.0, weight_decay=0.0, batch_size=1, crop=CELL_SIZE, val_crop=CELL_SIZE)
 
 #: The methods that ship with spbench (their networks are in :mod:`spbench.models`).
 BUILTIN: dict[str, MethodCard] = {

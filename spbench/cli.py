@@ -9,7 +9,7 @@ from the stage's own slice as JSON (``--settings '{...}'``)::
     spbench train --config config/smoke.yaml --method scn --variant lap --seed 0 --out ckpt.pt
     spbench predict --config config/smoke.yaml --checkpoint ckpt.pt --out-dir preds/
     spbench score --config config/smoke.yaml --predictions preds/*.npz --out scores.parquet
-    spbench report --config config/smoke.yaml --scores scores/*.parquet --out-dir report/
+    spbench report table2 --config config/smoke.yaml --scores scores/*.parquet --out-dir report/
 """
 
 from __future__ import annotations
@@ -156,30 +156,32 @@ def _score(args: argparse.Namespace) -> None:
 
 def _report(args: argparse.Namespace) -> None:
     from spbench.config import report_settings
-    from spbench.report import build_report
+    from spbench.report import build_sweep, build_table2, build_table3
 
-    settings = _settings(args, report_settings)
-    paths = build_report(
-        args.scores,
-        args.out_dir,
-        auc_range=tuple(settings["auc_range"]),
-        title=settings["title"],
-        ablation_method=settings.get("ablation_method"),
-        sweep_method=settings.get("sweep_method"),
-    )
-    print("report written:")
+    settings = _settings(args, lambda c: report_settings(c, args.artefact))
+    common = {"auc_range": tuple(settings["auc_range"]), "title": settings["title"]}
+    if args.artefact in ("table2", "published"):
+        paths = build_table2(args.scores, args.out_dir, experiment=args.artefact, **common)
+    elif args.artefact == "table3":
+        paths = build_table3(args.scores, args.out_dir, method=settings["method"], **common)
+    else:
+        paths = build_sweep(args.scores, args.out_dir, method=settings["method"], **common)
+    print(f"report {args.artefact} written:")
     for name, path in paths.items():
         print(f"  {name:<28} {path}")
 
 
-def _provenance(args: argparse.Namespace) -> None:
+def _report_provenance(args: argparse.Namespace) -> None:
+    from spbench.report.artefacts import artefact_paths
     from spbench.report.provenance import write_provenance
 
-    for path in write_provenance(args.checkpoints, args.out):
+    out = artefact_paths("provenance", args.out_dir)["provenance_md"]
+    for path in write_provenance(args.checkpoints, out):
         print(f"wrote {path}")
 
 
-def _qualitative(args: argparse.Namespace) -> None:
+def _report_figures(args: argparse.Namespace) -> None:
+    from spbench.report.artefacts import artefact_paths
     from spbench.report.qualitative import build_qualitative
 
     files = {}
@@ -188,9 +190,8 @@ def _qualitative(args: argparse.Namespace) -> None:
         if not sep:
             raise SystemExit(f"--prediction expects LABEL=PATH, got {item!r}")
         files[label] = Path(path)
-    paths = build_qualitative(
-        files, args.data, args.out, image_ids=args.images, n_images=args.n_images
-    )
+    out = artefact_paths("figures", args.out_dir)["qualitative_png"]
+    paths = build_qualitative(files, args.data, out, image_ids=args.images, n_images=args.n_images)
     for path in paths.values():
         print(path)
 
@@ -241,6 +242,44 @@ def _check(args: argparse.Namespace) -> None:
         f"{args.file}: valid ({len(config['methods'])} methods, "
         f"{len(config['variants'])} variants, {len(config['seeds'])} seeds)"
     )
+
+
+_TABLE_ARTEFACTS = (
+    ("table2", "Table 2 with its curves, AUCs, paired comparison, EC change and figures"),
+    ("published", "Table 2 of the published weights (the files of table2)"),
+    ("table3", "Table 3: the loss-switch ablation of the settings' method"),
+    ("sweep", "the λ_LAP sweep of the settings' method: table and figure"),
+)
+
+
+def _add_report_parsers(sub: argparse._SubParsersAction) -> None:
+    """``spbench report <artefact>``: one subcommand per artefact, each writing only its files."""
+    report = sub.add_parser("report", help="one report artefact (spbench report --help)")
+    artefacts = report.add_subparsers(dest="artefact", required=True)
+    for name, text in _TABLE_ARTEFACTS:
+        table = artefacts.add_parser(name, help=text)
+        _add_settings(table)
+        table.add_argument("--scores", type=Path, nargs="+", required=True)
+        table.add_argument("--out-dir", type=Path, required=True)
+        table.set_defaults(func=_report)
+
+    prov = artefacts.add_parser("provenance", help="how each checkpoint was made (MD + CSV)")
+    prov.add_argument("--checkpoints", type=Path, nargs="+", required=True)
+    prov.add_argument("--out-dir", type=Path, required=True)
+    prov.set_defaults(func=_report_provenance)
+
+    qual = artefacts.add_parser("figures", help="segmentations of two models side by side")
+    qual.add_argument(
+        "--prediction",
+        action="append",
+        required=True,
+        help="LABEL=PATH of a prediction file at one scale (repeatable, in order)",
+    )
+    qual.add_argument("--data", type=Path, required=True, help="prepared dataset folder")
+    qual.add_argument("--out-dir", type=Path, required=True, help="folder of the PNG and PDF")
+    qual.add_argument("--images", nargs="+", help="image ids (default: the most fragmented)")
+    qual.add_argument("--n-images", type=int, default=3)
+    qual.set_defaults(func=_report_figures)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -310,29 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--out", type=Path, required=True)
     score.set_defaults(func=_score)
 
-    report = sub.add_parser("report", help="tables and figures from score Parquet files")
-    _add_settings(report)
-    report.add_argument("--scores", type=Path, nargs="+", required=True)
-    report.add_argument("--out-dir", type=Path, required=True)
-    report.set_defaults(func=_report)
-
-    prov = sub.add_parser("provenance", help="how each checkpoint was made (Markdown + CSV)")
-    prov.add_argument("--checkpoints", type=Path, nargs="+", required=True)
-    prov.add_argument("--out", type=Path, required=True, help="Markdown file (CSV beside it)")
-    prov.set_defaults(func=_provenance)
-
-    qual = sub.add_parser("qualitative", help="segmentations of base and LAP side by side")
-    qual.add_argument(
-        "--prediction",
-        action="append",
-        required=True,
-        help="LABEL=PATH of a prediction file at one scale (repeatable, in order)",
-    )
-    qual.add_argument("--data", type=Path, required=True, help="prepared dataset folder")
-    qual.add_argument("--out", type=Path, required=True, help="PNG to write (PDF beside it)")
-    qual.add_argument("--images", nargs="+", help="image ids (default: the most fragmented)")
-    qual.add_argument("--n-images", type=int, default=3)
-    qual.set_defaults(func=_qualitative)
+    _add_report_parsers(sub)
 
     imp = sub.add_parser("import-weights", help="published weights -> a spbench checkpoint")
     _add_settings(imp)

@@ -299,10 +299,20 @@ def variant_switches(config: dict, variant: str) -> dict:
     return switches
 
 
-def report_settings(config: dict) -> dict:
-    """Return the settings of ``spbench report`` (with the ablation and sweep methods)."""
-    return {
-        **config["report"],
-        "ablation_method": config["ablation"]["method"] if config["ablation"]["enabled"] else None,
-        "sweep_method": config["sweep"]["method"] if config["sweep"]["enabled"] else None,
-    }
+def report_settings(config: dict, artefact: str) -> dict:
+    """Return the settings of ``spbench report <artefact>``: only what can change that artefact.
+
+    The tables (``table2``, ``published``, ``table3``, ``sweep``) take the AUC range and the
+    title; Table 3 and the sweep also the method of their experiment (``config.ablation.method``,
+    ``config.sweep.method``). The qualitative figure and the provenance take nothing from here.
+    """
+    if artefact in ("figures", "provenance"):
+        return {}
+    settings = {"auc_range": config["report"]["auc_range"], "title": config["report"]["title"]}
+    if artefact == "table3":
+        settings["method"] = config["ablation"]["method"]
+    elif artefact == "sweep":
+        settings["method"] = config["sweep"]["method"]
+    elif artefact not in ("table2", "published"):
+        raise ConfigError(f"no report artefact {artefact!r}")
+    return settings

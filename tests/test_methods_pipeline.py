@@ -15,7 +15,7 @@ from spbench.data.synthetic import generate_synthetic
 from spbench.jobs import train_settings
 from spbench.models import get_method
 from spbench.predict import predict
-from spbench.report import build_report
+from spbench.report import build_table2
 from spbench.score import score_predictions
 from spbench.train import train
 
@@ -96,6 +96,6 @@ def test_method_runs_through_every_stage(method, data, tmp_path):
     )
     assert set(scores["variant"]) == {"base", "lap"}
     assert scores.loc[scores["ec"], "xc"].eq(0).all()
-    paths = build_report([tmp_path / "scores.parquet"], tmp_path / "report", auc_range=(6, 24))
+    paths = build_table2([tmp_path / "scores.parquet"], tmp_path / "report", auc_range=(6, 24))
     table = pd.read_csv(paths["table2_csv"])
     assert len(table) == 4  # base and LAP, with and without EC

@@ -108,8 +108,6 @@ def reordered(value):
     return value
 
 
-DOWNSTREAM_OF_ALL = {"predict_scales": 4, "score_run": 4, "table2": 1, "provenance": 1}
-
 RUNTIME_EDITS = {
     "log_every": edited(train__log_every=2),
     "val_every": edited(train__val_every=1, train__val_batches=2),

@@ -45,6 +45,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from spbench.catalogue import CDS_POLY_POWER, CDS_POLY_STEPS, CDS_RECIPE, CLUB_LR, Stage
+from spbench.constants import CELL_SIZE
 from spbench.grid import grid_shape
 from spbench.losses.club import (
     alignment_kl,
@@ -212,7 +213,7 @@ class Diffusion(nn.Module):
     ``rookiie/CDSpixel: models/model_util.py: Diffusion``; 139,648 parameters for grid 16.
     """
 
-    def __init__(self, grid_size: int = 16) -> None:
+    def __init__(self, grid_size: int = CELL_SIZE) -> None:
         super().__init__()
         self.diffusion_step = int(math.log2(grid_size))
         self.up = nn.ModuleList([WaterDiffusion() for _ in range(self.diffusion_step)])
@@ -220,11 +221,12 @@ class Diffusion(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Decode ``[B, 32, H, W]`` to ``flow`` ``[B, 32, H, W]`` (``H``, ``W`` multiples of 16).
 
-        Starts from ``x`` resized (bilinear) to ``(H // 16, W // 16)``, as upstream (whose
-        ``spixel`` default is hard-coded to 16 as well).
+        Starts from ``x`` resized (bilinear) to one value per grid cell, ``(H // S, W // S)`` with
+        S = 2^stages (16), as upstream (whose ``spixel`` default is hard-coded to 16 as well).
         """
         h, w = x.shape[2:]
-        flow = F.interpolate(x, size=(h // 16, w // 16), mode="bilinear", align_corners=False)
+        s = 2**self.diffusion_step
+        flow = F.interpolate(x, size=(h // s, w // s), mode="bilinear", align_corners=False)
         for stage in self.up:
             flow = stage(x, flow)
         return flow
@@ -333,7 +335,7 @@ class CDSpixelNet(nn.Module):
     #: State-dict key prefixes that an inference-only checkpoint may lack.
     training_only_prefixes: tuple[str, ...] = ("encoder_assit.", "mi_estimator.")
 
-    def __init__(self, grid_size: int = 16) -> None:
+    def __init__(self, grid_size: int = CELL_SIZE) -> None:
         super().__init__()
         self.assign_ch = 9
         self.grid_size = grid_size
@@ -390,7 +392,7 @@ class CDSpixelNet(nn.Module):
         """
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"CDS expects [B, 3, H, W] input, got {tuple(x.shape)}")
-        grid_shape(x.shape[2], x.shape[3], 16)  # pooling and the decoder need multiples of 16
+        grid_shape(x.shape[2], x.shape[3], CELL_SIZE)  # pooling and the decoder need whole cells
         if not self.training:
             prob, flow, _, _ = self._branch(self.encoder, x)
             return SuperpixelOutput(assignment=prob, embedding=flow)
@@ -487,7 +489,7 @@ def cds_training_loss(
         f"poly LR over {CDS_POLY_STEPS} steps, CLUB Adam lr {CLUB_LR}"
     ),
 )
-def cds(*, stage: str | None = None, grid_size: int = 16, **kwargs: Any) -> CDSpixelNet:
+def cds(*, stage: str | None = None, grid_size: int = CELL_SIZE, **kwargs: Any) -> CDSpixelNet:
     """Build CDS (``CDSpixelNet`` with ``encoder_assit`` and ``mi_estimator``).
 
     Parameters

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from spbench.catalogue import NO_TRAINING
+from spbench.constants import CELL_SIZE
 from spbench.grid import initial_grid_assignment
 from spbench.models.registry import SuperpixelOutput, register_method
 
@@ -19,7 +20,7 @@ from spbench.models.registry import SuperpixelOutput, register_method
 class GridAssignment(nn.Module):
     """Return the hard initial grid assignment for any input (all mass on the centre cell)."""
 
-    def __init__(self, stride: int = 16) -> None:
+    def __init__(self, stride: int = CELL_SIZE) -> None:
         super().__init__()
         self.stride = stride
 

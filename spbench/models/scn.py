@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from spbench.catalogue import SCN_RECIPE
+from spbench.constants import CELL_SIZE
 from spbench.grid import grid_shape
 from spbench.models.layers import conv, deconv, init_weights, predict_mask
 from spbench.models.registry import SuperpixelOutput, register_method
@@ -75,7 +76,7 @@ class SpixelNet(nn.Module):
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"SCN expects [B, 3, H, W] input, got {tuple(x.shape)}")
         # Four stride-2 stages: H and W must be multiples of 16 for the skip connections.
-        grid_shape(x.shape[2], x.shape[3], 16)
+        grid_shape(x.shape[2], x.shape[3], CELL_SIZE)
         out1 = self.conv0b(self.conv0a(x))
         out2 = self.conv1b(self.conv1a(out1))
         out3 = self.conv2b(self.conv2a(out2))

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spbench.metrics import normalized_auc
+from spbench.metrics import metric_names, normalized_auc
 
 __all__ = [
     "AUC_METRICS",
@@ -46,20 +46,9 @@ __all__ = [
 DEFAULT_AUC_RANGE: tuple[float, float] = (384.0, 1200.0)
 """Default AUC range in superpixels (``protocol.md`` §8)."""
 
-METRICS: tuple[str, ...] = (
-    "asa",
-    "ue",
-    "ue_np",
-    "ue_levin",
-    "oe",
-    "co",
-    "br",
-    "bp",
-    "ev",
-    "xc",
-    "stray",
-)
-"""Per-row metric columns of a score file; each is averaged over (image, annotation) rows."""
+METRICS: tuple[str, ...] = metric_names()
+"""Per-row metric columns of a score file (:data:`spbench.metrics.facts.METRICS`); each is averaged
+over (image, annotation) rows."""
 
 AUC_METRICS: tuple[str, ...] = (*METRICS, "xc_per_image", "stray_per_image")
 """Curve columns that get a normalised AUC (the per-image XC/Stray means included)."""

@@ -13,7 +13,7 @@ from spbench.config import validate_config
 from spbench.data.prepared import load_split
 from spbench.jobs import train_settings
 from spbench.predict import predict
-from spbench.report import build_report
+from spbench.report import build_table2
 from spbench.score import score_predictions
 from spbench.train import train
 
@@ -68,7 +68,7 @@ def test_grid_method_on_real_test_images(prepared_bsds500, tmp_path):
     # Grid CO is the compactness of 16x16 squares (pi/4) except at the cropped image border.
     assert np.allclose(noec["co"], np.pi / 4, atol=0.06)
 
-    paths = build_report([tmp_path / "s.parquet"], tmp_path / "report", auc_range=(216, 600))
+    paths = build_table2([tmp_path / "s.parquet"], tmp_path / "report", auc_range=(216, 600))
     table = pd.read_csv(paths["table2_csv"])
     assert set(table["model"]) == {"GRID"}
     auc = pd.read_parquet(paths["auc"])

@@ -1,4 +1,4 @@
-"""Provenance of a run's checkpoints (``spbench provenance``)."""
+"""Provenance of a run's checkpoints (``spbench report provenance``)."""
 
 from __future__ import annotations
 
@@ -77,8 +77,8 @@ def test_cli_rejects_a_file_that_is_not_a_checkpoint(tmp_path: Path) -> None:
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     result = subprocess.run(
-        [sys.executable, "-m", "spbench.cli", "provenance", "--checkpoints", str(bad), "--out",
-         str(tmp_path / "p.md")],
+        [sys.executable, "-m", "spbench.cli", "report", "provenance", "--checkpoints", str(bad),
+         "--out-dir", str(tmp_path)],
         capture_output=True,
         text=True,
     )  # fmt: skip

@@ -12,12 +12,13 @@ import pytest
 from spbench.report import (
     MissingColumnsError,
     aggregate_curves,
-    build_report,
+    build_table2,
     compute_auc,
     load_scores,
     summarise_seeds,
 )
 from spbench.report.aggregate import markdown_table, model_label
+from spbench.report.artefacts import artefact_paths
 from spbench.report.figures import plot_metrics_vs_k, save_figure
 from spbench.report.paper import SSM_PUBLISHED_AUC, TABLE2, ssm_published_curve_frame
 from spbench.report.tables import (
@@ -192,7 +193,7 @@ def test_missing_column_names_file(tmp_path, scores):
     ):
         load_scores([bad])
     with pytest.raises(MissingColumnsError, match=r"bad_scores\.parquet"):
-        build_report([bad], tmp_path / "out")
+        build_table2([bad], tmp_path / "out")
 
 
 def test_duplicate_file_rejected(score_file):
@@ -322,7 +323,7 @@ def test_table3_matches_by_switches(scores):
     )
     scores = pd.concat([scores, lap_only], ignore_index=True)
     summary = summarise_seeds(compute_auc(aggregate_curves(scores), auc_range=RANGE))
-    table = table3_frame(summary)
+    table = table3_frame(summary, method="cds")
     assert list(table["configuration"]) == ["baseline", "LAP+WR", "LAP+MSD+WR"]
     assert list(table["paper_configuration"]) == ["Baseline", "LAP only", "LAP + MSD + WR (full)"]
     assert list(table["model"]) == ["CDS", "CDS-LAP_ONLY", "CDS-LAP"]
@@ -342,37 +343,20 @@ def test_latex_escapes_underscores(scores):
 
 
 # ---------------------------------------------------------------------------------------------
-# build_report end to end
+# build_table2 end to end
 
 
-def test_build_report_writes_everything(tmp_path, score_file):
-    out = build_report([score_file], tmp_path / "report", auc_range=RANGE, title="synthetic")
-    expected = {
-        "table2_md",
-        "table2_csv",
-        "table2_tex",
-        "table3_md",
-        "table3_csv",
-        "table3_tex",
-        "paired",
-        "paired_md",
-        "curves",
-        "auc",
-        "auc_summary",
-        *(
-            f"{s}_{e}"
-            for s in ("metrics_vs_k_ec", "metrics_vs_k_noec", "asa_co_tradeoff")
-            for e in ("png", "pdf")
-        ),
-    }
-    assert set(out) == expected
+def test_build_table2_writes_exactly_its_files(tmp_path, score_file):
+    out = build_table2([score_file], tmp_path / "report", auc_range=RANGE, title="synthetic")
+    assert out == artefact_paths("table2", tmp_path / "report")
     for path in out.values():
         assert path.is_file() and path.stat().st_size > 0, path
+    written = {p for p in (tmp_path / "report").rglob("*") if p.is_file()}
+    assert written == set(out.values())  # nothing else: no Table 3, no sweep, no temp files
     assert out["metrics_vs_k_ec_png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert out["metrics_vs_k_noec_pdf"].read_bytes()[:5] == b"%PDF-"
     assert out["table2_md"].name == "table2.md"
     assert out["asa_co_tradeoff_png"].parent.name == "figures"
-    assert not list((tmp_path / "report").rglob(".*"))  # no temp files left behind
 
     csv = pd.read_csv(out["table2_csv"])
     frame = _table2_via_file(pd.read_parquet(score_file), tmp_path / "again.parquet")
@@ -393,7 +377,7 @@ def test_build_report_writes_everything(tmp_path, score_file):
 
 
 def _table2_via_file(scores: pd.DataFrame, path) -> pd.DataFrame:
-    """Parquet → load → aggregate → AUC → seeds → Table 2 (what build_report writes as CSV)."""
+    """Parquet → load → aggregate → AUC → seeds → Table 2 (what build_table2 writes as CSV)."""
     scores.to_parquet(path, index=False)
     curves = aggregate_curves(load_scores([path]))
     return table2_frame(summarise_seeds(compute_auc(curves, auc_range=RANGE)))

@@ -1,6 +1,7 @@
 # Configuration, paths and the parameter helpers shared by every rule file. Nothing here
 # imports torch: the DAG is built from the torch-free catalogue, and the networks are imported
 # only by the jobs that run them.
+import mimetypes
 import os
 
 import spbench
@@ -22,6 +23,7 @@ from spbench.jobs import (
 )
 from spbench.predictions import format_scale
 from spbench.report.aggregate import model_label
+from spbench.report.artefacts import ARTEFACT_FILES
 
 # Validate against workflow/schemas/config.schema.yaml, fill defaults, check the method names.
 config.update(validate_config(config))
@@ -110,17 +112,6 @@ def all_checkpoints():
     )
 
 
-def table2_outputs():
-    return [
-        f"{REPORT}/table2/table2.md",
-        f"{REPORT}/table2/table2.csv",
-        f"{REPORT}/table2/table2.tex",
-        f"{REPORT}/table2/figures/metrics_vs_k_noec.png",
-        f"{REPORT}/table2/figures/metrics_vs_k_ec.png",
-        f"{REPORT}/table2/figures/asa_co_tradeoff.png",
-    ]
-
-
 def published_entry(wildcards):
     """The config.published entry of a pub_<variant> run."""
     for entry in config["published"]:
@@ -146,20 +137,92 @@ def published_options(wildcards):
     return f"--trained-as {entry['variant']} --source {entry['source']}{sha}"
 
 
+# The HTML report embeds the Parquet files as downloads; Python's table lacks their type.
+mimetypes.add_type("application/vnd.apache.parquet", ".parquet")
+
+# Output folder, HTML-report category and whether the profile makes it, per report artefact.
+REPORT_ARTEFACTS = {
+    "table2": (f"{REPORT}/table2", "Table 2", True),
+    "published": (
+        f"{REPORT}/published",
+        "Table 2, published weights",
+        bool(EXPERIMENTS["published"]),
+    ),
+    "table3": (f"{REPORT}/table3", "Table 3", bool(EXPERIMENTS["table3"])),
+    "sweep": (f"{REPORT}/sweep", "λ_LAP sweep", bool(EXPERIMENTS["sweep"])),
+    "figures": (f"{REPORT}/figures", "Qualitative", True),
+    "provenance": (REPORT, "Provenance", True),
+}
+
+# Caption (workflow/report/<name>.rst) of each report file, by its key in ARTEFACT_FILES.
+REPORT_CAPTIONS = {
+    "table2_md": "table2",
+    "table2_csv": "table2",
+    "table2_tex": "table2",
+    "curves": "aggregates",
+    "auc": "aggregates",
+    "auc_summary": "aggregates",
+    "paired_md": "paired",
+    "paired": "paired",
+    "ec_change_md": "ec_change",
+    "ec_change_csv": "ec_change",
+    "ec_change_png": "ec_change",
+    "ec_change_pdf": "ec_change",
+    "metrics_vs_k_noec_png": "curves",
+    "metrics_vs_k_noec_pdf": "curves",
+    "metrics_vs_k_ec_png": "curves",
+    "metrics_vs_k_ec_pdf": "curves",
+    "asa_co_tradeoff_png": "tradeoff",
+    "asa_co_tradeoff_pdf": "tradeoff",
+    "table3_md": "table3",
+    "table3_csv": "table3",
+    "table3_tex": "table3",
+    "sweep_md": "sweep",
+    "sweep_csv": "sweep",
+    "lambda_sweep_png": "sweep",
+    "lambda_sweep_pdf": "sweep",
+    "qualitative_png": "qualitative",
+    "qualitative_pdf": "qualitative",
+    "provenance_md": "provenance",
+    "provenance_csv": "provenance",
+}
+
+
+def report_folder(artefact):
+    """The output folder of one report artefact (`--out-dir` of its command)."""
+    return REPORT_ARTEFACTS[artefact][0]
+
+
+def report_files(artefact):
+    """Key -> path of every file one report artefact writes."""
+    return {
+        key: f"{report_folder(artefact)}/{name}"
+        for key, name in ARTEFACT_FILES[artefact].items()
+    }
+
+
+def report_outputs(artefact):
+    """Named outputs of one report artefact: every file it writes, each in the HTML report."""
+    category = REPORT_ARTEFACTS[artefact][1]
+    return {
+        key: report(
+            path,
+            caption=f"../report/{REPORT_CAPTIONS[key]}.rst",
+            category=category,
+            labels={"file": ARTEFACT_FILES[artefact][key]},
+        )
+        for key, path in report_files(artefact).items()
+    }
+
+
 def report_targets():
-    """Every artefact of the profile's report: Table 2, figures, and the enabled experiments."""
-    targets = [
-        *table2_outputs(),
-        f"{REPORT}/figures/qualitative.png",
-        f"{REPORT}/provenance.md",
+    """Every file of every report artefact the profile makes."""
+    return [
+        path
+        for artefact, (_, _, enabled) in REPORT_ARTEFACTS.items()
+        if enabled
+        for path in report_files(artefact).values()
     ]
-    if EXPERIMENTS["published"]:
-        targets.append(f"{REPORT}/published/table2.md")
-    if EXPERIMENTS["table3"]:
-        targets.append(f"{REPORT}/table3/table3.md")
-    if EXPERIMENTS["sweep"]:
-        targets.append(f"{REPORT}/sweep/sweep.md")
-    return targets
 
 
 def qualitative_runs():
@@ -181,7 +244,7 @@ def qualitative_runs():
 
 
 def qualitative_option(wildcards, input):
-    """`--prediction LABEL=PATH` options of `spbench qualitative`, in the figure's order."""
+    """`--prediction LABEL=PATH` options of `spbench report figures`, in the figure's order."""
     return " ".join(
         f"--prediction {label}={path}" for label, path in qualitative_runs().items()
     )
@@ -218,8 +281,9 @@ def score_params(wildcards):
     return canonical_json(score_job(config))
 
 
-def report_params(wildcards):
-    return canonical_json(report_settings(config))
+def report_params(artefact):
+    """The settings of `spbench report <artefact>`: only what can change that artefact."""
+    return canonical_json(report_settings(config, artefact))
 
 
 def dataset_params(wildcards):
