@@ -344,7 +344,7 @@ class LossLog:
         """Drop what a killed job logged after ``step`` (its last checkpoint): those steps
         run again. Step 0 starts an empty log."""
         if step == 0 or not self.partial.is_file():
-            self.partial.unlink(missing_ok=True)
+            self.partial.write_text("", encoding="utf-8")
             return
         lines = self.partial.read_text(encoding="utf-8").splitlines()
         kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
