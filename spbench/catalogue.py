@@ -30,6 +30,7 @@ __all__ = [
     "get_card",
     "get_stage",
     "list_methods",
+    "model_label",
 ]
 
 
@@ -226,6 +227,30 @@ def add_card(card: MethodCard) -> None:
 def remove_card(name: str) -> None:
     """Forget a non-built-in card (a registration that failed its checks)."""
     _EXTRA.pop(name, None)
+
+
+#: Table spelling of the paper's baselines; other methods are upper-cased.
+_DISPLAY_NAMES = {"scn": "SCN", "ainet": "AINet", "cds": "CDS", "ssm": "SSM"}
+
+
+def model_label(method: str, variant: str) -> str:
+    """Return the table label of a run, e.g. ``("scn", "lap") -> "SCN-LAP"``.
+
+    Parameters
+    ----------
+    method
+        Method name as registered (``"scn"``, ``"ainet"``...). The four paper baselines keep the
+        paper's spelling (``AINet``); any other method is upper-cased.
+    variant
+        ``"base"`` gives no suffix; any other variant is appended upper-cased after ``-``.
+
+    Returns
+    -------
+    str
+        The model label.
+    """
+    name = _DISPLAY_NAMES.get(method.lower(), method.upper())
+    return name if variant == "base" else f"{name}-{variant.upper()}"
 
 
 def list_methods() -> list[str]:

@@ -18,22 +18,26 @@ writes: :data:`~spbench.report.artefacts.ARTEFACT_FILES`). The submodules are
 Nothing here imports torch.
 """
 
-from spbench.report.aggregate import (
-    MissingColumnsError,
-    aggregate_curves,
-    compute_auc,
-    load_scores,
-    summarise_seeds,
-)
-from spbench.report.build import build_sweep, build_table2, build_table3
+import importlib
+from typing import Any
 
-__all__ = [
-    "MissingColumnsError",
-    "aggregate_curves",
-    "build_sweep",
-    "build_table2",
-    "build_table3",
-    "compute_auc",
-    "load_scores",
-    "summarise_seeds",
-]
+#: Public name → the submodule that defines it. Imported on first use, so that the workflow can
+#: read :mod:`spbench.report.artefacts` without loading pandas, matplotlib and seaborn.
+_EXPORTS = {
+    "MissingColumnsError": "aggregate",
+    "aggregate_curves": "aggregate",
+    "compute_auc": "aggregate",
+    "load_scores": "aggregate",
+    "summarise_seeds": "aggregate",
+    "build_sweep": "build",
+    "build_table2": "build",
+    "build_table3": "build",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'spbench.report' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"spbench.report.{_EXPORTS[name]}"), name)

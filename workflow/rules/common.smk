@@ -5,7 +5,7 @@ import mimetypes
 import os
 
 import spbench
-from spbench.catalogue import get_card, get_stage
+from spbench.catalogue import get_card, get_stage, model_label
 from spbench.config import (
     SHARED_VARIANT,
     experiment_runs,
@@ -22,7 +22,6 @@ from spbench.jobs import (
     train_runtime,
 )
 from spbench.predictions import format_scale
-from spbench.report.aggregate import model_label
 from spbench.report.artefacts import ARTEFACT_FILES
 
 # Validate against workflow/schemas/config.schema.yaml, fill defaults, check the method names.
