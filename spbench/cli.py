@@ -1,8 +1,9 @@
 """The ``spbench`` command line: one subcommand per pipeline stage.
 
-Every Snakemake rule calls one of these; they can also be run by hand. A stage takes its settings
-either from a whole profile (``--config config/smoke.yaml``, validated) or, as the workflow does,
-from the stage's own slice as JSON (``--settings '{...}'``)::
+Every Snakemake rule calls one of these; they can also be run by hand. A job takes its settings
+either from a whole profile (``--config config/smoke.yaml``, validated and resolved for the job),
+or, as the workflow does, already resolved as JSON (``--settings '{...}'``: what can change the
+output; ``--runtime '{...}'``: device, cadences and the like, see :mod:`spbench.jobs`)::
 
     spbench data synthetic --config config/smoke.yaml --out data/synthetic/prepared
     spbench data bsds500 --archive BSR_bsds500.tgz --out data/bsds500/prepared
