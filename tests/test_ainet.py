@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -378,24 +377,6 @@ def test_bpl_matches_naive_loop_and_gradcheck():
     assert not small.dummy.any()
     z_small = torch.randn(1, 2, 16, 16, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: boundary_perceiving_loss(t, small), (z_small,))
-
-
-def test_bpl_timing_vectorised_vs_naive_loop():
-    labels = _region_labels(2, 64, 64)
-    z = torch.randn(2, 16, 64, 64, requires_grad=True)
-    g = torch.Generator().manual_seed(0)
-
-    def run(fn, reps=1):
-        start = time.perf_counter()
-        for _ in range(reps):
-            patches = sample_boundary_patches(labels, generator=g)
-            fn(z, patches).backward()
-        return (time.perf_counter() - start) / reps, int(patches.valid.sum())
-
-    fast, n = run(boundary_perceiving_loss)
-    slow, _ = run(_naive_bpl)
-    print(f"\nBPL 2x64x64 ({n} patches), fwd+bwd incl. sampling: vectorised {1e3 * fast:.1f} ms, "
-          f"naive per-patch loop {1e3 * slow:.1f} ms")  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- registry / loss
