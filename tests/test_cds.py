@@ -272,12 +272,22 @@ def test_loss_keys_train_and_eval():
     assert all(t.dim() == 0 and torch.isfinite(t) for t in terms.values())
     parts = sum(terms[k] for k in C.CDS_LOSS_KEYS if k != "total")
     torch.testing.assert_close(terms["total"], parts)
-    assert terms["lap"] > 0 and terms["msd"] >= 0 and terms["kl"] >= 0
-    # The Sobel branch uses the plain SCN loss: its recon is R (not R_w) on Q_a.
+    # The main branch is the variant's loss on Q (same MSD draws); the Sobel branch is the plain
+    # SCN loss on Q_a: R (not R_w) and Pos, no LAP or MSD (recomputed from the outputs here).
     with torch.no_grad():
-        model.train()
         out = model(batch.images)
-    assert out.extras is not None
+        main = C.superpixel_loss(out, batch.labels, cfg, generator=torch.Generator().manual_seed(0))
+        assist = C.superpixel_loss(
+            C.SuperpixelOutput(out.extras["assist_assignment"], out.extras["assist_embedding"]),
+            batch.labels,
+            LossConfig(),
+        )
+    for key in ("recon", "pos", "lap", "msd"):
+        torch.testing.assert_close(terms[key], main[key])
+    assert terms["lap"] > 0  # LAP is on in the DLM variant (0 in the base one, below)
+    torch.testing.assert_close(terms["assist_recon"], assist["recon"])
+    torch.testing.assert_close(terms["assist_pos"], assist["pos"])
+    assert assist["lap"] == 0 and assist["msd"] == 0
     # Eval (validation): the main branch only, no aux_total.
     model.eval()
     with torch.no_grad():
