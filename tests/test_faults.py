@@ -310,7 +310,7 @@ def finished_ci_run(tmp_path_factory) -> tuple[list[str], Path]:
     command = [*SNAKEMAKE, "--directory", str(folder), "--cores", "2", "--resources", "gpu=1"]
     first = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-4000:]
-    (folder / LOST_SCORE).unlink()
+    (folder / LOST_SCORE).rename(folder / "lost_score.parquet")  # kept to compare the rerun with
     return command, folder
 
 
@@ -339,10 +339,19 @@ def test_rerun_for_a_lost_score_file_redoes_only_that_score_and_the_report(finis
 
 @pytest.mark.slow
 def test_plain_rerun_regenerates_a_lost_score_file(finished_ci_run):
-    """A plain ``snakemake`` re-run after losing one score file plans that one score job."""
-    command, _ = finished_ci_run
+    """A plain ``snakemake`` re-run after losing one score file plans that one score job, runs
+    it, and writes the same rows as the first run."""
+    import pandas as pd
+
+    command, folder = finished_ci_run
     jobs = dry_run_jobs(command)
     assert sum(n for rule, n in jobs.items() if rule.startswith("score")) == 1, jobs
+    rerun = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-4000:]
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(folder / LOST_SCORE), pd.read_parquet(folder / "lost_score.parquet")
+    )
+    assert dry_run_jobs(command) == {}  # nothing left to do
 
 
 def test_resume_state_restores_every_generator():
