@@ -146,13 +146,28 @@ def _naive_bpl(z: torch.Tensor, patches: BoundaryPatches) -> torch.Tensor:
 # ----------------------------------------------------------------------------- network
 
 
+def _conv_bn(cin: int, cout: int) -> int:
+    """Parameters of a 3×3 Conv2d without bias followed by BatchNorm (γ, β)."""
+    return 9 * cin * cout + 2 * cout
+
+
 def test_parameter_count(model):
-    assert sum(p.numel() for p in model.parameters()) == 5_991_476
+    """SCN plus the modules YanFangCS/AINET adds (models/Spixel_single_layer.py): Recurrent_Attn's
+    six 256→256 conv+BN (Q/K/V, plain and dilated), bridge_sp1/2 (256→64→16) and merge_sp's two
+    16→16 conv+BN. SCN's own count is derived from its layer shapes in test_models."""
+    added = {
+        "sp_pred.": 6 * _conv_bn(256, 256),
+        "bridge_sp": _conv_bn(256, 64) + _conv_bn(64, 16),
+        "merge_sp.": 2 * _conv_bn(16, 16),
+    }
     count = {
         prefix: sum(p.numel() for n, p in model.named_parameters() if n.startswith(prefix))
-        for prefix in ("sp_pred.", "bridge_sp", "merge_sp.")
+        for prefix in added
     }
-    assert count == {"sp_pred.": 3_542_016, "bridge_sp": 156_832, "merge_sp.": 4_672}
+    assert count == added == {"sp_pred.": 3_542_016, "bridge_sp": 156_832, "merge_sp.": 4_672}
+    scn = sum(p.numel() for p in M.create_model("scn").parameters())
+    total = sum(p.numel() for p in model.parameters())
+    assert total == scn + sum(added.values()) == 5_991_476
 
 
 def test_state_dict_names_match_upstream(model):
