@@ -121,3 +121,21 @@ def test_xc_stray_and_ec_match_reference_tools(name):
             np.testing.assert_array_equal(ec, _predictions()[f"{name}_ec600"])
         # EC output labels are 4-connected, so 8-connected: no fragment, no stray pixel
         assert fragmentation(ec) == (0, 0)
+
+
+@pytest.mark.parametrize("image_id", sorted({name.split("_")[0] for name in PREDICTION_NAMES}))
+def test_slic_reference_method_gives_the_reference_slic_maps(image_id):
+    """spbench's SLIC row (scikit-image SLIC, compactness 10, with its connectivity step) asked
+    for 1200 segments reproduces the fixture's ``slic1200`` maps, made outside spbench: same
+    labels, a segment count near the request, every label 4-connected and numbered 0..K−1."""
+    from skimage.measure import label
+
+    from spbench.models.slic import slic_segment
+
+    image, _ = _images()[image_id]
+    labels = slic_segment(image, 1200)
+    np.testing.assert_array_equal(labels, _predictions()[f"{image_id}_slic1200"])
+    k = np.unique(labels).size
+    np.testing.assert_array_equal(np.unique(labels), np.arange(k))
+    assert 0.8 * 1200 < k <= 1200
+    assert label(labels + 1, connectivity=1, background=0).max() == k  # one 4-component each
