@@ -498,3 +498,57 @@ def test_prepare_real_archive(prepared_bsds500, annotation_counts):
     n_annotators = [s.n_annotations for s in test.samples]
     assert min(n_annotators) >= 4 and max(n_annotators) <= 9
     print(f"\nprepare: {prep_s:.1f} s, {size_mb:.1f} MB; load_split(test): {load_s:.2f} s")
+
+
+# ------------------------------------------------------------------------------ command line
+
+
+def _cli(argv: list[str]) -> int:
+    from spbench.cli import main
+
+    return main(["data", *map(str, argv)])
+
+
+def test_cli_download_fetches_the_given_url(http_server, fake_archive, tmp_path, capsys):
+    data = fake_archive.path.read_bytes()
+    url = http_server.serve("/BSR_bsds500.tgz", data)
+    dest = tmp_path / "dl/BSR_bsds500.tgz"
+    dest.parent.mkdir()
+    argv = ["download-bsds500", "--url", url, "--out", dest, "--retries", "0", "--timeout", "5"]
+    assert _cli(argv) == 0
+    assert dest.read_bytes() == data
+    assert str(dest) in capsys.readouterr().out
+    assert [r.status for r in http_server.requests_for("/BSR_bsds500.tgz")] == [200]
+
+
+def test_cli_download_copies_a_local_archive_without_network(fake_archive, closed_port, tmp_path):
+    dest = tmp_path / "copy.tgz"
+    url = f"http://127.0.0.1:{closed_port}/never.tgz"
+    assert (
+        _cli(["download-bsds500", "--archive", fake_archive.path, "--url", url, "--out", dest]) == 0
+    )
+    assert dest.read_bytes() == fake_archive.path.read_bytes()
+
+
+def test_cli_download_names_every_source_when_all_fail(closed_port, tmp_path, capsys):
+    url = f"http://127.0.0.1:{closed_port}/gone.tgz"
+    argv = ["download-bsds500", "--url", url, "--out", tmp_path / "a.tgz", "--retries", "0"]
+    assert _cli(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("spbench data: error: could not obtain the BSDS500 archive")
+    assert url in err and "Traceback" not in err
+    assert not (tmp_path / "a.tgz").exists()
+
+
+def test_cli_prepare_needs_an_archive(tmp_path):
+    with pytest.raises(SystemExit, match="--archive is required"):
+        _cli(["prepare-bsds500", "--out", tmp_path / "prepared"])
+
+
+def test_cli_prepare_refuses_an_archive_that_fails_verification(fake_archive, tmp_path, capsys):
+    """The fake tree is not the real one: its files are not in the shipped sha256 list."""
+    assert _cli(["prepare-bsds500", "--archive", fake_archive.path, "--out", tmp_path / "p"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("spbench data: error:") and "Traceback" not in err
+    assert "missing: groundTruth/test/" in err and "--archive" in err
+    assert not (tmp_path / "p" / "dataset.json").exists()
