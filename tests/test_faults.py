@@ -8,8 +8,6 @@ weights; everything else follows from that.
 from __future__ import annotations
 
 import json
-import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -300,22 +298,12 @@ LOST_SCORE = "results/test/scores/scn/lap/seed0.parquet"
 
 
 @pytest.fixture(scope="module")
-def finished_ci_run(tmp_path_factory) -> tuple[list[str], Path]:
-    """The ``.test`` profile (one variant, two scales, to keep it short) run to the end in a
-    temporary folder, then one score file deleted: (snakemake command, folder)."""
-    folder = tmp_path_factory.mktemp("ci_run")
-    shutil.copytree(ROOT / ".test/config", folder / "config")
-    text = (folder / "config/config.yaml").read_text()
-    text = text.replace("scales: [0.4, 0.6, 0.8, 1.0, 1.2]", "scales: [0.6, 1.0]")
-    assert "scales: [0.6, 1.0]" in text
-    text = re.sub(r"(?m)^seeds: .*$", "seeds: [0]", text)
-    text += "variants:\n  lap: {use_lap: true, use_msd: true, use_wr: true}\n"
-    (folder / "config/config.yaml").write_text(text)
-    command = [*SNAKEMAKE, "--directory", str(folder), "--cores", "2", "--resources", "gpu=1"]
-    first = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert first.returncode == 0, first.stderr[-4000:]
-    (folder / LOST_SCORE).unlink()
-    return command, folder
+def finished_ci_run(ci_run, tmp_path_factory) -> tuple[list[str], Path]:
+    """A copy of the session's finished CI-profile run with one score file moved away (kept to
+    compare the re-run with): (snakemake command, folder)."""
+    folder = ci_run.copy(tmp_path_factory.mktemp("faults_ci") / "run").folder
+    (folder / LOST_SCORE).rename(folder / "lost_score.parquet")
+    return ci_run.command(folder), folder
 
 
 def dry_run_jobs(command: list[str], targets: tuple[str, ...] = ()) -> dict[str, int]:
@@ -343,10 +331,19 @@ def test_rerun_for_a_lost_score_file_redoes_only_that_score_and_the_report(finis
 
 @pytest.mark.slow
 def test_plain_rerun_regenerates_a_lost_score_file(finished_ci_run):
-    """A plain ``snakemake`` re-run after losing one score file plans that one score job."""
-    command, _ = finished_ci_run
+    """A plain ``snakemake`` re-run after losing one score file plans that one score job, runs
+    it, and writes the same rows as the first run."""
+    import pandas as pd
+
+    command, folder = finished_ci_run
     jobs = dry_run_jobs(command)
     assert sum(n for rule, n in jobs.items() if rule.startswith("score")) == 1, jobs
+    rerun = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-4000:]
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(folder / LOST_SCORE), pd.read_parquet(folder / "lost_score.parquet")
+    )
+    assert dry_run_jobs(command) == {}  # nothing left to do
 
 
 def test_resume_state_restores_every_generator():

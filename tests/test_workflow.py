@@ -128,10 +128,9 @@ def test_bad_config_fails_at_start_naming_the_key(tmp_path):
 
 
 @pytest.mark.slow
-def test_ci_profile_end_to_end(tmp_path):
-    shutil.copytree(ROOT / ".test/config", tmp_path / "config")
-    command = [*SNAKEMAKE, "--directory", str(tmp_path), "--cores", "2", "--resources", "gpu=1"]
-    out = run(command, ROOT)
+def test_ci_profile_end_to_end(ci_run):
+    """The CI profile's finished run (shared with the fault tests, ``tests/conftest.py``)."""
+    tmp_path, command, out = ci_run.folder, ci_run.command(), ci_run.output
     results = tmp_path / "results/test"
     assert "report table2 written" in out  # the Table 2 job prints where everything is
 
