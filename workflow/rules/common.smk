@@ -5,9 +5,8 @@ import mimetypes
 import os
 
 import spbench
-from spbench.catalogue import get_card, get_stage, model_label
+from spbench.catalogue import get_card, model_label
 from spbench.config import (
-    SHARED_VARIANT,
     experiment_runs,
     report_settings,
     validate_config,
@@ -18,6 +17,8 @@ from spbench.jobs import (
     predict_job,
     predict_runtime,
     score_job,
+    stage_runs,
+    stage_variant,
     train_job,
     train_runtime,
 )
@@ -51,8 +52,7 @@ wildcard_constraints:
 
 def stage_checkpoint(method, variant, seed, stage):
     """Checkpoint of one training stage; stages without the variant's losses are shared."""
-    if not get_stage(method, stage).uses_variant:
-        variant = SHARED_VARIANT
+    variant = stage_variant(method, variant, stage)
     return f"{RESULTS}/models/{method}/{variant}/seed{seed}/{stage}.pt"
 
 
@@ -101,14 +101,10 @@ def all_scores():
 
 def all_checkpoints():
     """Every stage checkpoint of every run (shared first stages once)."""
-    return sorted(
-        {
-            stage_checkpoint(method, variant, seed, stage.name)
-            for name in EXPERIMENTS
-            for method, variant, seed in EXPERIMENTS[name]
-            for stage in get_card(method).stages
-        }
-    )
+    return [
+        f"{RESULTS}/models/{method}/{variant}/seed{seed}/{stage}.pt"
+        for method, variant, seed, stage in stage_runs(config)
+    ]
 
 
 def published_entry(wildcards):
