@@ -22,6 +22,8 @@ from spbench.jobs import (
     train_job,
     train_runtime,
 )
+from spbench.errors import UserError
+from spbench.plan import plan_text
 from spbench.predictions import format_scale
 from spbench.report.artefacts import ARTEFACT_FILES
 
@@ -316,3 +318,12 @@ def gpu_guard(workflow):
             "`--resources gpu=N`, N = the number of GPUs to use (gpu=0 runs them on the CPU). "
             "Without it the extra jobs wait for a free device while holding a core."
         )
+
+
+def log_plan(workflow):
+    """Log the run's compute plan (`spbench plan`) for its `--resources gpu=N` (default 1)."""
+    resources = getattr(workflow, "global_resources", {}) or {}
+    try:
+        logger.info(plan_text(config, max(1, int(resources.get("gpu") or 1))))
+    except UserError as err:  # a bad step-time table must not stop the run
+        logger.warning(f"spbench: no compute plan: {err}")
