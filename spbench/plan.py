@@ -36,6 +36,7 @@ __all__ = [
     "list_schedule",
     "plan_jobs",
     "plan_text",
+    "scoring_device",
     "split_size",
     "wall_time",
 ]
@@ -287,7 +288,7 @@ def plan_jobs(config: dict, figures: Sequence[Figure], device: str | None) -> li
         The step-time table (:func:`spbench.steptimes.read_table`).
     device
         The device name that prices training and prediction (:func:`choose_device`); scoring
-        is priced by the newest scoring figure (it runs on a CPU core).
+        is priced on :func:`scoring_device`.
 
     Returns
     -------
@@ -295,9 +296,14 @@ def plan_jobs(config: dict, figures: Sequence[Figure], device: str | None) -> li
         Training stages (and weight imports), then predictions and scores.
     """
     figures = list(figures)
-    scores = [f for f in figures if f.kind == "score"]
-    scorer = max(scores, key=lambda f: f.date).device_name if scores else None
+    scorer = scoring_device(figures)
     return _train_jobs(config, figures, device) + _evaluation_jobs(config, figures, device, scorer)
+
+
+def scoring_device(figures: Iterable[Figure]) -> str | None:
+    """Return the device of the newest scoring figure (scoring runs on one CPU core), if any."""
+    newest = max((f for f in figures if f.kind == "score"), key=lambda f: f.date, default=None)
+    return None if newest is None else newest.device_name
 
 
 def wall_time(jobs: Sequence[PlanJob], n_gpus: int) -> float:
@@ -311,9 +317,16 @@ def _hours(seconds: float | None) -> str:
     return "unknown" if seconds is None else f"{seconds / 3600:,.2f}"
 
 
-def format_plan(config: dict, jobs: Sequence[PlanJob], n_gpus: int, device: str | None) -> str:
+def format_plan(
+    config: dict,
+    jobs: Sequence[PlanJob],
+    n_gpus: int,
+    device: str | None,
+    scorer: str | None = None,
+) -> str:
     """Return the plan as text: a table of the jobs, then GPU-hours, CPU-hours and the wall time
-    on ``n_gpus`` GPUs (a lower bound, marked ``≥``, when some jobs are unknown)."""
+    on ``n_gpus`` GPUs (a lower bound, marked ``≥``, when some jobs are unknown); ``device`` and
+    ``scorer`` are named in the header."""
     rows = [("job", "work", "on", "hours", "note")]
     rows += [(j.name, j.work, "gpu" if j.gpu else "cpu", _hours(j.seconds), j.note) for j in jobs]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
@@ -321,7 +334,8 @@ def format_plan(config: dict, jobs: Sequence[PlanJob], n_gpus: int, device: str 
         f"compute plan of profile {config['run_name']!r}, "
         f"{budget_label(training_budget(config['train']))}",
         f"GPU jobs priced on: {device or 'no device with figures'} "
-        f"(fast mode {fast_label(config['train']['fast'])})",
+        f"(fast mode {fast_label(config['train']['fast'])}); "
+        f"scoring on: {scorer or 'no device with figures'}",
         "",
     ]
     lines += [
@@ -356,4 +370,5 @@ def plan_text(
 
     figures = read_table(tables)
     chosen = choose_device(figures, config["train"]["device"], device)
-    return format_plan(config, plan_jobs(config, figures, chosen), n_gpus, chosen)
+    jobs = plan_jobs(config, figures, chosen)
+    return format_plan(config, jobs, n_gpus, chosen, scoring_device(figures))

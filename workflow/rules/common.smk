@@ -322,8 +322,9 @@ def gpu_guard(workflow):
 
 def log_plan(workflow):
     """Log the run's compute plan (`spbench plan`) for its `--resources gpu=N` (default 1)."""
-    resources = getattr(workflow, "global_resources", {}) or {}
+    gpus = (getattr(workflow, "global_resources", {}) or {}).get("gpu")
+    gpus = getattr(gpus, "value", gpus)  # Snakemake 9 wraps the value in a Resource
     try:
-        logger.info(plan_text(config, max(1, int(resources.get("gpu") or 1))))
+        logger.info(plan_text(config, max(1, int(gpus or 1))))
     except UserError as err:  # a bad step-time table must not stop the run
         logger.warning(f"spbench: no compute plan: {err}")
