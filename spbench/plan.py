@@ -202,46 +202,53 @@ def _checkpoint_job(method: str, variant: str, seed: int, stage: str) -> str:
     return f"{rule} {_run_name(method, variant, seed)}/{stage}"
 
 
+def _train_estimate(
+    config: dict, figures: list[Figure], device: str | None, run: tuple[str, str, str]
+) -> tuple[str, float | None, str]:
+    """Return (work, seconds or None, note) of one training stage ``(method, variant, stage)``."""
+    method, variant, stage = run
+    job = train_job(config, method, variant, stage)
+    batch, crop = job["recipe"]["batch_size"], job["recipe"]["crop"]
+    loss, mode = bench_variant(job["losses"]), fast_label(config["train"]["fast"])
+    work = f"{job['steps']:,} steps × batch {batch} × {crop}²"
+    found = lookup(
+        figures,
+        kind="train",
+        device_name=device or "",
+        method=method,
+        stage=stage,
+        variant=loss,
+        mode=mode,
+        batch_size=batch,
+        size=str(crop),
+    )
+    if found is None:
+        measure = (
+            f"spbench bench train --methods {method} --stage {stage} --variants {loss} "
+            f"--batch-size {batch} --crop {crop} --record"
+        )
+        return work, None, f"unknown ({mode}): {measure}"
+    ms, note = found
+    return work, job["steps"] * ms / 1000, note
+
+
 def _train_jobs(config: dict, figures: list[Figure], device: str | None) -> list[PlanJob]:
     """One job per stage checkpoint: a training stage, or the import of published weights."""
-    mode = fast_label(config["train"]["fast"])
     jobs = []
     for method, variant, seed, stage in stage_runs(config):
         card = get_card(method)
-        names = [s.name for s in card.stages]
-        index = names.index(stage)
         name = _checkpoint_job(method, variant, seed, stage)
         if variant.startswith("pub_"):
             jobs.append(PlanJob(name, "published weights", False, None, "not estimated"))
             continue
+        names = [s.name for s in card.stages]
+        index = names.index(stage)
         after = (_checkpoint_job(method, variant, seed, names[index - 1]),) if index else ()
-        if not card.trained:
-            jobs.append(PlanJob(name, "nothing to fit", True, 0.0, after=after))
-            continue
-        job = train_job(config, method, variant, stage)
-        batch, crop = job["recipe"]["batch_size"], job["recipe"]["crop"]
-        loss = bench_variant(job["losses"])
-        work = f"{job['steps']:,} steps × batch {batch} × {crop}²"
-        found = lookup(
-            figures,
-            kind="train",
-            device_name=device or "",
-            method=method,
-            stage=stage,
-            variant=loss,
-            mode=mode,
-            batch_size=batch,
-            size=str(crop),
-        )
-        if found is None:
-            measure = (
-                f"spbench bench train --methods {method} --stage {stage} --variants "
-                f"{loss} --batch-size {batch} --crop {crop} --record"
-            )
-            jobs.append(PlanJob(name, work, True, None, f"unknown ({mode}): {measure}", after))
+        if card.trained:
+            work, seconds, note = _train_estimate(config, figures, device, (method, variant, stage))
         else:
-            ms, note = found
-            jobs.append(PlanJob(name, work, True, job["steps"] * ms / 1000, note, after))
+            work, seconds, note = "nothing to fit", 0.0, ""
+        jobs.append(PlanJob(name, work, True, seconds, note, after))
     return jobs
 
 
@@ -256,6 +263,12 @@ def _evaluation_jobs(
     pair_scores = None if pairs is None else pairs * scales * 2  # EC on and off
     found = lookup(figures, kind="score", device_name=scorer or "")
     scored = None if found is None or pair_scores is None else pair_scores * found[0] / 1000
+    if pair_scores is None:
+        score_work = f"{images} images × {scales} scales × 2 (EC)"
+        score_note = "unknown: the pairs are counted when the dataset is prepared"
+    else:
+        score_work = f"{pair_scores:,} pair-scores"
+        score_note = "" if scored is not None else "unknown: no scoring figure"
     jobs = []
     for method, variant, seed in runs:
         run = _run_name(method, variant, seed)
@@ -271,9 +284,9 @@ def _evaluation_jobs(
         note = "" if predicted else f"unknown: no {method} prediction figure at {height}x{width}"
         work = f"{images} images × {scales} scales"
         jobs.append(PlanJob(f"predict {run}", work, True, seconds, note, (last,)))
-        work = f"{pair_scores:,} pair-scores" if pair_scores else "pairs unknown until prepared"
-        note = "" if scored is not None else "unknown: no scoring figure" if pairs else ""
-        jobs.append(PlanJob(f"score {run}", work, False, scored, note, (f"predict {run}",)))
+        jobs.append(
+            PlanJob(f"score {run}", score_work, False, scored, score_note, (f"predict {run}",))
+        )
     return jobs
 
 

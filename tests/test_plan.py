@@ -89,6 +89,11 @@ def test_paper_plan_has_every_job_of_the_dag():
     )
     # SSM was measured at batch 1: per image, and said so.
     assert jobs["train ssm/base/seed0/stage2"].note == "per image from batch 1"
+    # 200 test images × 13 scales; 1063 pairs × 13 scales × EC on and off, on one core.
+    assert jobs["predict scn/base/seed0"].seconds == pytest.approx(1.247 * 200 * 13)
+    assert jobs["predict cds/base/seed0"].seconds is None
+    assert jobs["score cds/lap/seed0"].work == "27,638 pair-scores"
+    assert jobs["score cds/lap/seed0"].seconds == pytest.approx(27_638 * 2.663e-3)
 
 
 def test_smoke_plan_counts_and_unknown_figures():
@@ -181,7 +186,7 @@ def test_recorded_rows_replace_older_ones_and_win_over_shipped(tmp_path):
     record([dataclasses.replace(old, ms=4000.0, date="2026-12-03")], path)
     assert [f.ms for f in read_table([path])] == [4000.0]
     merged = read_table([path, shipped_table()])
-    scn = [f for f in merged if f.method == "scn" and f.device_name == EPYC]
+    scn = [f for f in merged if (f.kind, f.method, f.device_name) == ("train", "scn", EPYC)]
     assert [f.ms for f in scn] == [4000.0]
     assert choose_device(merged, "cpu") == EPYC
     assert choose_device(merged, "auto", "epyc") == EPYC
