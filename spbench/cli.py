@@ -231,6 +231,8 @@ def _plan(args: argparse.Namespace) -> None:
     from spbench.config import load_config
     from spbench.plan import plan_text
 
+    if args.gpus < 1:
+        raise SystemExit("spbench plan: --gpus must be at least 1")
     config = load_config(args.config)
     print(plan_text(config, args.gpus, device=args.device, tables=args.times))
 

@@ -343,10 +343,11 @@ def format_plan(
     rows = [("job", "work", "on", "hours", "note")]
     rows += [(j.name, j.work, "gpu" if j.gpu else "cpu", _hours(j.seconds), j.note) for j in jobs]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    missing = f"no {config['train']['device']} device in the step-time table"
     lines = [
         f"compute plan of profile {config['run_name']!r}, "
         f"{budget_label(training_budget(config['train']))}",
-        f"GPU jobs priced on: {device or 'no device with figures'} "
+        f"GPU jobs priced on: {device or missing} "
         f"(fast mode {fast_label(config['train']['fast'])}); "
         f"scoring on: {scorer or 'no device with figures'}",
         "",
