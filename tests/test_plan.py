@@ -126,8 +126,9 @@ def test_budget_scales_steps_and_schedule_points():
         before["train scn/base/seed0/main"] / 10
     )
     assert after["score scn/base/seed0"] == before["score scn/base/seed0"]
-    assert report_settings(tenth)["title"].endswith("(training budget 10 %)")
-    assert report_settings(full)["title"] == full["report"]["title"]
+    for artefact in ("table2", "table3", "sweep", "published"):
+        assert report_settings(tenth, artefact)["title"].endswith("(training budget 10 %)")
+        assert report_settings(full, artefact)["title"] == full["report"]["title"]
 
 
 def test_wall_time_of_a_two_stage_method_on_one_and_two_gpus(tmp_path):
