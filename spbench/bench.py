@@ -46,6 +46,7 @@ from spbench.jobs import effective_recipe
 from spbench.losses import LossConfig
 from spbench.models import Recipe, Stage, create_model, get_method, get_stage
 from spbench.step import FastModes, TrainStep
+from spbench.steptimes import VARIANTS, Figure, record, user_table
 from spbench.train import device_name, loss_config, resolve_device
 
 __all__ = [
@@ -55,20 +56,12 @@ __all__ = [
     "bench_train",
     "device_name",
     "format_table",
+    "record_rows",
     "run_train",
     "synthetic_batch",
     "term_check",
 ]
 
-
-#: Benchmarkable variants and their switches (use_lap, use_msd, use_wr).
-VARIANTS: dict[str, tuple[bool, bool, bool]] = {
-    "base": (False, False, False),
-    "lap": (True, True, True),
-    "lap_only": (True, False, False),
-    "msd_only": (False, True, False),
-    "wr_only": (False, False, True),
-}
 
 TIME_COLUMNS = ("median_ms", "p10_ms", "p90_ms", "mean_ms", "images_per_s", "peak_mem_mb")
 
@@ -543,6 +536,38 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage", help="stage of multi-stage methods (default: the last)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="CSV file to write the rows to")
+    parser.add_argument(
+        "--record",
+        type=Path,
+        nargs="?",
+        const=user_table(),
+        help="add the step times to the step-time table that `spbench plan` reads (default "
+        f"path: {user_table()}, or $SPBENCH_STEP_TIMES)",
+    )
+
+
+def record_rows(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Add the rows of :func:`bench_train` that ran (with a ``date`` column) to the step-time
+    table at ``path`` (:mod:`spbench.steptimes`) and return its path."""
+    figures = [
+        Figure(
+            kind="train",
+            method=row["method"],
+            stage=row["stage"],
+            variant=row["variant"],
+            mode=row["mode"],
+            device=torch.device(row["device"]).type,
+            device_name=row["device_name"],
+            batch_size=int(row["batch_size"]),
+            size=str(row["crop"]),
+            ms=float(row["median_ms"]),
+            date=row["date"],
+            source=f"spbench {__version__} bench train, {row['steps']} steps",
+        )
+        for row in frame.to_dict("records")
+        if not row["error"]
+    ]
+    return record(figures, path)
 
 
 def run_train(args: argparse.Namespace) -> pd.DataFrame:
@@ -573,4 +598,6 @@ def run_train(args: argparse.Namespace) -> pd.DataFrame:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(args.out, index=False)
         print(f"wrote {args.out}")
+    if args.record is not None:
+        print(f"recorded in {record_rows(frame, args.record)}")
     return frame

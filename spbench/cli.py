@@ -11,6 +11,7 @@ output; ``--runtime '{...}'``: device, cadences and the like, see :mod:`spbench.
     spbench predict --config config/smoke.yaml --checkpoint ckpt.pt --out-dir preds/
     spbench score --config config/smoke.yaml --predictions preds/*.npz --out scores.parquet
     spbench report table2 --config config/smoke.yaml --scores scores/*.parquet --out-dir report/
+    spbench plan --config config/config.yaml --gpus 2
 """
 
 from __future__ import annotations
@@ -226,6 +227,16 @@ def _bench(args: argparse.Namespace) -> None:
     run_train(parser.parse_args(args.options))
 
 
+def _plan(args: argparse.Namespace) -> None:
+    from spbench.config import load_config
+    from spbench.plan import plan_text
+
+    if args.gpus < 1:
+        raise SystemExit("spbench plan: --gpus must be at least 1")
+    config = load_config(args.config)
+    print(plan_text(config, args.gpus, device=args.device, tables=args.times))
+
+
 def _methods(args: argparse.Namespace) -> None:
     from spbench.models import get_method, list_methods
 
@@ -366,6 +377,20 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("benchmark", choices=["train"])
     bench.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's options")
     bench.set_defaults(func=_bench)
+
+    plan = sub.add_parser("plan", help="every job's work and estimated time, and the totals")
+    plan.add_argument("--config", type=Path, required=True, help="profile YAML")
+    plan.add_argument("--gpus", type=int, default=1, help="GPUs for the wall time (default 1)")
+    plan.add_argument(
+        "--device", help="price the GPU jobs on this device (a part of its name, e.g. H100)"
+    )
+    plan.add_argument(
+        "--times",
+        type=Path,
+        nargs="+",
+        help="step-time tables to read, first wins (default: the user's, then spbench's)",
+    )
+    plan.set_defaults(func=_plan)
 
     methods = sub.add_parser("methods", help="list the registered methods")
     methods.set_defaults(func=_methods)

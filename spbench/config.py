@@ -299,6 +299,24 @@ def variant_switches(config: dict, variant: str) -> dict:
     return switches
 
 
+def training_budget(train: dict) -> float:
+    """Return ``train.budget``: the fraction of every step count the profile trains (1 = all)."""
+    return float(train.get("budget", 1))
+
+
+def budget_label(budget: float) -> str:
+    """Return how tables and titles state a training budget, e.g. ``"training budget 10 %"``."""
+    return f"training budget {budget * 100:.3g} %"
+
+
+def report_title(config: dict) -> str:
+    """Return ``report.title``, with the training budget when it is not 1 (the paper at 10 % is
+    not the paper, and every table and plot title says so)."""
+    budget = training_budget(config["train"])
+    title = config["report"]["title"]
+    return title if budget == 1 else f"{title} ({budget_label(budget)})"
+
+
 def report_settings(config: dict, artefact: str) -> dict:
     """Return the settings of ``spbench report <artefact>``: only what can change that artefact.
 
@@ -308,7 +326,7 @@ def report_settings(config: dict, artefact: str) -> dict:
     """
     if artefact in ("figures", "provenance"):
         return {}
-    settings = {"auc_range": config["report"]["auc_range"], "title": config["report"]["title"]}
+    settings = {"auc_range": config["report"]["auc_range"], "title": report_title(config)}
     if artefact == "table3":
         settings["method"] = config["ablation"]["method"]
     elif artefact == "sweep":

@@ -5,7 +5,8 @@ GPU time, so every job's params hold exactly what can change its output, nothing
 
 - the *job* settings (:func:`train_job`, :func:`predict_job`, :func:`score_job`): resolved for
   one (method, variant, stage) — the method's recipe with the config's overrides applied, the
-  stage's step count, and only the loss coefficients whose switch is on — and written by
+  stage's step count and schedule points scaled by ``train.budget``, and only the loss
+  coefficients whose switch is on — and written by
   :func:`canonical_json` (sorted keys, ``360.0`` written as ``360``), so that a profile saved with
   its keys in another order, or another method's step count, re-runs nothing;
 - the *runtime* settings (:func:`train_runtime`, :func:`predict_runtime`): log, validation and
@@ -24,10 +25,17 @@ import json
 from typing import Any
 
 from spbench.catalogue import BUILTIN, Recipe, Stage, get_card, get_stage
-from spbench.config import section_defaults, variant_switches
+from spbench.config import (
+    SHARED_VARIANT,
+    experiment_runs,
+    section_defaults,
+    training_budget,
+    variant_switches,
+)
 
 __all__ = [
     "RECIPE_KEYS",
+    "budget_steps",
     "canonical",
     "canonical_json",
     "default_train_runtime",
@@ -37,8 +45,10 @@ __all__ = [
     "predict_job",
     "predict_runtime",
     "score_job",
+    "stage_runs",
     "stage_splits",
     "stage_steps",
+    "stage_variant",
     "train_job",
     "train_runtime",
     "train_settings",
@@ -95,24 +105,38 @@ def effective_recipe(method: str, train: dict, stage: Stage | None = None) -> Re
 
     Precedence, lowest first: the method's recipe, the stage's own overrides (e.g. AINet's
     stage-1 learning rate), the config's ``train`` keys that are not null, and the config's
-    ``train.per_method[<method>][<stage>]``.
+    ``train.per_method[<method>][<stage>]``. A poly schedule's length (CDS) is scaled by
+    ``train.budget``, like the step counts.
     """
     stage = stage or get_stage(method)
     overrides = dict(stage.overrides)
     overrides.update({k: train[k] for k in RECIPE_KEYS if train.get(k) is not None})
     per_stage = stage_settings(train, method, stage)
     overrides.update({k: v for k, v in per_stage.items() if k in RECIPE_KEYS})
-    return dataclasses.replace(get_card(method).recipe, **overrides)
+    recipe = dataclasses.replace(get_card(method).recipe, **overrides)
+    if recipe.schedule_steps:
+        steps = budget_steps(recipe.schedule_steps, training_budget(train))
+        recipe = dataclasses.replace(recipe, schedule_steps=steps)
+    return recipe
+
+
+def budget_steps(steps: int, budget: float) -> int:
+    """Return ``steps`` scaled by ``budget``, rounded to the nearest step and at least 1."""
+    return max(1, round(steps * budget))
 
 
 def stage_steps(train: dict, method: str, stage: Stage) -> int:
-    """Return the optimiser steps of a stage: ``per_method`` if set, else ``train.steps``."""
-    return int(stage_settings(train, method, stage).get("steps") or train["steps"])
+    """Return the optimiser steps of a stage: ``per_method`` if set, else ``train.steps``,
+    scaled by ``train.budget``."""
+    steps = int(stage_settings(train, method, stage).get("steps") or train["steps"])
+    return budget_steps(steps, training_budget(train))
 
 
 def lr_halve_at(train: dict, method: str, stage: Stage) -> int | None:
-    """Return the step from which the learning rate is halved (SCN's StepLR), or None."""
-    return stage_settings(train, method, stage).get("lr_halve_at", train.get("lr_halve_at"))
+    """Return the step from which the learning rate is halved (SCN's StepLR), or None; scaled by
+    ``train.budget`` with the step counts, so that it falls at the same fraction of training."""
+    step = stage_settings(train, method, stage).get("lr_halve_at", train.get("lr_halve_at"))
+    return None if step is None else budget_steps(int(step), training_budget(train))
 
 
 def stage_splits(train: dict, method: str, stage: Stage) -> list[str]:
@@ -156,8 +180,9 @@ def train_job(config: dict, method: str, variant: str, stage: str | None = None)
     -------
     dict
         ``recipe`` (every field but ``val_crop``), ``steps``, ``lr_halve_at``, ``splits``,
-        ``deterministic``, ``losses`` (:func:`job_losses`), and ``method_modules`` for a method
-        that is not built in.
+        ``deterministic``, ``losses`` (:func:`job_losses`), ``budget`` when ``train.budget`` is
+        not 1 (the steps and schedule points are already scaled; it is kept for provenance),
+        and ``method_modules`` for a method that is not built in.
     """
     train = config["train"]
     spec = get_stage(method, stage)
@@ -171,9 +196,31 @@ def train_job(config: dict, method: str, variant: str, stage: str | None = None)
         "deterministic": bool(train["deterministic"]),
         "losses": job_losses(config, variant, uses_variant=spec.uses_variant),
     }
+    if training_budget(train) != 1:
+        # Only when set: a profile without a budget keeps the params of earlier runs.
+        job["budget"] = training_budget(train)
     if method not in BUILTIN:
         job["method_modules"] = list(config["method_modules"])
     return canonical(job)
+
+
+def stage_variant(method: str, variant: str, stage: str) -> str:
+    """Return the variant a stage's checkpoint belongs to: :data:`SHARED_VARIANT` for a stage
+    that does not use the variant's losses (trained once for every variant), else ``variant``."""
+    return variant if get_stage(method, stage).uses_variant else SHARED_VARIANT
+
+
+def stage_runs(config: dict) -> list[tuple[str, str, int, str]]:
+    """Return every stage checkpoint the workflow makes, as sorted ``(method, variant, seed,
+    stage)``: each stage of every run of every experiment, a shared stage once."""
+    return sorted(
+        {
+            (method, stage_variant(method, variant, stage.name), seed, stage.name)
+            for runs in experiment_runs(config).values()
+            for method, variant, seed in runs
+            for stage in get_card(method).stages
+        }
+    )
 
 
 def train_runtime(config: dict, method: str, stage: str | None = None) -> dict:

@@ -378,6 +378,12 @@ def cli(argv_of: Callable[[Path], list[str]]) -> Callable[[Path], str]:
     return make
 
 
+def _plan_with_other_csv(tmp_path: Path) -> list[str]:
+    times = tmp_path / "times.csv"
+    times.write_text("method,ms\nscn,1\n")
+    return ["plan", "--config", str(BASE_CONFIG), "--times", str(times)]
+
+
 def _score_truncated_prediction(tmp_path: Path) -> list[str]:
     root = _synthetic(tmp_path)
     bad = tmp_path / "scale1.npz"
@@ -419,6 +425,12 @@ CASES = [
         "an autocast dtype spbench does not offer (`train.fast.amp: fp16`)",
         ("config.train.fast.amp", "'fp16' is not one of ['off', False, 'bf16']"),
         with_config("steps: 6", "steps: 6\n  fast: {amp: fp16}"),
+    ),
+    Case(
+        "config-budget-zero",
+        "a training budget of 0 (`train.budget: 0`)",
+        ("config.train.budget", "0 is less than or equal to the minimum of 0"),
+        with_config("steps: 6", "steps: 6\n  budget: 0"),
     ),
     Case(
         "config-empty-methods",
@@ -566,6 +578,12 @@ CASES = [
         "`spbench train --method` with an unregistered name",
         ("spbench train: error:", "unknown method 'snc'", "registered methods:"),
         cli(lambda tmp_path: _train_argv(_synthetic(tmp_path), tmp_path / "c.pt", "snc")),
+    ),
+    Case(
+        "cli-bad-step-times",
+        "`spbench plan --times` on a CSV that is not a step-time table",
+        ("spbench plan: error:", "times.csv: not a step-time table (columns kind, method"),
+        cli(_plan_with_other_csv),
     ),
     Case(
         "cli-corrupt-prediction",

@@ -12,9 +12,11 @@ from spbench.bench import (
     FastModes,
     bench_train,
     format_table,
+    record_rows,
     synthetic_batch,
     term_check,
 )
+from spbench.steptimes import read_table
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +52,20 @@ def test_columns_and_times(frame: pd.DataFrame) -> None:
     assert frame["images_per_s"].iloc[0] == pytest.approx(2 / (frame["median_ms"].iloc[0] / 1e3))
     assert (frame["mode"] == "fp32").all()
     assert "median_ms" in format_table(frame)
+
+
+def test_record_rows_add_the_step_times_to_the_table(frame: pd.DataFrame, tmp_path) -> None:
+    dated = frame.assign(date="2026-12-04T18:00:00+00:00")
+    path = record_rows(dated, tmp_path / "times.csv")
+    figures = {f.variant: f for f in read_table([path])}
+    assert set(figures) == {"base", "lap"}
+    base = figures["base"]
+    assert (base.kind, base.method, base.stage, base.mode) == ("train", "scn", "main", "fp32")
+    assert (base.device, base.batch_size, base.size) == ("cpu", 2, "32")
+    assert base.ms == pytest.approx(frame.loc[frame["variant"] == "base", "median_ms"].iloc[0])
+    # Measuring again replaces the rows of the same key.
+    record_rows(dated.assign(median_ms=1.0), path)
+    assert sorted(f.ms for f in read_table([path])) == [1.0, 1.0]
 
 
 def test_fp32_term_check_is_exact(frame: pd.DataFrame) -> None:

@@ -64,6 +64,7 @@ def test_defaults_are_filled_without_sharing_objects():
         ({"trian": {}}, "'trian' was unexpected"),
         ({"train": {"steps": "10"}}, "config.train.steps"),
         ({"train": {"stpes": 10}}, "config.train"),
+        ({"train": {"budget": 0}}, "config.train.budget"),
         ({"predict": {"scales": [0.5, 5]}}, "config.predict.scales[1]"),
         ({"predict": {"scales": [0]}}, "config.predict.scales[0]"),
         ({"seeds": [-1]}, "config.seeds[0]"),

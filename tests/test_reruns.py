@@ -135,6 +135,16 @@ def test_one_methods_steps_retrain_that_method_only(finished_run):
 
 
 @pytest.mark.slow
+def test_a_budget_retrains_every_run_and_what_follows_only(finished_run):
+    jobs = jobs_to_run(finished_run, edited(train__budget=0.5))
+    assert jobs["train_stage"] == 4  # SCN and CDS, base and LAP: 1 step instead of 2
+    assert jobs["predict_scales"] == 4 and jobs["score_run"] == 4
+    report = {"table2", "table3", "sweep", "published", "figures", "provenance", "report"}
+    rest = set(jobs) - {"train_stage", "predict_scales", "score_run", "total"}
+    assert rest <= report  # no data job
+
+
+@pytest.mark.slow
 def test_lambda_lap_retrains_the_lap_runs_only(finished_run):
     jobs = jobs_to_run(finished_run, edited(losses__lambda_lap=90.0))
     assert jobs["train_stage"] == 2  # SCN-LAP and CDS-LAP; base runs have LAP off

@@ -29,6 +29,7 @@ COLUMNS = (
     "weights",
     "weights_sha256",
     "steps",
+    "budget",
     "wall_time_s",
     "ms_per_step",
     "device",
@@ -70,7 +71,8 @@ def checkpoint_provenance(checkpoints: Sequence[str | os.PathLike[str]]) -> pd.D
 
     ``wall_time_s`` is the training time of that stage in seconds (resumed runs included),
     ``ms_per_step`` = wall time / steps in milliseconds (validation and checkpointing
-    included); ``weights_sha256`` is the sha256 of the file published weights were imported
+    included); ``budget`` is the ``train.budget`` the steps were scaled by (1: the profile's
+    full step counts); ``weights_sha256`` is the sha256 of the file published weights were imported
     from; fields an older checkpoint lacks are empty.
     """
     from spbench.checkpoint import load_checkpoint
@@ -89,6 +91,7 @@ def checkpoint_provenance(checkpoints: Sequence[str | os.PathLike[str]]) -> pd.D
                 "weights": ckpt.get("weights"),
                 "weights_sha256": ckpt.get("weights_sha256", ""),
                 "steps": steps,
+                "budget": (ckpt.get("settings") or {}).get("budget", 1),
                 "wall_time_s": wall,
                 "ms_per_step": 1000.0 * wall / steps if steps else float("nan"),
                 "device": ckpt.get("device"),
@@ -120,7 +123,7 @@ def write_provenance(
         frame.to_csv(tmp, index=False)
     now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     total = frame["wall_time_s"].sum()
-    shown = ["method", "variant", "seed", "stage", "steps", "wall_time_s", "ms_per_step"]
+    shown = ["method", "variant", "seed", "stage", "steps", "budget", "wall_time_s", "ms_per_step"]
     shown += ["device", "device_name", "fast_modes", "finished"]
     rows = [
         [

@@ -48,13 +48,19 @@ def test_rows_and_step_time(tmp_path: Path) -> None:
     assert frame["device_name"].iloc[0] == "NVIDIA H100 80GB HBM3"
 
 
+def test_rows_state_the_training_budget(tmp_path: Path) -> None:
+    full = _checkpoint(tmp_path / "full.pt", settings={"steps": 2000})
+    tenth = _checkpoint(tmp_path / "tenth.pt", settings={"steps": 200, "budget": 0.1})
+    assert checkpoint_provenance([full, tenth])["budget"].tolist() == [1, 0.1]
+
+
 def test_markdown_names_commit_device_and_time(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("SPBENCH_GIT_COMMIT", "abc1234")
     ckpt = _checkpoint(tmp_path / "models" / "main.pt")
     md, csv = write_provenance([ckpt], tmp_path / "report" / "provenance.md")
     text = md.read_text(encoding="utf-8")
     assert "git commit `abc1234`" in text
-    assert "| scn | lap | 1 | main | 2000 | 9.0 | 4.5 | cuda | NVIDIA H100 80GB HBM3 |" in text
+    assert "| scn | lap | 1 | main | 2000 | 1 | 9.0 | 4.5 | cuda | NVIDIA H100 80GB HBM3 |" in text
     assert "total training wall time 0.1 min" in text
     assert pd.read_csv(csv)["steps"].tolist() == [2000]
 

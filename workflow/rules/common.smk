@@ -5,9 +5,8 @@ import mimetypes
 import os
 
 import spbench
-from spbench.catalogue import get_card, get_stage, model_label
+from spbench.catalogue import get_card, model_label
 from spbench.config import (
-    SHARED_VARIANT,
     experiment_runs,
     report_settings,
     validate_config,
@@ -18,9 +17,13 @@ from spbench.jobs import (
     predict_job,
     predict_runtime,
     score_job,
+    stage_runs,
+    stage_variant,
     train_job,
     train_runtime,
 )
+from spbench.errors import UserError
+from spbench.plan import plan_text
 from spbench.predictions import format_scale
 from spbench.report.artefacts import ARTEFACT_FILES
 
@@ -51,8 +54,7 @@ wildcard_constraints:
 
 def stage_checkpoint(method, variant, seed, stage):
     """Checkpoint of one training stage; stages without the variant's losses are shared."""
-    if not get_stage(method, stage).uses_variant:
-        variant = SHARED_VARIANT
+    variant = stage_variant(method, variant, stage)
     return f"{RESULTS}/models/{method}/{variant}/seed{seed}/{stage}.pt"
 
 
@@ -101,14 +103,10 @@ def all_scores():
 
 def all_checkpoints():
     """Every stage checkpoint of every run (shared first stages once)."""
-    return sorted(
-        {
-            stage_checkpoint(method, variant, seed, stage.name)
-            for name in EXPERIMENTS
-            for method, variant, seed in EXPERIMENTS[name]
-            for stage in get_card(method).stages
-        }
-    )
+    return [
+        f"{RESULTS}/models/{method}/{variant}/seed{seed}/{stage}.pt"
+        for method, variant, seed, stage in stage_runs(config)
+    ]
 
 
 def published_entry(wildcards):
@@ -320,3 +318,13 @@ def gpu_guard(workflow):
             "`--resources gpu=N`, N = the number of GPUs to use (gpu=0 runs them on the CPU). "
             "Without it the extra jobs wait for a free device while holding a core."
         )
+
+
+def log_plan(workflow):
+    """Log the run's compute plan (`spbench plan`) for its `--resources gpu=N` (default 1)."""
+    gpus = (getattr(workflow, "global_resources", {}) or {}).get("gpu")
+    gpus = getattr(gpus, "value", gpus)  # Snakemake 9 wraps the value in a Resource
+    try:
+        logger.info(plan_text(config, max(1, int(gpus or 1))))
+    except UserError as err:  # a bad step-time table must not stop the run
+        logger.warning(f"spbench: no compute plan: {err}")
