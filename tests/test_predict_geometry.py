@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from spbench.constants import CELL_SIZE
 from spbench.models import SuperpixelOutput
-from spbench.predict import STRIDE, network_size, predict_image, upsample_labels
+from spbench.predict import network_size, predict_image, upsample_labels
 
 SCALES = [round(0.3 + 0.1 * k, 1) for k in range(13)]
 # protocol.md §2: the nominal superpixel count int(600·s²) of each scale (in exact arithmetic:
@@ -29,7 +30,7 @@ def test_network_size_landscape_and_portrait(scale, nominal):
     portrait = network_size(481, 321, scale, BSDS)
     assert landscape == (round(320 * scale), round(480 * scale))
     assert portrait == landscape[::-1]
-    assert (landscape[0] // STRIDE) * (landscape[1] // STRIDE) == nominal
+    assert (landscape[0] // CELL_SIZE) * (landscape[1] // CELL_SIZE) == nominal
 
 
 @pytest.mark.parametrize("scale", [0.35, 0.33, 1.55, 0.05])

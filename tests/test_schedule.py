@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from spbench.config import load_config, train_settings
+from spbench.catalogue import get_stage
+from spbench.config import load_config
+from spbench.jobs import stage_steps, train_settings
 from spbench.models import get_method
-from spbench.models.registry import get_stage
-from spbench.train import lr_factor, stage_steps
+from spbench.train import lr_factor
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,8 +70,8 @@ def data(tmp_path_factory) -> Path:
 def _logged_lrs(data: Path, folder: Path, method: str, **train_overrides) -> list[float]:
     from spbench.train import train
 
-    settings = train_settings(load_config(ROOT / ".test/config/config.yaml"), "lap")
-    settings["train"].update(
+    config = load_config(ROOT / ".test/config/config.yaml")
+    config["train"].update(
         batch_size=2,
         crop=32,
         val_crop=32,
@@ -88,8 +89,9 @@ def _logged_lrs(data: Path, folder: Path, method: str, **train_overrides) -> lis
         data,
         folder / "ckpt.pt",
         method=method,
+        variant="lap",
         seed=0,
-        settings=settings,
+        **train_settings(config, method, "lap"),
         log_path=log,
         progress=False,
     )
