@@ -67,6 +67,7 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
         if len(parts) != 2 or not parts[1].isdigit():
             break
         counts[parts[0]] = int(parts[1])
+    counts.pop("total", None)
     return counts
 
 
