@@ -17,8 +17,8 @@
 #   (c) bench: `spbench bench train` of SCN base and lap at batch $BENCH_BATCH, ${BENCH_CROP}²,
 #       in each eager mode of $BENCH_MODES (one process) and each CUDA-graph mode of
 #       $GRAPH_MODES (its own process, so that a crash there cannot take the eager rows with
-#       it), with $BENCH_PROFILE_STEPS profiled steps per row (where the time goes); then
-#       $OTHERS at their recipe's batch, fp32 eager
+#       it); where the time goes: $BENCH_PROFILE_STEPS profiled SCN-LAP steps in each of
+#       $PROFILE_MODES (own process); each of $OTHERS at its recipe's batch, fp32 eager
 #   (d) train: `spbench session plan` picks the fastest mode whose loss terms matched fp32
 #       eager (fp32 eager otherwise) and writes the profile to train; `spbench session
 #       calibrate` runs every job at once for $CALIB_STEPS steps and sets train.steps to what
@@ -34,13 +34,16 @@
 #
 # Knobs (environment, defaults in brackets):
 #   OUT [./gpu-session-out]  WORK [logs/gpu-session]  PROFILE [config/gpu-short.yaml]
-#   DATA [data/bsds500/prepared]  DEVICE [cuda]  PYTHON [python3]  SITE [/tmp/spbench-site]
+#   DATA [data/bsds500/prepared]  DEVICE [cuda]  PYTHON [python3]  WHEELS [.whl]: wheels
+#   installed into SITE [/tmp/spbench-site] (none: WHEELS=)
 #   BUDGET_S [420]: the whole command's seconds, training included; PACK_S [30]: kept for packing
-#   SETUP_S [90]  TESTS_S [120]  BENCH_S [150] (per benchmark process): stage time limits
+#   SETUP_S [90]  TESTS_S [120]  BENCH_S [150] (per benchmark process): stage time limits,
+#   shortened so that TRAIN_S [200] are left for stage (d)
 #   TESTS [tests/test_step.py]  BENCH_STEPS [50]  BENCH_WARMUP [10]  BENCH_CROP [208]
 #   BENCH_BATCH [8]  BENCH_PROFILE_STEPS [5]  BENCH_MODES [fp32 tf32 bf16 channels_last
 #   bf16+channels_last tf32+bf16+channels_last]  GRAPH_MODES [cuda_graph tf32+cuda_graph
-#   bf16+channels_last+cuda_graph]  OTHERS [ainet cds ssm]  OTHERS_STEPS [10]  OTHERS_BATCH
+#   bf16+channels_last+cuda_graph]  PROFILE_MODES [fp32 tf32+bf16+channels_last]
+#   OTHERS [ainet cds ssm]  OTHERS_STEPS [10]  OTHERS_BATCH
 #   [their recipes']  CALIB_STEPS [300]  MAX_STEPS [none]: at most this many training steps
 #   SPBENCH_GIT_COMMIT: the commit, recorded in the provenance (the device has no .git)
 set -uo pipefail
@@ -53,11 +56,13 @@ DATA=${DATA:-data/bsds500/prepared}
 DEVICE=${DEVICE:-cuda}
 PYTHON=${PYTHON:-python3}
 SITE=${SITE:-/tmp/spbench-site}
+WHEELS=${WHEELS-.whl}
 BUDGET_S=${BUDGET_S:-420}
 PACK_S=${PACK_S:-30}
 SETUP_S=${SETUP_S:-90}
 TESTS_S=${TESTS_S:-120}
 BENCH_S=${BENCH_S:-150}
+TRAIN_S=${TRAIN_S:-200}
 TESTS=${TESTS:-tests/test_step.py}
 BENCH_STEPS=${BENCH_STEPS:-50}
 BENCH_WARMUP=${BENCH_WARMUP:-10}
@@ -66,6 +71,7 @@ BENCH_BATCH=${BENCH_BATCH:-8}
 BENCH_PROFILE_STEPS=${BENCH_PROFILE_STEPS:-5}
 BENCH_MODES=${BENCH_MODES-fp32 tf32 bf16 channels_last bf16+channels_last tf32+bf16+channels_last}
 GRAPH_MODES=${GRAPH_MODES-cuda_graph tf32+cuda_graph bf16+channels_last+cuda_graph}
+PROFILE_MODES=${PROFILE_MODES-fp32 tf32+bf16+channels_last}
 OTHERS=${OTHERS-ainet cds ssm}
 OTHERS_STEPS=${OTHERS_STEPS:-10}
 CALIB_STEPS=${CALIB_STEPS:-300}
@@ -113,9 +119,9 @@ EOF
 
 setup() {
   local rc
-  if compgen -G ".whl/*.whl" > /dev/null; then
+  if [[ -n $WHEELS ]] && compgen -G "$WHEELS/*.whl" > /dev/null; then
     run_stage install "$SETUP_S" "$PYTHON" -m pip install -q --no-index --no-deps --no-compile \
-      --no-cache-dir --upgrade --target "$SITE" .whl/*.whl || return 1
+      --no-cache-dir --upgrade --target "$SITE" "$WHEELS"/*.whl || return 1
   fi
   test -f "$DATA/dataset.json" || {
     say "no prepared dataset at $DATA: carry data/bsds500/prepared"
@@ -131,10 +137,16 @@ setup() {
   return "$rc"
 }
 
+# spare LIMIT_S: LIMIT_S, or less so that TRAIN_S are left for training (stages before it).
+spare() {
+  local left=$((UNTIL - TRAIN_S - $(date +%s)))
+  echo $((left < $1 ? left : $1))
+}
+
 bench() { # NAME bench-train options...
   local name=$1
   shift
-  run_stage "bench_$name" "$BENCH_S" "$PYTHON" -m spbench.cli bench train --steps "$BENCH_STEPS" \
+  run_stage "bench_$name" "$(spare "$BENCH_S")" "$PYTHON" -m spbench.cli bench train --steps "$BENCH_STEPS" \
     --warmup "$BENCH_WARMUP" --crop "$BENCH_CROP" --device "$DEVICE" \
     --out "$WORK/bench/$name.csv" "$@"
 }
@@ -142,7 +154,7 @@ bench() { # NAME bench-train options...
 train() {
   local profile=$WORK/profile.yaml
   # shellcheck disable=SC2086  # the benchmarks' CSVs: whichever exist
-  run_stage plan 120 "$PYTHON" -m spbench.cli session plan --profile "$PROFILE" --device "$DEVICE" \
+  run_stage plan 120 "$PYTHON" -m spbench.cli session plan --profile "$PROFILE" \
     --bench $(ls "$WORK"/bench/scn_*.csv 2> /dev/null) --out "$profile" || return 1
   cat "$WORK/plan.txt"
   run_stage calibrate $((UNTIL - $(date +%s) + 15)) "$PYTHON" -m spbench.cli session calibrate \
@@ -156,17 +168,7 @@ train() {
   cat "$WORK/train.txt"
 }
 
-# The tables of a benchmark's text output and its profile of the LAP step in the chosen mode.
-bench_excerpt() {
-  local text=$1 mode=$2
-  grep -v '^USDT' "$text" | sed '/^where the time goes/,$d'
-  grep -v '^USDT' "$text" | awk -v head="where the time goes, scn/lap $mode " '
-    index($0, head) == 1 {on = 1; print; next} /^where the time goes/ {on = 0} on'
-}
-
 summary() {
-  local mode
-  mode=$(sed -n 's/^chosen: \([^ ]*\).*/\1/p' "$WORK/plan.txt" 2> /dev/null)
   echo "spbench GPU session, $(date -u +%FT%TZ), commit ${SPBENCH_GIT_COMMIT:-unknown}"
   echo "budget $BUDGET_S s, ran $(($(date +%s) - T0)) s; profile $PROFILE, data $DATA"
   echo
@@ -177,10 +179,10 @@ summary() {
     [[ -s $WORK/$part.txt ]] && printf '\n== %s\n' "$part" && cat "$WORK/$part.txt"
   done
   [[ -s $WORK/provenance.md ]] && printf '\n' && cat "$WORK/provenance.md"
-  for name in scn_eager scn_graph others; do
+  for name in scn_eager scn_graph profile $OTHERS; do
     [[ -s $WORK/bench_$name.txt ]] || continue
     printf '\n== bench %s\n' "$name"
-    bench_excerpt "$WORK/bench_$name.txt" "${mode:-fp32}"
+    grep -v '^USDT' "$WORK/bench_$name.txt" # the profiler's own log lines
   done
   grep -h -E "passed|failed|skipped|error" "$WORK/tests.txt" 2> /dev/null | tail -n 3 |
     sed 's/^/tests: /'
@@ -214,21 +216,28 @@ trap 'exit 143' TERM INT
 
 say "start: budget $BUDGET_S s, device $DEVICE, profile $PROFILE"
 setup || {
-  say "setup failed: stopping (see setup.txt)"
+  say "setup failed: stopping (see install.txt, setup.txt)"
   exit 1
 }
 # shellcheck disable=SC2086  # a blank-separated list of test files
-run_stage tests "$TESTS_S" "$PYTHON" -m pytest -q -p no:cacheprovider -m gpu -k "not compile" \
-  $TESTS
+run_stage tests "$(spare "$TESTS_S")" "$PYTHON" -m pytest -q -p no:cacheprovider -m gpu \
+  -k "not compile" $TESTS
 # shellcheck disable=SC2086  # the mode lists are blank-separated labels
 {
   [[ -n $BENCH_MODES ]] && bench scn_eager --methods scn --batch-size "$BENCH_BATCH" \
-    --modes $BENCH_MODES --profile-steps "$BENCH_PROFILE_STEPS"
+    --modes $BENCH_MODES
   [[ -n $GRAPH_MODES ]] && bench scn_graph --methods scn --batch-size "$BENCH_BATCH" \
-    --modes $GRAPH_MODES --profile-steps "$BENCH_PROFILE_STEPS"
-  # The last --steps wins: fewer steps for the slower methods.
-  [[ -n $OTHERS ]] && bench others --methods $OTHERS --steps "$OTHERS_STEPS" \
-    ${OTHERS_BATCH:+--batch-size "$OTHERS_BATCH"}
+    --modes $GRAPH_MODES
+  # Where the time goes: the profiler (CUPTI) in a process of its own, so that it cannot cost
+  # the timed rows above if it fails on this machine.
+  [[ -n $PROFILE_MODES ]] && bench profile --methods scn --variants lap \
+    --batch-size "$BENCH_BATCH" --modes $PROFILE_MODES --steps 10 --warmup 3 \
+    --profile-steps "$BENCH_PROFILE_STEPS"
+  # One process per method (SSM's may run out of time); the last --steps and --warmup win.
+  for method in $OTHERS; do
+    bench "$method" --methods "$method" --steps "$OTHERS_STEPS" --warmup 2 \
+      ${OTHERS_BATCH:+--batch-size "$OTHERS_BATCH"}
+  done
 }
 train
 say "done"

@@ -194,6 +194,24 @@ def _import_weights(args: argparse.Namespace) -> None:
     )
 
 
+def _adopt(args: argparse.Namespace) -> None:
+    from spbench.config import train_settings
+    from spbench.weights import adopt_checkpoint
+
+    settings = _settings(args, lambda c: train_settings(c, args.variant))
+    print(
+        adopt_checkpoint(
+            args.source,
+            args.out,
+            method=args.method,
+            variant=args.variant,
+            seed=args.seed,
+            stage=args.stage,
+            settings=settings,
+        )
+    )
+
+
 def _bench(args: argparse.Namespace) -> None:
     # The benchmark's own parser lives beside it (it imports torch, which other commands skip).
     from spbench.bench import add_train_arguments, run_train
@@ -208,7 +226,7 @@ def _session(args: argparse.Namespace) -> None:
     from spbench import session
 
     if args.action == "plan":
-        lines = session.plan_profile(args.profile, args.bench, args.out, device=args.device)
+        lines = session.plan_profile(args.profile, args.bench, args.out)
     elif args.action == "calibrate":
         lines = session.calibrate(
             args.profile,
@@ -367,6 +385,16 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--out", type=Path, required=True)
     imp.set_defaults(func=_import_weights)
 
+    adopt = sub.add_parser("adopt-checkpoint", help="a checkpoint trained elsewhere -> a run")
+    _add_settings(adopt)
+    adopt.add_argument("--source", type=Path, required=True, help="spbench checkpoint")
+    adopt.add_argument("--method", required=True)
+    adopt.add_argument("--variant", required=True)
+    adopt.add_argument("--seed", type=int, required=True)
+    adopt.add_argument("--stage", required=True)
+    adopt.add_argument("--out", type=Path, required=True)
+    adopt.set_defaults(func=_adopt)
+
     bench = sub.add_parser("bench", help="benchmarks (spbench bench train --help)")
     bench.add_argument("benchmark", choices=["train"])
     bench.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's options")
@@ -378,7 +406,6 @@ def build_parser() -> argparse.ArgumentParser:
     plan = ssub.add_parser("plan", help="profile + step benchmark CSVs -> the profile to train")
     plan.add_argument("--profile", type=Path, required=True)
     plan.add_argument("--bench", type=Path, nargs="*", default=[], help="`bench train` CSVs")
-    plan.add_argument("--device", default="cuda", choices=["auto", "cpu", "cuda"])
     plan.add_argument("--out", type=Path, required=True, help="the profile to write")
     for name, text in (
         ("calibrate", "time the concurrent jobs briefly; set the profile's train.steps"),

@@ -104,6 +104,8 @@ def choose_fast_mode(frame: pd.DataFrame, method: str = "scn") -> tuple[str, lis
     (str, list of str)
         The mode's label and one line per benchmarked mode (median ms per variant, verdict).
     """
+    if frame.empty:
+        return "fp32", ["no benchmark rows", "chosen: fp32 (no faster mode passed)"]
     rows = frame[frame["method"] == method]
     rows = rows.assign(error=rows["error"].astype(object).fillna(""))  # blank in a CSV: NaN
     lines, times = [], {"fp32": float("inf")}
@@ -139,14 +141,12 @@ def plan_profile(
     profile: str | os.PathLike[str],
     bench_csvs: Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
-    *,
-    device: str,
 ) -> list[str]:
     """Write the profile the session trains with: ``profile`` with ``train.fast`` set to the
-    mode :func:`choose_fast_mode` picks from the benchmark CSVs and ``train.device``.
+    mode :func:`choose_fast_mode` picks from the benchmark CSVs.
 
-    The profile is validated before and after. Missing or unreadable CSVs (a benchmark stage
-    that crashed) count as no rows.
+    The profile is validated before and after. Missing or empty CSVs (a benchmark stage that
+    crashed or ran out of time) count as no rows.
 
     Returns
     -------
@@ -157,11 +157,11 @@ def plan_profile(
 
     load_config(profile, check_methods=False)
     frames = [pd.read_csv(p) for p in bench_csvs if Path(p).is_file() and Path(p).stat().st_size]
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["method"])
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     config = _read_yaml(profile)
     mode, lines = choose_fast_mode(frame, config["methods"][0])
     fast = dataclasses.asdict(FastModes.from_label(mode))
-    config["train"] = {**config.get("train", {}), "device": device, "fast": fast}
+    config["train"] = {**config.get("train", {}), "fast": fast}
     _write_yaml(config, out)
     load_config(out, check_methods=False)
     return lines
@@ -294,6 +294,7 @@ def calibrate(
     steps: int = 300,
     margin: float = 0.9,
     max_steps: int | None = None,
+    limit_s: float = 120.0,
 ) -> list[str]:
     """Time the session's jobs sharing the device and set the profile's ``train.steps``.
 
@@ -303,8 +304,10 @@ def calibrate(
     step time, and are written into ``profile`` as ``train.steps``. Fewer than the profile's
     own ``train.steps`` (the floor) come with a line saying that the floor does not fit: the
     jobs then train what fits, equally for every run, rather than overrun the deadline and
-    return nothing; ``max_steps`` caps them. If a job crashes in a fast mode, the profile falls
-    back to fp32 eager (``train.fast: {}``) and is timed again.
+    return nothing; ``max_steps`` caps them. The short jobs are killed after ``limit_s``
+    seconds (or at ``until``), so that a stuck one cannot eat the training's time. If a job
+    crashes in a fast mode, the profile falls back to fp32 eager (``train.fast: {}``) and is
+    timed again.
 
     Returns
     -------
@@ -327,7 +330,8 @@ def calibrate(
         checkpoint_every=steps,
     )
     lines = []
-    results = run_jobs(short, data, Path(work) / "models", Path(work) / "logs", until=until)
+    stop = min(until, time.time() + limit_s)
+    results = run_jobs(short, data, Path(work) / "models", Path(work) / "logs", until=stop)
     killed = [r for r in results if r.returncode is None]
     if killed:
         raise SessionError(f"calibration ran out of time: see {killed[0].log}")
@@ -340,7 +344,14 @@ def calibrate(
         raw["train"]["fast"] = {}
         _write_yaml(raw, profile)
         return lines + calibrate(
-            profile, data, work, until=until, steps=steps, margin=margin, max_steps=max_steps
+            profile,
+            data,
+            work,
+            until=until,
+            steps=steps,
+            margin=margin,
+            max_steps=max_steps,
+            limit_s=limit_s,
         )
     if failed:
         raise SessionError(f"calibration job failed even in fp32 eager: see {failed[0].log}")

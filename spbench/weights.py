@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -118,6 +119,64 @@ def load_published(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> li
             "ignored %d checkpoint keys the model lacks, e.g. %s", len(unexpected), unexpected[:5]
         )
     return unexpected
+
+
+def adopt_checkpoint(
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    method: str,
+    variant: str,
+    seed: int,
+    stage: str,
+    settings: dict,
+) -> Path:
+    """Copy a spbench checkpoint trained elsewhere into a run, after checking it is that run's.
+
+    Its method, variant, seed, stage and training settings must be the run's (those the
+    workflow would pass to ``spbench train``), so that the run's labels and the report's
+    provenance (device, steps, wall time, fast modes, all kept from the checkpoint) are true.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
+
+    Raises
+    ------
+    WeightsMismatchError
+        Naming the first field or settings key that differs and both values.
+    """
+    from spbench.train import load_checkpoint
+
+    ckpt = load_checkpoint(source)
+    wanted = {"method": method, "variant": variant, "seed": seed, "stage": stage}
+    for key, value in wanted.items():
+        if ckpt.get(key) != value:
+            raise WeightsMismatchError(
+                f"{source}: trained as {key} {ckpt.get(key)!r}, the run needs {value!r}"
+            )
+    diff = _first_difference(ckpt.get("settings"), settings)
+    if diff is not None:
+        key, theirs, ours = diff
+        raise WeightsMismatchError(
+            f"{source}: trained with {key} = {theirs!r}, the profile says {ours!r}; score it "
+            "with the profile it was trained with (profile.yaml of its GPU session)"
+        )
+    with atomic_path(Path(out)) as tmp:
+        shutil.copyfile(source, tmp)
+    return Path(out)
+
+
+def _first_difference(a: object, b: object, key: str = "settings") -> tuple | None:
+    """Return ``(key path, a's value, b's value)`` of the first difference, or None."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for name in sorted(set(a) | set(b)):
+            diff = _first_difference(a.get(name), b.get(name), f"{key}.{name}")
+            if diff is not None:
+                return diff
+        return None
+    return None if a == b else (key, a, b)
 
 
 def import_weights(

@@ -73,6 +73,7 @@ def _run(tmp: Path, data: Path, **env: str) -> subprocess.CompletedProcess:
         "PYTHON": sys.executable,
         "PYTHONPATH": str(ROOT),
         "SITE": str(tmp / "site"),
+        "WHEELS": "",  # the checkout's .whl/ is for the device's Python
         "SPBENCH_GIT_COMMIT": COMMIT,
         "BUDGET_S": "500",
         "PACK_S": "60",
@@ -82,6 +83,8 @@ def _run(tmp: Path, data: Path, **env: str) -> subprocess.CompletedProcess:
         "BENCH_BATCH": "1",
         "BENCH_PROFILE_STEPS": "1",
         "BENCH_MODES": "fp32 bf16",
+        "PROFILE_MODES": "bf16",
+        "TRAIN_S": "150",
         "OTHERS": "cds",
         "OTHERS_BATCH": "1",
         "OTHERS_STEPS": "1",
@@ -157,7 +160,9 @@ def test_archive_holds_every_record(archive) -> None:
         "tests.txt",
         "bench_scn_eager.txt",
         "bench/scn_eager.csv",
-        "bench/others.csv",
+        "bench/cds.csv",
+        "bench/profile.csv",
+        "bench_profile.txt",
         "plan.txt",
         "calibrate.txt",
         "train.txt",
@@ -173,10 +178,10 @@ def test_archive_holds_every_record(archive) -> None:
 
 def test_stages_ran_and_a_failing_one_did_not_stop_the_rest(archive) -> None:
     stages = dict(line.split("\t")[:2] for line in archive["stages.tsv"].decode().splitlines())
-    for name in ("setup", "tests", "bench_scn_eager", "bench_others", "plan", "calibrate"):
+    ran = ("setup", "tests", "bench_scn_eager", "bench_profile", "bench_cds", "plan", "calibrate")
+    for name in (*ran, "train"):
         assert stages[name] == "0", (name, stages)
     assert stages["bench_scn_graph"] != "0"  # CUDA graphs need a CUDA device
-    assert stages["train"] == "0"
     assert "7 skipped" in archive["tests.txt"].decode()  # the GPU tests, torch.compile left out
 
 
@@ -208,6 +213,41 @@ def test_summary_says_what_happened(session) -> None:
     assert "where the time goes, scn/lap" in text
     assert "missing" not in text.splitlines()[-1]
     assert text.splitlines()[-1] in proc.stdout
+
+
+def test_workflow_adopts_the_returned_checkpoints(session, archive) -> None:
+    """The returned profile + trained_elsewhere: the workflow takes the four checkpoints as they
+    are (labels and provenance of the session) and trains only the reference."""
+    tmp, _ = session
+    config = yaml.safe_load(archive["profile.yaml"])
+    config["trained_elsewhere"] = str(tmp / "out")
+    profile = tmp / "score.yaml"
+    profile.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    report = "results/gpu-short/report/provenance"
+    command = [
+        *(
+            sys.executable,
+            "-m",
+            "snakemake",
+            f"{report}.md",
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+        ),
+        *("--directory", str(tmp), "--configfile", str(profile), "--cores", "2"),
+        *("--resources", "gpu=0"),
+    ]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    output = (proc.stdout + proc.stderr).splitlines()
+    stats = output[output.index("Job stats:") :]
+    jobs = {p[0]: int(p[1]) for p in map(str.split, stats) if len(p) == 2 and p[1].isdigit()}
+    assert jobs["adopt_checkpoint"] == 4 and jobs["train_stage"] == 1  # SLIC alone
+    rows = pd.read_csv(tmp / f"{report}.csv")
+    scn = rows[rows["method"] == "scn"]
+    assert len(scn) == 4 and (scn["steps"] == STEPS).all()
+    for method, variant, seed in session_runs(load_config(PROFILE, check_methods=False)):
+        adopted = tmp / f"results/gpu-short/models/{method}/{variant}/seed{seed}/main.pt"
+        assert adopted.read_bytes() == (tmp / "out" / run_file(method, variant, seed)).read_bytes()
 
 
 def test_setup_failure_stops_at_once_and_still_packs(tmp_path: Path) -> None:
@@ -251,6 +291,7 @@ def test_choose_fast_mode_takes_the_fastest_that_matches_fp32() -> None:
     assert mode == "tf32"
     assert "terms differ" in lines[2] and "failed: RuntimeError" in lines[3]
     assert choose_fast_mode(frame.iloc[4:])[0] == "fp32"  # nothing passed: eager
+    assert choose_fast_mode(pd.DataFrame())[0] == "fp32"  # no benchmark ran
 
 
 def test_returned_files_fit_the_device() -> None:

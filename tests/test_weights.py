@@ -1,4 +1,5 @@
-"""Published weights: upstream and DLM checkpoint layouts load, mismatches are named."""
+"""Published weights: upstream and DLM checkpoint layouts load, mismatches are named; checkpoints
+trained elsewhere are adopted only by their own run."""
 
 import hashlib
 
@@ -8,7 +9,12 @@ import torch
 from spbench.io import CorruptFileError
 from spbench.models import create_model
 from spbench.train import checkpoint_header, load_checkpoint
-from spbench.weights import WeightsMismatchError, extract_state_dict, import_weights
+from spbench.weights import (
+    WeightsMismatchError,
+    adopt_checkpoint,
+    extract_state_dict,
+    import_weights,
+)
 
 LAP = {
     "use_lap": True,
@@ -137,3 +143,56 @@ def test_sha256_and_unreadable_files(tmp_path):
             variant="pub_lap",
             loss_config=LAP,
         )
+
+
+def _trained_elsewhere(tmp_path, settings):
+    path = tmp_path / "scn_lap_seed1.pt"
+    payload = {
+        **checkpoint_header(),
+        "method": "scn",
+        "variant": "lap",
+        "seed": 1,
+        "stage": "main",
+        "settings": settings,
+        "device_name": "NVIDIA H200",
+        "step": 4000,
+        "model": _reference(),
+    }
+    torch.save(payload, path)
+    return path
+
+
+def test_adopt_checkpoint_copies_its_own_run(tmp_path):
+    settings = {"train": {"steps": 4000, "fast": {"tf32": True}}, "variant": {"name": "lap"}}
+    source = _trained_elsewhere(tmp_path, settings)
+    out = adopt_checkpoint(
+        source,
+        tmp_path / "run/main.pt",
+        method="scn",
+        variant="lap",
+        seed=1,
+        stage="main",
+        settings=settings,
+    )
+    assert out.read_bytes() == source.read_bytes()  # provenance kept as trained
+    assert load_checkpoint(out)["device_name"] == "NVIDIA H200"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"seed": 0}, "trained as seed 1, the run needs 0"),
+        ({"variant": "base"}, "trained as variant 'lap', the run needs 'base'"),
+        (
+            {"settings": {"train": {"steps": 5000, "fast": {"tf32": True}}}},
+            "trained with settings.train.steps = 4000, the profile says 5000",
+        ),
+    ],
+)
+def test_adopt_checkpoint_names_what_differs(tmp_path, change, message):
+    settings = {"train": {"steps": 4000, "fast": {"tf32": True}}}
+    source = _trained_elsewhere(tmp_path, settings)
+    run = {"method": "scn", "variant": "lap", "seed": 1, "stage": "main", "settings": settings}
+    with pytest.raises(WeightsMismatchError, match=message):
+        adopt_checkpoint(source, tmp_path / "main.pt", **{**run, **change})
+    assert not (tmp_path / "main.pt").exists()

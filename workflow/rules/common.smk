@@ -15,6 +15,7 @@ from spbench.config import (
 from spbench.models import get_method, get_stage
 from spbench.predict import format_scale
 from spbench.report.aggregate import model_label
+from spbench.session import run_file
 
 # Validate against workflow/schemas/config.schema.yaml, fill defaults, check the method names.
 config.update(validate_config(config))
@@ -63,6 +64,12 @@ def previous_stage_checkpoint(wildcards):
     return stage_checkpoint(
         wildcards.method, wildcards.variant, wildcards.seed, names[index - 1]
     )
+
+
+def adopted_checkpoint(wildcards):
+    """The checkpoint of a run in config.trained_elsewhere (named as gpu_session.sh returns it)."""
+    name = run_file(wildcards.method, wildcards.variant, int(wildcards.seed))
+    return os.path.join(config["trained_elsewhere"], name)
 
 
 def init_option(wildcards, input):
