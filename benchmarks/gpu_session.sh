@@ -36,9 +36,9 @@
 #   OUT [./gpu-session-out]  WORK [logs/gpu-session]  PROFILE [config/gpu-short.yaml]
 #   DATA [data/bsds500/prepared]  DEVICE [cuda]  PYTHON [python3]  WHEELS [.whl]: wheels
 #   installed into SITE [/tmp/spbench-site] (none: WHEELS=)
-#   BUDGET_S [420]: the whole command's seconds, training included; PACK_S [30]: kept for packing
+#   BUDGET_S [460]: the whole command's seconds, training included; PACK_S [30]: kept for packing
 #   SETUP_S [90]  TESTS_S [120]  BENCH_S [150] (per benchmark process): stage time limits,
-#   shortened so that TRAIN_S [200] are left for stage (d)
+#   shortened so that TRAIN_S [240] are left for stage (d)
 #   TESTS [tests/test_step.py]  BENCH_STEPS [50]  BENCH_WARMUP [10]  BENCH_CROP [208]
 #   BENCH_BATCH [8]  BENCH_PROFILE_STEPS [5]  BENCH_MODES [fp32 tf32 bf16 channels_last
 #   bf16+channels_last tf32+bf16+channels_last]  GRAPH_MODES [cuda_graph tf32+cuda_graph
@@ -57,12 +57,12 @@ DEVICE=${DEVICE:-cuda}
 PYTHON=${PYTHON:-python3}
 SITE=${SITE:-/tmp/spbench-site}
 WHEELS=${WHEELS-.whl}
-BUDGET_S=${BUDGET_S:-420}
+BUDGET_S=${BUDGET_S:-460}
 PACK_S=${PACK_S:-30}
 SETUP_S=${SETUP_S:-90}
 TESTS_S=${TESTS_S:-120}
 BENCH_S=${BENCH_S:-150}
-TRAIN_S=${TRAIN_S:-200}
+TRAIN_S=${TRAIN_S:-240}
 TESTS=${TESTS:-tests/test_step.py}
 BENCH_STEPS=${BENCH_STEPS:-50}
 BENCH_WARMUP=${BENCH_WARMUP:-10}
