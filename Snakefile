@@ -26,6 +26,7 @@ include: "workflow/rules/report.smk"
 
 onstart:
     gpu_guard(workflow)
+    log_plan(workflow)
 
 
 rule all:

@@ -197,7 +197,7 @@ pack() {
     [[ $name == *.pt && -f $WORK/models/$name ]] && cp "$WORK/models/$name" "$OUT/$name"
   done
   if compgen -G "$OUT/*.pt" > /dev/null; then
-    spbench provenance --checkpoints "$OUT"/*.pt --out "$WORK/provenance.md" > /dev/null 2>&1
+    spbench report provenance --checkpoints "$OUT"/*.pt --out-dir "$WORK" > /dev/null 2>&1
   fi
   spbench session record --work "$WORK" --out "$WORK/session.json" > /dev/null 2>&1 ||
     say "session.json not written"

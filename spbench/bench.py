@@ -48,10 +48,12 @@ import torch
 from spbench import __version__
 from spbench.config import section_defaults
 from spbench.data.loader import Batch, normalize
+from spbench.jobs import effective_recipe
 from spbench.losses import LossConfig
 from spbench.models import Recipe, Stage, create_model, get_method, get_stage
 from spbench.step import FastModes, TrainStep
-from spbench.train import device_name, effective_recipe, loss_config, resolve_device
+from spbench.steptimes import VARIANTS, Figure, record, user_table
+from spbench.train import device_name, loss_config, resolve_device
 
 __all__ = [
     "VARIANTS",
@@ -60,21 +62,13 @@ __all__ = [
     "bench_train",
     "device_name",
     "format_table",
+    "record_rows",
     "run_train",
     "synthetic_batch",
     "term_check",
     "term_tolerance",
 ]
 
-
-#: Benchmarkable variants and their switches (use_lap, use_msd, use_wr).
-VARIANTS: dict[str, tuple[bool, bool, bool]] = {
-    "base": (False, False, False),
-    "lap": (True, True, True),
-    "lap_only": (True, False, False),
-    "msd_only": (False, True, False),
-    "wr_only": (False, False, True),
-}
 
 TIME_COLUMNS = (
     "median_ms",
@@ -151,20 +145,17 @@ def synthetic_batch(
     return Batch(normalize(pixels.to(torch.uint8)).to(device), label_map.to(device), edges)
 
 
-def _settings(variant: str, losses: dict[str, Any] | None) -> dict[str, Any]:
+def _losses(variant: str, losses: dict[str, Any] | None) -> dict[str, Any]:
+    """The loss settings of a benchmark variant: its switches over the schema's coefficients."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose from {sorted(VARIANTS)}")
     lap, msd, wr = VARIANTS[variant]
-    merged = {**section_defaults("losses"), **(losses or {})}
     return {
-        "losses": merged,
-        "variant": {
-            "name": variant,
-            "use_lap": lap,
-            "use_msd": msd,
-            "use_wr": wr,
-            "lambda_lap": merged["lambda_lap"],
-        },
+        **section_defaults("losses"),
+        **(losses or {}),
+        "use_lap": lap,
+        "use_msd": msd,
+        "use_wr": wr,
     }
 
 
@@ -192,7 +183,7 @@ class _Setup:
     ) -> _Setup:
         """Seeded initial weights of ``method`` and the loss config of ``variant``."""
         config = loss_config(
-            _settings(variant, losses), recipe.n_classes, uses_variant=stage.uses_variant
+            _losses(variant, losses), recipe.n_classes, uses_variant=stage.uses_variant
         )
         torch.manual_seed(seed)
         state = copy.deepcopy(create_model(method, stage=stage.name).to(device).state_dict())
@@ -402,7 +393,7 @@ def bench_train(
         Unknown variant, or ``cuda_graph`` on a device that is not CUDA.
     """
     for variant in variants:
-        _settings(variant, losses)
+        _losses(variant, losses)
     dev = resolve_device(device)
     if any(m.cuda_graph for m in modes) and dev.type != "cuda":
         raise ValueError(f"cuda_graph needs a CUDA device; the benchmark runs on {dev}")
@@ -610,6 +601,38 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage", help="stage of multi-stage methods (default: the last)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="CSV file to write the rows to")
+    parser.add_argument(
+        "--record",
+        type=Path,
+        nargs="?",
+        const=user_table(),
+        help="add the step times to the step-time table that `spbench plan` reads (default "
+        f"path: {user_table()}, or $SPBENCH_STEP_TIMES)",
+    )
+
+
+def record_rows(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Add the rows of :func:`bench_train` that ran (with a ``date`` column) to the step-time
+    table at ``path`` (:mod:`spbench.steptimes`) and return its path."""
+    figures = [
+        Figure(
+            kind="train",
+            method=row["method"],
+            stage=row["stage"],
+            variant=row["variant"],
+            mode=row["mode"],
+            device=torch.device(row["device"]).type,
+            device_name=row["device_name"],
+            batch_size=int(row["batch_size"]),
+            size=str(row["crop"]),
+            ms=float(row["median_ms"]),
+            date=row["date"],
+            source=f"spbench {__version__} bench train, {row['steps']} steps",
+        )
+        for row in frame.to_dict("records")
+        if not row["error"]
+    ]
+    return record(figures, path)
 
 
 def _mode(label: str) -> FastModes:
@@ -644,4 +667,6 @@ def run_train(args: argparse.Namespace) -> pd.DataFrame:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(args.out, index=False)
         print(f"wrote {args.out}")
+    if args.record is not None:
+        print(f"recorded in {record_rows(frame, args.record)}")
     return frame

@@ -1,15 +1,17 @@
 """The ``spbench`` command line: one subcommand per pipeline stage.
 
-Every Snakemake rule calls one of these; they can also be run by hand. A stage takes its settings
-either from a whole profile (``--config config/smoke.yaml``, validated) or, as the workflow does,
-from the stage's own slice as JSON (``--settings '{...}'``)::
+Every Snakemake rule calls one of these; they can also be run by hand. A job takes its settings
+either from a whole profile (``--config config/smoke.yaml``, validated and resolved for the job),
+or, as the workflow does, already resolved as JSON (``--settings '{...}'``: what can change the
+output; ``--runtime '{...}'``: device, cadences and the like, see :mod:`spbench.jobs`)::
 
     spbench data synthetic --config config/smoke.yaml --out data/synthetic/prepared
     spbench data bsds500 --archive BSR_bsds500.tgz --out data/bsds500/prepared
     spbench train --config config/smoke.yaml --method scn --variant lap --seed 0 --out ckpt.pt
     spbench predict --config config/smoke.yaml --checkpoint ckpt.pt --out-dir preds/
     spbench score --config config/smoke.yaml --predictions preds/*.npz --out scores.parquet
-    spbench report --config config/smoke.yaml --scores scores/*.parquet --out-dir report/
+    spbench report table2 --config config/smoke.yaml --scores scores/*.parquet --out-dir report/
+    spbench plan --config config/config.yaml --gpus 2
 """
 
 from __future__ import annotations
@@ -36,10 +38,18 @@ def _settings(args: argparse.Namespace, pick: Callable[[dict], dict]) -> dict:
     raise SystemExit(f"spbench {args.command}: give --config FILE or --settings JSON")
 
 
-def _add_settings(parser: argparse.ArgumentParser) -> None:
+def _add_settings(parser: argparse.ArgumentParser, *, runtime: bool = False) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--config", type=Path, help="profile YAML (validated against the schema)")
-    group.add_argument("--settings", help="the stage's settings as JSON (used by the workflow)")
+    group.add_argument(
+        "--settings", help="the job's settings as JSON, from spbench.jobs (used by the workflow)"
+    )
+    if runtime:
+        parser.add_argument(
+            "--runtime",
+            help="with --settings: settings that cannot change the output (device, cadences) "
+            "as JSON; default: the schema's defaults",
+        )
 
 
 def _dataset_section(args: argparse.Namespace, section: str) -> dict:
@@ -92,19 +102,31 @@ def _data(args: argparse.Namespace) -> None:
         print(bsds500.prepare_bsds500(fetched, out, workers=args.workers))
 
 
+def _runtime(args: argparse.Namespace, pick: Callable[[dict], dict]) -> dict | None:
+    """Return a job's runtime settings: ``--runtime`` JSON, the ``--config`` profile, or None."""
+    if args.runtime:
+        return json.loads(args.runtime)
+    if args.config:
+        from spbench.config import load_config
+
+        return pick(load_config(args.config))
+    return None
+
+
 def _train(args: argparse.Namespace) -> None:
-    from spbench.config import train_settings
+    from spbench.jobs import train_job, train_runtime
     from spbench.train import train
 
-    settings = _settings(args, lambda c: train_settings(c, args.variant))
-    if args.settings and args.variant != settings["variant"]["name"]:
-        raise SystemExit("--variant does not match the variant in --settings")
+    job = _settings(args, lambda c: train_job(c, args.method, args.variant, args.stage))
+    runtime = _runtime(args, lambda c: train_runtime(c, args.method, args.stage))
     train(
         args.data,
         args.out,
         method=args.method,
+        variant=args.variant,
         seed=args.seed,
-        settings=settings,
+        job=job,
+        runtime=runtime,
         stage=args.stage,
         init=args.init,
         log_path=args.log,
@@ -113,10 +135,11 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from spbench.config import predict_settings
-    from spbench.predict import format_scale, predict
+    from spbench.jobs import predict_job, predict_runtime
+    from spbench.predict import predict
+    from spbench.predictions import format_scale
 
-    settings = _settings(args, predict_settings)
+    settings = {**_settings(args, predict_job), **(_runtime(args, predict_runtime) or {})}
     scales = args.scales or settings["scales"]
     outputs = {s: Path(args.out_dir) / f"scale{format_scale(s)}.npz" for s in scales}
     for path in predict(args.checkpoint, args.data, outputs, settings=settings):
@@ -124,41 +147,43 @@ def _predict(args: argparse.Namespace) -> None:
 
 
 def _score(args: argparse.Namespace) -> None:
-    from spbench.config import score_settings
+    from spbench.jobs import score_job
     from spbench.score import score_predictions
 
     frame = score_predictions(
-        args.predictions, args.data, args.out, settings=_settings(args, score_settings)
+        args.predictions, args.data, args.out, settings=_settings(args, score_job)
     )
     print(f"{args.out}: {len(frame)} rows")
 
 
 def _report(args: argparse.Namespace) -> None:
     from spbench.config import report_settings
-    from spbench.report import build_report
+    from spbench.report import build_sweep, build_table2, build_table3
 
-    settings = _settings(args, report_settings)
-    paths = build_report(
-        args.scores,
-        args.out_dir,
-        auc_range=tuple(settings["auc_range"]),
-        title=settings["title"],
-        ablation_method=settings.get("ablation_method"),
-        sweep_method=settings.get("sweep_method"),
-    )
-    print("report written:")
+    settings = _settings(args, lambda c: report_settings(c, args.artefact))
+    common = {"auc_range": tuple(settings["auc_range"]), "title": settings["title"]}
+    if args.artefact in ("table2", "published"):
+        paths = build_table2(args.scores, args.out_dir, experiment=args.artefact, **common)
+    elif args.artefact == "table3":
+        paths = build_table3(args.scores, args.out_dir, method=settings["method"], **common)
+    else:
+        paths = build_sweep(args.scores, args.out_dir, method=settings["method"], **common)
+    print(f"report {args.artefact} written:")
     for name, path in paths.items():
         print(f"  {name:<28} {path}")
 
 
-def _provenance(args: argparse.Namespace) -> None:
+def _report_provenance(args: argparse.Namespace) -> None:
+    from spbench.report.artefacts import artefact_paths
     from spbench.report.provenance import write_provenance
 
-    for path in write_provenance(args.checkpoints, args.out):
+    out = artefact_paths("provenance", args.out_dir)["provenance_md"]
+    for path in write_provenance(args.checkpoints, out):
         print(f"wrote {path}")
 
 
-def _qualitative(args: argparse.Namespace) -> None:
+def _report_figures(args: argparse.Namespace) -> None:
+    from spbench.report.artefacts import artefact_paths
     from spbench.report.qualitative import build_qualitative
 
     files = {}
@@ -167,21 +192,20 @@ def _qualitative(args: argparse.Namespace) -> None:
         if not sep:
             raise SystemExit(f"--prediction expects LABEL=PATH, got {item!r}")
         files[label] = Path(path)
-    paths = build_qualitative(
-        files, args.data, args.out, image_ids=args.images, n_images=args.n_images
-    )
+    out = artefact_paths("figures", args.out_dir)["qualitative_png"]
+    paths = build_qualitative(files, args.data, out, image_ids=args.images, n_images=args.n_images)
     for path in paths.values():
         print(path)
 
 
 def _import_weights(args: argparse.Namespace) -> None:
-    from spbench.config import train_settings
+    from spbench.jobs import job_losses
     from spbench.models import get_method
     from spbench.train import loss_config
     from spbench.weights import import_weights
 
-    settings = _settings(args, lambda c: train_settings(c, args.trained_as))
-    config = loss_config(settings, get_method(args.method).recipe.n_classes)
+    losses = _settings(args, lambda c: job_losses(c, args.trained_as))
+    config = loss_config(losses, get_method(args.method).recipe.n_classes)
     print(
         import_weights(
             args.source,
@@ -195,10 +219,10 @@ def _import_weights(args: argparse.Namespace) -> None:
 
 
 def _adopt(args: argparse.Namespace) -> None:
-    from spbench.config import train_settings
+    from spbench.jobs import train_job
     from spbench.weights import adopt_checkpoint
 
-    settings = _settings(args, lambda c: train_settings(c, args.variant))
+    job = _settings(args, lambda c: train_job(c, args.method, args.variant, args.stage))
     print(
         adopt_checkpoint(
             args.source,
@@ -207,7 +231,7 @@ def _adopt(args: argparse.Namespace) -> None:
             variant=args.variant,
             seed=args.seed,
             stage=args.stage,
-            settings=settings,
+            job=job,
         )
     )
 
@@ -265,6 +289,16 @@ def _load_profile(path: Path) -> dict:
     return load_config(path, check_methods=False)
 
 
+def _plan(args: argparse.Namespace) -> None:
+    from spbench.config import load_config
+    from spbench.plan import plan_text
+
+    if args.gpus < 1:
+        raise SystemExit("spbench plan: --gpus must be at least 1")
+    config = load_config(args.config)
+    print(plan_text(config, args.gpus, device=args.device, tables=args.times))
+
+
 def _methods(args: argparse.Namespace) -> None:
     from spbench.models import get_method, list_methods
 
@@ -282,6 +316,44 @@ def _check(args: argparse.Namespace) -> None:
         f"{args.file}: valid ({len(config['methods'])} methods, "
         f"{len(config['variants'])} variants, {len(config['seeds'])} seeds)"
     )
+
+
+_TABLE_ARTEFACTS = (
+    ("table2", "Table 2 with its curves, AUCs, paired comparison, EC change and figures"),
+    ("published", "Table 2 of the published weights (the files of table2)"),
+    ("table3", "Table 3: the loss-switch ablation of the settings' method"),
+    ("sweep", "the λ_LAP sweep of the settings' method: table and figure"),
+)
+
+
+def _add_report_parsers(sub: argparse._SubParsersAction) -> None:
+    """``spbench report <artefact>``: one subcommand per artefact, each writing only its files."""
+    report = sub.add_parser("report", help="one report artefact (spbench report --help)")
+    artefacts = report.add_subparsers(dest="artefact", required=True)
+    for name, text in _TABLE_ARTEFACTS:
+        table = artefacts.add_parser(name, help=text)
+        _add_settings(table)
+        table.add_argument("--scores", type=Path, nargs="+", required=True)
+        table.add_argument("--out-dir", type=Path, required=True)
+        table.set_defaults(func=_report)
+
+    prov = artefacts.add_parser("provenance", help="how each checkpoint was made (MD + CSV)")
+    prov.add_argument("--checkpoints", type=Path, nargs="+", required=True)
+    prov.add_argument("--out-dir", type=Path, required=True)
+    prov.set_defaults(func=_report_provenance)
+
+    qual = artefacts.add_parser("figures", help="segmentations of two models side by side")
+    qual.add_argument(
+        "--prediction",
+        action="append",
+        required=True,
+        help="LABEL=PATH of a prediction file at one scale (repeatable, in order)",
+    )
+    qual.add_argument("--data", type=Path, required=True, help="prepared dataset folder")
+    qual.add_argument("--out-dir", type=Path, required=True, help="folder of the PNG and PDF")
+    qual.add_argument("--images", nargs="+", help="image ids (default: the most fragmented)")
+    qual.add_argument("--n-images", type=int, default=3)
+    qual.set_defaults(func=_report_figures)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -324,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     summ.set_defaults(config=None)
 
     train = sub.add_parser("train", help="train one (method, variant, seed) run")
-    _add_settings(train)
+    _add_settings(train, runtime=True)
     train.add_argument("--data", type=Path, required=True, help="prepared dataset folder")
     train.add_argument("--method", required=True)
     train.add_argument("--variant", required=True)
@@ -337,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_train)
 
     pred = sub.add_parser("predict", help="hard labels at every scale, with and without EC")
-    _add_settings(pred)
+    _add_settings(pred, runtime=True)
     pred.add_argument("--checkpoint", type=Path, required=True)
     pred.add_argument("--data", type=Path, required=True)
     pred.add_argument("--out-dir", type=Path, required=True)
@@ -351,29 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--out", type=Path, required=True)
     score.set_defaults(func=_score)
 
-    report = sub.add_parser("report", help="tables and figures from score Parquet files")
-    _add_settings(report)
-    report.add_argument("--scores", type=Path, nargs="+", required=True)
-    report.add_argument("--out-dir", type=Path, required=True)
-    report.set_defaults(func=_report)
-
-    prov = sub.add_parser("provenance", help="how each checkpoint was made (Markdown + CSV)")
-    prov.add_argument("--checkpoints", type=Path, nargs="+", required=True)
-    prov.add_argument("--out", type=Path, required=True, help="Markdown file (CSV beside it)")
-    prov.set_defaults(func=_provenance)
-
-    qual = sub.add_parser("qualitative", help="segmentations of base and LAP side by side")
-    qual.add_argument(
-        "--prediction",
-        action="append",
-        required=True,
-        help="LABEL=PATH of a prediction file at one scale (repeatable, in order)",
-    )
-    qual.add_argument("--data", type=Path, required=True, help="prepared dataset folder")
-    qual.add_argument("--out", type=Path, required=True, help="PNG to write (PDF beside it)")
-    qual.add_argument("--images", nargs="+", help="image ids (default: the most fragmented)")
-    qual.add_argument("--n-images", type=int, default=3)
-    qual.set_defaults(func=_qualitative)
+    _add_report_parsers(sub)
 
     imp = sub.add_parser("import-weights", help="published weights -> a spbench checkpoint")
     _add_settings(imp)
@@ -400,13 +450,27 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's options")
     bench.set_defaults(func=_bench)
 
+    plan = sub.add_parser("plan", help="every job's work and estimated time, and the totals")
+    plan.add_argument("--config", type=Path, required=True, help="profile YAML")
+    plan.add_argument("--gpus", type=int, default=1, help="GPUs for the wall time (default 1)")
+    plan.add_argument(
+        "--device", help="price the GPU jobs on this device (a part of its name, e.g. H100)"
+    )
+    plan.add_argument(
+        "--times",
+        type=Path,
+        nargs="+",
+        help="step-time tables to read, first wins (default: the user's, then spbench's)",
+    )
+    plan.set_defaults(func=_plan)
+
     sess = sub.add_parser("session", help="the one-command GPU session's planning and training")
     sess.set_defaults(func=_session)
     ssub = sess.add_subparsers(dest="action", required=True)
-    plan = ssub.add_parser("plan", help="profile + step benchmark CSVs -> the profile to train")
-    plan.add_argument("--profile", type=Path, required=True)
-    plan.add_argument("--bench", type=Path, nargs="*", default=[], help="`bench train` CSVs")
-    plan.add_argument("--out", type=Path, required=True, help="the profile to write")
+    splan = ssub.add_parser("plan", help="profile + step benchmark CSVs -> the profile to train")
+    splan.add_argument("--profile", type=Path, required=True)
+    splan.add_argument("--bench", type=Path, nargs="*", default=[], help="`bench train` CSVs")
+    splan.add_argument("--out", type=Path, required=True, help="the profile to write")
     for name, text in (
         ("calibrate", "time the concurrent jobs briefly; set the profile's train.steps"),
         ("train", "train every (method, variant, seed) of the profile at once"),

@@ -5,9 +5,9 @@ The schema (``spbench/resources/config.schema.yaml``, also reachable as
 the command line both go through :func:`validate_config`, so a bad key or value fails the same way
 everywhere: at start, with the key path in the message.
 
-Each stage receives only its own slice of the configuration (:func:`train_settings`,
-:func:`predict_settings`, ...). The workflow passes these slices as rule ``params``, so changing the
-report range reruns the report and nothing else.
+Each job receives only the settings that can change its output, resolved for that job
+(:mod:`spbench.jobs`); the workflow passes them as rule ``params``, so changing the report range
+reruns the report and nothing else.
 """
 
 from __future__ import annotations
@@ -79,8 +79,8 @@ def validate_config(config: dict, *, check_methods: bool = True) -> dict:
     config
         The raw configuration mapping (as read from YAML, or Snakemake's ``config``).
     check_methods
-        Also check that every name in ``methods`` is a registered method (imports
-        :mod:`spbench.models`, hence torch).
+        Also check that every method named is in the catalogue (:mod:`spbench.catalogue`,
+        which needs no torch) or registered by a module of ``method_modules``.
 
     Returns
     -------
@@ -111,7 +111,7 @@ def validate_config(config: dict, *, check_methods: bool = True) -> dict:
                 f"({sorted(full['variants'])})"
             )
     if check_methods:
-        from spbench.models import list_methods
+        from spbench.catalogue import list_methods
 
         known = list_methods()
         named = {
@@ -299,30 +299,38 @@ def variant_switches(config: dict, variant: str) -> dict:
     return switches
 
 
-def train_settings(config: dict, variant: str) -> dict:
-    """Return everything ``spbench train`` needs for one variant (train, losses, switches)."""
-    return {
-        "train": config["train"],
-        "losses": config["losses"],
-        "variant": {"name": variant, **variant_switches(config, variant)},
-        "method_modules": config["method_modules"],
-    }
+def training_budget(train: dict) -> float:
+    """Return ``train.budget``: the fraction of every step count the profile trains (1 = all)."""
+    return float(train.get("budget", 1))
 
 
-def predict_settings(config: dict) -> dict:
-    """Return the settings of ``spbench predict`` (with the modules of extra methods)."""
-    return {**config["predict"], "method_modules": config["method_modules"]}
+def budget_label(budget: float) -> str:
+    """Return how tables and titles state a training budget, e.g. ``"training budget 10 %"``."""
+    return f"training budget {budget * 100:.3g} %"
 
 
-def score_settings(config: dict) -> dict:
-    """Return the settings of ``spbench score``."""
-    return dict(config["score"])
+def report_title(config: dict) -> str:
+    """Return ``report.title``, with the training budget when it is not 1 (the paper at 10 % is
+    not the paper, and every table and plot title says so)."""
+    budget = training_budget(config["train"])
+    title = config["report"]["title"]
+    return title if budget == 1 else f"{title} ({budget_label(budget)})"
 
 
-def report_settings(config: dict) -> dict:
-    """Return the settings of ``spbench report`` (with the ablation and sweep methods)."""
-    return {
-        **config["report"],
-        "ablation_method": config["ablation"]["method"] if config["ablation"]["enabled"] else None,
-        "sweep_method": config["sweep"]["method"] if config["sweep"]["enabled"] else None,
-    }
+def report_settings(config: dict, artefact: str) -> dict:
+    """Return the settings of ``spbench report <artefact>``: only what can change that artefact.
+
+    The tables (``table2``, ``published``, ``table3``, ``sweep``) take the AUC range and the
+    title; Table 3 and the sweep also the method of their experiment (``config.ablation.method``,
+    ``config.sweep.method``). The qualitative figure and the provenance take nothing from here.
+    """
+    if artefact in ("figures", "provenance"):
+        return {}
+    settings = {"auc_range": config["report"]["auc_range"], "title": report_title(config)}
+    if artefact == "table3":
+        settings["method"] = config["ablation"]["method"]
+    elif artefact == "sweep":
+        settings["method"] = config["sweep"]["method"]
+    elif artefact not in ("table2", "published"):
+        raise ConfigError(f"no report artefact {artefact!r}")
+    return settings

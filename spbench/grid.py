@@ -13,7 +13,8 @@ train_util.py``, DLM ``utils/trainutils.py``):
   upstream accumulation order so that results match bit for bit on the same device (§1.2–1.3);
 - :func:`hard_labels` — arg-max superpixel labels (§1.4).
 
-All functions accept ``n_h != n_w``.
+All functions accept ``n_h != n_w``. The cell size every method uses is
+:data:`~spbench.constants.CELL_SIZE` (16 px), re-exported here.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from spbench.constants import CELL_SIZE
+
 __all__ = [
+    "CELL_SIZE",
     "EPS_POOL",
     "N_CANDIDATES",
     "OFFSETS",

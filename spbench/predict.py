@@ -25,23 +25,19 @@ import torch
 import torch.nn.functional as F
 
 from spbench import __version__
+from spbench.checkpoint import load_checkpoint
 from spbench.config import import_method_modules
+from spbench.constants import CELL_SIZE
 from spbench.data.loader import normalize
 from spbench.data.prepared import load_split
 from spbench.grid import hard_labels
 from spbench.io import atomic_path
 from spbench.metrics import enforce_connectivity
 from spbench.models import create_model, get_method
-from spbench.train import load_checkpoint, resolve_device
+from spbench.predictions import format_scale
+from spbench.train import resolve_device
 
 log = logging.getLogger(__name__)
-
-STRIDE = 16
-
-
-def format_scale(scale: float) -> str:
-    """Return the canonical text of a scale used in file names (``0.3``, ``1``, ``1.25``)."""
-    return f"{float(scale):.4f}".rstrip("0").rstrip(".")
 
 
 def network_size(
@@ -62,11 +58,12 @@ def network_size(
     h, w = (short, long) if width >= height else (long, short)
     size = (round(h * scale), round(w * scale))
     if any(
-        abs(side - d * scale) > 1e-6 or side % STRIDE for side, d in zip(size, (h, w), strict=True)
+        abs(side - d * scale) > 1e-6 or side % CELL_SIZE
+        for side, d in zip(size, (h, w), strict=True)
     ):
         raise ValueError(
             f"scale {scale} gives a {h * scale}×{w * scale} network input, not a multiple of "
-            f"{STRIDE} px; choose predict.scales so that predict.base_size × scale is"
+            f"{CELL_SIZE} px; choose predict.scales so that predict.base_size × scale is"
         )
     return size
 
@@ -114,8 +111,8 @@ def predict_image(
     resized = cv2.resize(image, (w_in, h_in), interpolation=cv2.INTER_CUBIC)  # cv2 takes (W, H)
     x = torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1)))[None].to(device)
     q = model(normalize(x)).assignment
-    labels = hard_labels(q, STRIDE)[0]
-    return upsample_labels(labels, height, width), (h_in // STRIDE) * (w_in // STRIDE)
+    labels = hard_labels(q, CELL_SIZE)[0]
+    return upsample_labels(labels, height, width), (h_in // CELL_SIZE) * (w_in // CELL_SIZE)
 
 
 def predict(
@@ -130,7 +127,7 @@ def predict(
     Parameters
     ----------
     checkpoint
-        A spbench checkpoint (see :mod:`spbench.train`).
+        A spbench checkpoint (:mod:`spbench.checkpoint`; read without running code from it).
     data_root
         Prepared dataset folder.
     outputs
@@ -174,7 +171,7 @@ def predict(
         for sample in samples:
             if segment is not None:  # a classical method: same superpixel count, no network
                 h_in, w_in = network_size(*sample.image.shape[:2], scale, settings["base_size"])
-                n_cells = (h_in // STRIDE) * (w_in // STRIDE)
+                n_cells = (h_in // CELL_SIZE) * (w_in // CELL_SIZE)
                 noec = segment(sample.image, n_cells)
             else:
                 noec, n_cells = predict_image(

@@ -17,7 +17,12 @@ import numpy as np
 
 from spbench.io import CorruptFileError
 
-__all__ = ["load_predictions"]
+__all__ = ["format_scale", "load_predictions"]
+
+
+def format_scale(scale: float) -> str:
+    """Return the canonical text of a scale used in file names (``0.3``, ``1``, ``1.25``)."""
+    return f"{float(scale):.4f}".rstrip("0").rstrip(".")
 
 
 def load_predictions(

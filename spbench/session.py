@@ -2,8 +2,9 @@
 
 The device that session runs on has no Snakemake, so this module does what the workflow's
 ``train_stage`` rule would, for every (method, variant, seed) of a profile's Table 2 runs: the
-same ``spbench train --settings`` JSON (:func:`spbench.config.train_settings`), all jobs at once
-on the one GPU. Around it:
+same ``spbench train --settings JOB --runtime RUNTIME`` command (:func:`spbench.jobs.train_job`,
+:func:`spbench.jobs.train_runtime`, as canonical JSON), all jobs at once on the one GPU. Around
+it:
 
 :func:`plan_profile`
     The profile the session trains with: the fastest fast mode whose loss terms matched fp32
@@ -17,8 +18,9 @@ on the one GPU. Around it:
 :func:`returned_files`
     What the session hands back: the summary, one archive and one checkpoint per run.
 
-Only the jobs import torch; this module does not (:func:`choose_fast_mode` parses mode labels
-with :class:`spbench.step.FastModes`, imported when called).
+Only the jobs import torch; this module does not, nor pandas until a function reads a table
+(the workflow imports :func:`run_file` while it builds the DAG; :func:`plan_profile` parses mode
+labels with :class:`spbench.step.FastModes`, imported when called).
 """
 
 from __future__ import annotations
@@ -32,13 +34,18 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import yaml
 
-from spbench.config import load_config, train_settings
+from spbench.catalogue import get_card
+from spbench.config import load_config
 from spbench.errors import UserError
 from spbench.io import atomic_path
+from spbench.jobs import canonical_json, train_job, train_runtime
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "ARCHIVE",
@@ -65,7 +72,19 @@ class SessionError(UserError, RuntimeError):
 
 def session_runs(config: dict) -> list[tuple[str, str, int]]:
     """Return the (method, variant, seed) runs the session trains: every learned method of the
-    profile × every configured variant × every seed (Table 2 without the references)."""
+    profile × every configured variant × every seed (Table 2 without the references).
+
+    Raises
+    ------
+    SessionError
+        If a method trains in several stages (the session trains each run's one stage).
+    """
+    staged = [m for m in config["methods"] if len(get_card(m).stages) > 1]
+    if staged:
+        raise SessionError(
+            f"methods {staged} train in several stages; the GPU session trains single-stage "
+            "methods only: list those in the profile's methods"
+        )
     return [
         (m, v, s) for m in config["methods"] for v in config["variants"] for s in config["seeds"]
     ]
@@ -153,6 +172,8 @@ def plan_profile(
     list of str
         The lines explaining the choice (also printed by ``spbench session plan``).
     """
+    import pandas as pd
+
     from spbench.step import FastModes
 
     load_config(profile, check_methods=False)
@@ -183,16 +204,19 @@ class JobResult:
 def _job_command(
     config: dict, run: tuple[str, str, int], data: Path, checkpoint: Path, loss_log: Path
 ) -> list[str]:
-    """The command the workflow's ``train_stage`` runs for ``run``, without the device lease."""
+    """The command the workflow's ``train_stage`` runs for ``run``'s last stage, without the
+    device lease."""
     method, variant, seed = run
-    settings = json.dumps(train_settings(config, variant))
+    stage = get_card(method).stages[-1].name
     return [
         sys.executable,
         "-m",
         "spbench.cli",
         "train",
         "--settings",
-        settings,
+        canonical_json(train_job(config, method, variant, stage)),
+        "--runtime",
+        canonical_json(train_runtime(config, method, stage)),
         "--data",
         str(data),
         "--method",
@@ -201,6 +225,8 @@ def _job_command(
         variant,
         "--seed",
         str(seed),
+        "--stage",
+        stage,
         "--out",
         str(checkpoint),
         "--log",
@@ -396,6 +422,8 @@ def session_record(work: str | os.PathLike[str]) -> dict:
         steps, wall time, ms/step, device name, fast modes, finish time).
     """
     import datetime
+
+    import pandas as pd
 
     from spbench.report.provenance import git_commit
 

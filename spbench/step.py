@@ -38,6 +38,7 @@ import torch
 
 from spbench.data.loader import Batch
 from spbench.models import Recipe, parameter_groups
+from spbench.steptimes import fast_label
 
 __all__ = ["AMP_DTYPES", "FastModes", "TrainStep", "build_optimizers"]
 
@@ -107,19 +108,9 @@ class FastModes:
 
     @property
     def label(self) -> str:
-        """Short name, e.g. ``"bf16+cuda_graph"`` or ``"fp32"``."""
-        parts = [
-            name
-            for name, on in (
-                ("tf32", self.tf32),
-                ("bf16", self.amp == "bf16"),
-                ("channels_last", self.channels_last),
-                ("compile", self.compile),
-                ("cuda_graph", self.cuda_graph),
-            )
-            if on
-        ]
-        return "+".join(parts) or "fp32"
+        """Short name, e.g. ``"bf16+cuda_graph"`` or ``"fp32"``; the step-time table is keyed
+        by it (:func:`spbench.steptimes.fast_label`, which needs no torch)."""
+        return fast_label(dataclasses.asdict(self))
 
     def for_device(self, device: torch.device) -> FastModes:
         """Return these modes with the CUDA-only ones off (and a log line) on other devices."""

@@ -1,8 +1,10 @@
 """Training: one stage of a (method, variant, seed) run, from a prepared dataset to a checkpoint.
 
-The run is fully described by its settings (:func:`spbench.config.train_settings`): the method's
-recipe (``baselines.md`` §6.1) supplies every hyper-parameter the config leaves at ``null``, and
-the variant's switches choose the losses (``method.md`` §7), never an edit of the code.
+A stage's weights are fully described by its job settings (:func:`spbench.jobs.train_job`): the
+method's recipe (``baselines.md`` §6.1) with the config's overrides, the step count, and the
+variant's loss switches (``method.md`` §7), never an edit of the code. Its runtime settings
+(:func:`spbench.jobs.train_runtime`: cadences, device, fast modes) change how it runs, not what it
+learns.
 
 Multi-stage methods (AINet, SSM) train one stage per call, each starting from the previous
 stage's checkpoint (``init``); the workflow names the files ``<stage>.pt``.
@@ -11,21 +13,22 @@ Outputs
 -------
 the checkpoint (``out``)
     Model weights plus what produced them: method, variant, stage, seed, effective recipe, loss
-    config, settings, spbench version, device, weights provenance, steps and wall time.
+    config, settings, spbench version, device, weights provenance, steps and wall time
+    (:class:`spbench.checkpoint.CheckpointMeta`).
 the loss log (default ``train_log.jsonl`` beside it)
     One JSON object per logged step (``"kind": "train"``) or validation (``"kind": "val"``) with
     every weighted loss term.
 
 While it runs, a resume checkpoint (``<checkpoint stem>.resume.pt``: model, optimisers, step,
-RNG states) is written every ``train.checkpoint_every`` steps, so a killed job re-run by Snakemake
-continues from there instead of starting again; it is deleted once the final checkpoint exists.
+RNG states; :class:`spbench.checkpoint.TrainingState`) is written every ``train.checkpoint_every``
+steps, so a killed job re-run by Snakemake continues from there instead of starting again; it is
+deleted once the final checkpoint exists.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
 import json
 import logging
 import os
@@ -33,26 +36,25 @@ import platform
 import random
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm import tqdm
 
-from spbench import __version__
+from spbench.checkpoint import CheckpointMeta, TrainingState, load_checkpoint, save_checkpoint
 from spbench.config import import_method_modules
 from spbench.data.loader import PairBank
 from spbench.data.prepared import load_split
 from spbench.errors import UserError
-from spbench.io import CorruptFileError, atomic_path
+from spbench.io import atomic_path
+from spbench.jobs import default_train_runtime
 from spbench.losses import LossConfig
 from spbench.models import Method, Recipe, Stage, create_model, get_method, get_stage
 from spbench.step import FastModes, TrainStep
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_FORMAT = "spbench-checkpoint"
-CHECKPOINT_VERSION = 1
 
 
 class NonFiniteLossError(UserError, RuntimeError):
@@ -87,121 +89,19 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
-RECIPE_KEYS = ("lr", "weight_decay", "batch_size", "crop", "val_crop")
+def loss_config(losses: dict[str, Any], n_classes: int, *, uses_variant: bool = True) -> LossConfig:
+    """Build the :class:`~spbench.losses.LossConfig` of a job's ``losses`` settings.
 
-
-def effective_recipe(method: str, train: dict, stage: Stage | None = None) -> Recipe:
-    """Return the recipe one stage trains with.
-
-    Precedence, lowest first: the method's recipe, the stage's own overrides (e.g. AINet's
-    stage-1 learning rate), the config's ``train`` keys that are not null, and the config's
-    ``train.per_method[<method>][<stage>]``.
+    ``losses`` holds the switches and the coefficients of the losses that are on
+    (:func:`spbench.jobs.job_losses`); the others keep :class:`LossConfig`'s defaults, which
+    nothing reads. A stage that does not use the variant (``uses_variant=False``) gets the base
+    loss: LAP, MSD and WR off, whatever ``losses`` says.
     """
-    stage = stage or get_stage(method)
-    overrides = dict(stage.overrides)
-    overrides.update({k: train[k] for k in RECIPE_KEYS if train.get(k) is not None})
-    per_stage = stage_settings(train, method, stage)
-    overrides.update({k: v for k, v in per_stage.items() if k in RECIPE_KEYS})
-    return dataclasses.replace(get_method(method).recipe, **overrides)
-
-
-def stage_settings(train: dict, method: str, stage: Stage) -> dict:
-    """Return ``train.per_method[method][stage]`` (empty when the config sets none)."""
-    return dict((train.get("per_method") or {}).get(method, {}).get(stage.name, {}))
-
-
-def stage_steps(train: dict, method: str, stage: Stage) -> int:
-    """Return the optimiser steps of a stage: ``per_method`` if set, else ``train.steps``."""
-    return int(stage_settings(train, method, stage).get("steps") or train["steps"])
-
-
-def stage_splits(train: dict, method: str, stage: Stage) -> list[str]:
-    """Return the splits a stage trains on (``train.train_splits`` overrides the last stage's)."""
-    last = get_method(method).stages[-1].name == stage.name
-    if last and train.get("train_splits"):
-        return list(train["train_splits"])
-    return list(stage.splits)
-
-
-def loss_config(settings: dict, n_classes: int, *, uses_variant: bool = True) -> LossConfig:
-    """Build the :class:`~spbench.losses.LossConfig` of a variant from its settings slice.
-
-    A stage that does not use the variant (``uses_variant=False``) gets the base loss: LAP,
-    MSD and WR off, whatever the variant says.
-    """
-    losses, variant = settings["losses"], settings["variant"]
-    return LossConfig(
-        use_lap=variant["use_lap"] and uses_variant,
-        use_msd=variant["use_msd"] and uses_variant,
-        use_wr=variant["use_wr"] and uses_variant,
-        lambda_lap=variant["lambda_lap"],
-        lambda_msd=losses["lambda_msd"],
-        lambda_wr=losses["lambda_wr"],
-        n_classes=n_classes,
-        msd_margin=losses["msd_margin"],
-        msd_samples=losses["msd_samples"],
-        msd_mode=losses["msd_mode"],
-        lap_normaliser=losses["lap_normaliser"],
-    )
-
-
-def checkpoint_header() -> dict[str, str | int]:
-    """Return the fields every spbench checkpoint starts with: format and version, the spbench
-    and torch versions, and ``finished`` (now, ISO 8601 with the UTC offset)."""
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "format_version": CHECKPOINT_VERSION,
-        "spbench_version": __version__,
-        "torch_version": torch.__version__,
-        "finished": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-    }
-
-
-def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict:
-    """Load a spbench checkpoint, raising :class:`CorruptFileError` naming a bad file."""
-    path = Path(path)
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except FileNotFoundError:
-        raise
-    except Exception as err:  # torch raises several types for truncated zips and pickles
-        raise CorruptFileError(
-            f"{path} is not a readable checkpoint ({err}); delete it and re-run its training job"
-        ) from err
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise CorruptFileError(f"{path} is not a {CHECKPOINT_FORMAT} file")
-    return ckpt
-
-
-def _rng_state(generator: torch.Generator, loss_generator: torch.Generator | None) -> dict:
-    state = {
-        "torch": torch.get_rng_state(),
-        "python": random.getstate(),
-        "data": generator.get_state(),
-    }
-    if loss_generator is not None:
-        state["loss"] = loss_generator.get_state()
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(
-    state: dict, generator: torch.Generator, loss_generator: torch.Generator | None
-) -> None:
-    torch.set_rng_state(state["torch"])
-    if "python" in state:
-        random.setstate(state["python"])
-    generator.set_state(state["data"])
-    if loss_generator is not None and "loss" in state:
-        loss_generator.set_state(state["loss"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _save(path: Path, payload: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    fields = {f.name for f in dataclasses.fields(LossConfig)}
+    values = {key: value for key, value in losses.items() if key in fields}
+    for switch in ("use_lap", "use_msd", "use_wr"):
+        values[switch] = bool(values.get(switch)) and uses_variant
+    return LossConfig(**values, n_classes=n_classes)
 
 
 @torch.no_grad()
@@ -247,8 +147,10 @@ def train(
     out: str | os.PathLike[str],
     *,
     method: str,
+    variant: str,
     seed: int,
-    settings: dict[str, Any],
+    job: dict[str, Any],
+    runtime: dict[str, Any] | None = None,
     stage: str | None = None,
     init: str | os.PathLike[str] | None = None,
     log_path: str | os.PathLike[str] | None = None,
@@ -264,11 +166,16 @@ def train(
         Final checkpoint path (written atomically at the end).
     method
         Registered method name.
+    variant
+        Variant name, recorded in the checkpoint (its losses are in ``job``).
     seed
         Seed of the weights' initialisation, the crops and flips, and MSD's sampling.
-    settings
-        ``{"train": ..., "losses": ..., "variant": {"name", "use_lap", ...}}`` as made by
-        :func:`spbench.config.train_settings`.
+    job
+        What determines the weights, resolved for this stage (:func:`spbench.jobs.train_job`):
+        ``recipe``, ``steps``, ``lr_halve_at``, ``splits``, ``deterministic``, ``losses``.
+    runtime
+        What cannot change them (:func:`spbench.jobs.train_runtime`): cadences, device,
+        threads, fast modes, ``val_crop``; default: the schema's defaults.
     stage
         Stage name of a multi-stage method (default: its last stage).
     init
@@ -285,43 +192,21 @@ def train(
         The checkpoint path.
     """
     out = Path(out)
-    log_path = Path(log_path) if log_path else out.with_name("train_log.jsonl")
-    resume_path = out.with_name(out.stem + ".resume.pt")
-    partial_log = log_path.with_name(log_path.name + ".partial")
-    for folder in {out.parent, log_path.parent}:
-        folder.mkdir(parents=True, exist_ok=True)
-    import_method_modules(settings.get("method_modules", []))
-    train_cfg = settings["train"]
-    if train_cfg.get("threads"):
-        torch.set_num_threads(train_cfg["threads"])
-    if train_cfg.get("deterministic"):
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    device = resolve_device(train_cfg.get("device", "auto"))
-    spec = get_method(method)
-    stage_spec = get_stage(method, stage)
-    stages = [s.name for s in spec.stages]
-    if stages.index(stage_spec.name) > 0 and init is None:
-        raise ValueError(
-            f"{method}: stage {stage_spec.name!r} starts from stage "
-            f"{stages[stages.index(stage_spec.name) - 1]!r}; pass its checkpoint (--init)"
-        )
-    recipe = effective_recipe(method, train_cfg, stage_spec)
-    config = loss_config(settings, recipe.n_classes, uses_variant=stage_spec.uses_variant)
-    steps = stage_steps(train_cfg, method, stage_spec)
-    variant = settings["variant"]["name"]
-
+    runtime = {**default_train_runtime(), **(runtime or {})}
+    device = _prepare_process(job, runtime)
+    spec, stage_spec = get_method(method), get_stage(method, stage)
+    recipe = Recipe(
+        **{
+            **job["recipe"],
+            "betas": tuple(job["recipe"]["betas"]),
+            "val_crop": runtime["val_crop"] or spec.recipe.val_crop,
+        }
+    )
+    config = loss_config(job["losses"], recipe.n_classes, uses_variant=stage_spec.uses_variant)
     torch.manual_seed(seed)
     random.seed(seed)  # SSM's stage-2 quadrant draw uses Python's generator, as upstream
     generator = torch.Generator().manual_seed(seed)  # crops and flips, drawn on the host
-    model = create_model(method, stage=stage_spec.name).to(device)
-    weights = "trained here, random init"
-    if init is not None:
-        previous = load_checkpoint(init, map_location=device)
-        if hasattr(model, "init_from_previous"):
-            model.init_from_previous(previous["model"])
-        else:
-            model.load_state_dict(previous["model"])
-        weights = f"trained here, {stage_spec.name} from {previous.get('stage', 'main')}"
+    model, weights = _initial_model(spec, stage_spec, init, device)
     # The loss's sampling (MSD, BPL) draws on the device from the step's generator, or from
     # the default CUDA generator (seeded above) when the step is a CUDA graph.
     step_fn = TrainStep.create(
@@ -329,158 +214,213 @@ def train(
         lambda net, batch, gen: spec.loss(net, batch, config, generator=gen, stage=stage_spec.name),
         recipe,
         device=device,
-        modes=FastModes.from_config(train_cfg.get("fast")),
+        modes=FastModes.from_config(runtime["fast"]),
         seed=seed,
     )
-    modes, loss_generator = step_fn.modes, step_fn.generator
+    steps = job["steps"]
     if step_fn.optimizer is None:
-        steps = 0  # a parameter-free method (the plain grid) has nothing to fit
+        # A parameter-free method (the plain grid, SLIC) has nothing to fit: its provenance
+        # says what it is rather than "trained here".
+        steps, weights = 0, spec.description
+    meta = CheckpointMeta(
+        method=method,
+        variant=variant,
+        stage=stage_spec.name,
+        stages=[s.name for s in spec.stages],
+        seed=seed,
+        weights=weights,
+        settings=job,
+        runtime=runtime,
+        recipe=dataclasses.asdict(recipe),
+        loss_config=dataclasses.asdict(config),
+        device=str(device),
+        device_name=device_name(device),
+        fast_modes=step_fn.modes.label,
+        init=str(init) if init else None,
+    )
+    resume = TrainingState(out.with_name(out.stem + ".resume.pt"), meta, step_fn, generator)
+    start_step, wall_before = resume.restore()
+    loss_log = LossLog(Path(log_path) if log_path else out.with_name("train_log.jsonl"))
+    loss_log.keep_until(start_step)
 
-    start_step, wall_before = 0, 0.0
-    if resume_path.is_file():
-        state = load_checkpoint(resume_path)
-        same = (state["settings"], state["method"], state["seed"], state.get("stage")) == (
-            settings,
-            method,
-            seed,
-            stage_spec.name,
-        )
-        if not same:
-            log.warning("%s was written with other settings: starting afresh", resume_path)
-        else:
-            model.load_state_dict(state["model"])
-            step_fn.load_optimizer_state(state)
-            _set_rng_state(state["rng"], generator, loss_generator)
-            start_step, wall_before = state["step"], state["wall_time_s"]
-            log.warning("resuming %s from step %d (%s)", out, start_step, resume_path)
-    if start_step == 0:
-        partial_log.unlink(missing_ok=True)
-    elif partial_log.is_file():
-        # Drop what the killed job logged after its last checkpoint: those steps run again.
-        kept = [
-            line
-            for line in partial_log.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line)["step"] <= start_step
-        ]
-        partial_log.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
-
-    splits = [load_split(data_root, s) for s in stage_splits(train_cfg, method, stage_spec)]
+    splits = [load_split(data_root, s) for s in job["splits"]]
     bank = PairBank(splits, device, min_size=recipe.crop, with_edges=spec.needs_edges)
-    val_bank = PairBank(
-        [load_split(data_root, "val")],
-        device,
-        min_size=recipe.val_crop,
-        with_edges=spec.needs_edges,
+    val_split = [load_split(data_root, "val")]
+    val_bank = PairBank(val_split, device, min_size=recipe.val_crop, with_edges=spec.needs_edges)
+    log.info(
+        "training %s",
+        json.dumps(
+            {
+                **{k: getattr(meta, k) for k in ("method", "variant", "stage", "seed", "device")},
+                **{k: getattr(meta, k) for k in ("fast_modes", "recipe", "loss_config", "init")},
+                "pairs": len(bank),
+                "val_pairs": len(val_bank),
+                "steps": steps,
+            }
+        ),
     )
-    header = {
-        "method": method,
-        "variant": variant,
-        "stage": stage_spec.name,
-        "seed": seed,
-        "device": str(device),
-        "fast_modes": modes.label,
-        "pairs": len(bank),
-        "val_pairs": len(val_bank),
-        "steps": steps,
-        "recipe": dataclasses.asdict(recipe),
-        "loss_config": dataclasses.asdict(config),
-        "init": str(init) if init else None,
-    }
-    log.info("training %s", json.dumps(header))
-
-    def checkpoint_payload(step: int, wall: float) -> dict:
-        return {
-            **checkpoint_header(),
-            "method": method,
-            "variant": variant,
-            "stage": stage_spec.name,
-            "stages": stages,
-            "seed": seed,
-            "settings": settings,
-            "recipe": dataclasses.asdict(recipe),
-            "loss_config": dataclasses.asdict(config),
-            "device": str(device),
-            "device_name": device_name(device),
-            "fast_modes": modes.label,
-            "weights": weights,
-            "init": str(init) if init else None,
-            "step": step,
-            "wall_time_s": wall,
-            "model": model.state_dict(),
-        }
-
-    batches = bank.random_batches(recipe.batch_size, recipe.crop, generator, spec.augment)
-    model.train()
-    t0 = time.perf_counter()
-    last_good = str(resume_path) if start_step else "none (no checkpoint yet)"
-
-    def stop_if_nonfinite() -> None:
-        bad = step_fn.first_nonfinite()
-        if bad is not None:
-            raise NonFiniteLossError(
-                f"{method}/{variant}/{stage_spec.name}/seed{seed}: non-finite loss at step "
-                f"{start_step + bad[0]}: {bad[1]}; last good checkpoint: {last_good}"
-            )
-
-    bar = tqdm(
-        range(start_step, steps),
-        initial=start_step,
-        total=steps,
-        desc=f"{method}/{variant}/{stage_spec.name}",
-        disable=not progress,
-        file=sys.stderr,
-        mininterval=1.0 if sys.stderr.isatty() else 30.0,
+    # Validation draws its own samples (MSD, BPL) from a generator re-seeded at every
+    # validation, so that neither the training stream nor the weights depend on val_every.
+    val_generator = torch.Generator(device)
+    loop = _Loop(
+        step_fn=step_fn,
+        batches=bank.random_batches(recipe.batch_size, recipe.crop, generator, spec.augment),
+        validate=lambda: validate(
+            model,
+            val_bank,
+            spec,
+            config,
+            recipe,
+            runtime["val_batches"],
+            val_generator.manual_seed(seed),
+            stage_spec.name,
+        ),
+        lr=lambda step: recipe.lr * lr_factor(recipe, step, job["lr_halve_at"]),
+        runtime=runtime,
+        resume=resume,
+        loss_log=loss_log,
+        name=f"{method}/{variant}/{stage_spec.name}/seed{seed}",
     )
-    halve_at = stage_settings(train_cfg, method, stage_spec).get(
-        "lr_halve_at", train_cfg.get("lr_halve_at")
-    )
-    with open(partial_log, "a", encoding="utf-8") as log_file:
-        for step in bar:
-            step_fn.set_lr(recipe.lr * lr_factor(recipe, step, halve_at))
-            terms = step_fn(next(batches))
-            done = step + 1
-            log_now = done % train_cfg["log_every"] == 0 or done == steps
-            val_now = done % train_cfg["val_every"] == 0 or done == steps
-            save_now = done % train_cfg["checkpoint_every"] == 0 and done < steps
-            if not (log_now or val_now or save_now):
-                continue  # nothing read back: the host runs ahead of the device
-            stop_if_nonfinite()
-            if log_now:
-                record = {
-                    "kind": "train",
-                    "step": done,
-                    "lr": step_fn.lr,
-                    "time_s": wall_before + time.perf_counter() - t0,
-                    **{k: float(v.detach()) for k, v in terms.items()},
-                }
-                log_file.write(json.dumps(record) + "\n")
-                log_file.flush()
-                bar.set_postfix(loss=f"{record['total']:.4g}")
-            if val_now:
-                val = validate(
-                    model,
-                    val_bank,
-                    spec,
-                    config,
-                    recipe,
-                    train_cfg["val_batches"],
-                    loss_generator,
-                    stage_spec.name,
-                )
-                log_file.write(json.dumps({"kind": "val", "step": done, **val}) + "\n")
-                log_file.flush()
-            if save_now:
-                payload = checkpoint_payload(done, wall_before + time.perf_counter() - t0)
-                payload.update(step_fn.optimizer_state())
-                payload["rng"] = _rng_state(generator, loss_generator)
-                _save(resume_path, payload)
-                last_good = f"{resume_path} (step {done})"
-    bar.close()
-    wall = wall_before + time.perf_counter() - t0
-    _save(out, checkpoint_payload(steps, wall))
-    with atomic_path(log_path) as tmp:
-        tmp.write_bytes(partial_log.read_bytes())
-    partial_log.unlink(missing_ok=True)
-    resume_path.unlink(missing_ok=True)
+    wall = loop.run(start_step, steps, wall_before, progress=progress)
+    save_checkpoint(out, meta.payload(model, steps, wall))
+    loss_log.publish()
+    resume.remove()
     log.info("wrote %s (%d steps, %.1f s)", out, steps, wall)
     return out
+
+
+def _prepare_process(job: dict[str, Any], runtime: dict[str, Any]) -> torch.device:
+    """Import the method's modules, set threads and determinism; return the training device."""
+    import_method_modules([*job.get("method_modules", []), *runtime["method_modules"]])
+    if runtime["threads"]:
+        torch.set_num_threads(runtime["threads"])
+    if job["deterministic"]:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return resolve_device(runtime["device"])
+
+
+def _initial_model(
+    spec: Method, stage: Stage, init: str | os.PathLike[str] | None, device: torch.device
+) -> tuple[torch.nn.Module, str]:
+    """Return a stage's network, started from the previous stage's checkpoint where the recipe
+    says so, and the provenance of its starting weights.
+
+    Raises
+    ------
+    ValueError
+        If a stage that continues a previous one is given no ``init`` checkpoint.
+    """
+    names = [s.name for s in spec.stages]
+    index = names.index(stage.name)
+    if index > 0 and init is None:
+        raise ValueError(
+            f"{spec.name}: stage {stage.name!r} starts from stage {names[index - 1]!r}; "
+            "pass its checkpoint (--init)"
+        )
+    model = create_model(spec.name, stage=stage.name).to(device)
+    if init is None:
+        return model, "trained here, random init"
+    previous = load_checkpoint(init, map_location=device)
+    if hasattr(model, "init_from_previous"):
+        model.init_from_previous(previous["model"])
+    else:
+        model.load_state_dict(previous["model"])
+    return model, f"trained here, {stage.name} from {previous.get('stage', 'main')}"
+
+
+class LossLog:
+    """The JSON-lines loss log of a training job.
+
+    Records are appended to ``<path>.partial`` as training goes (so a killed job keeps them),
+    and :meth:`publish` renames it to ``path`` atomically once the checkpoint is written.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.partial = path.with_name(path.name + ".partial")
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def keep_until(self, step: int) -> None:
+        """Drop what a killed job logged after ``step`` (its last checkpoint): those steps
+        run again. Step 0 starts an empty log."""
+        if step == 0 or not self.partial.is_file():
+            self.partial.write_text("", encoding="utf-8")
+            return
+        lines = self.partial.read_text(encoding="utf-8").splitlines()
+        kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
+        self.partial.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one record (``kind``, ``step`` and the loss terms) and flush it to disk."""
+        with open(self.partial, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def publish(self) -> None:
+        """Move the finished log to its final name (atomically)."""
+        with atomic_path(self.path) as tmp:
+            tmp.write_bytes(self.partial.read_bytes())
+        self.partial.unlink(missing_ok=True)
+
+
+@dataclasses.dataclass
+class _Loop:
+    """The optimiser steps of one training job, with its log, validation and resume points.
+
+    Between those points nothing is read back from the device, so the host runs ahead of it;
+    non-finite losses recorded on the device are checked at each of them.
+    """
+
+    step_fn: TrainStep
+    batches: Iterator[Any]
+    validate: Callable[[], dict[str, float]]
+    lr: Callable[[int], float]
+    runtime: dict[str, Any]
+    resume: TrainingState
+    loss_log: LossLog
+    name: str
+
+    def run(self, start: int, steps: int, wall_before: float, *, progress: bool) -> float:
+        """Run steps ``start`` to ``steps``; return the training wall time in seconds."""
+        t0, last_good = time.perf_counter(), "none (no checkpoint yet)"
+        if start:
+            last_good = str(self.resume.path)
+        bar = tqdm(
+            range(start, steps),
+            initial=start,
+            total=steps,
+            desc=self.name,
+            disable=not progress,
+            file=sys.stderr,
+            mininterval=1.0 if sys.stderr.isatty() else 30.0,
+        )
+        every = self.runtime
+        for step in bar:
+            self.step_fn.set_lr(self.lr(step))
+            terms = self.step_fn(next(self.batches))
+            done, wall = step + 1, wall_before + time.perf_counter() - t0
+            log_now = done % every["log_every"] == 0 or done == steps
+            val_now = done % every["val_every"] == 0 or done == steps
+            save_now = done % every["checkpoint_every"] == 0 and done < steps
+            if not (log_now or val_now or save_now):
+                continue
+            self._stop_if_nonfinite(start, last_good)
+            if log_now:
+                losses = {k: float(v.detach()) for k, v in terms.items()}
+                record = {"kind": "train", "step": done, "lr": self.step_fn.lr, "time_s": wall}
+                self.loss_log.write({**record, **losses})
+                bar.set_postfix(loss=f"{losses['total']:.4g}")
+            if val_now:
+                self.loss_log.write({"kind": "val", "step": done, **self.validate()})
+            if save_now:
+                self.resume.save(done, wall)
+                last_good = f"{self.resume.path} (step {done})"
+        bar.close()
+        return wall_before + time.perf_counter() - t0
+
+    def _stop_if_nonfinite(self, start: int, last_good: str) -> None:
+        bad = self.step_fn.first_nonfinite()
+        if bad is not None:
+            raise NonFiniteLossError(
+                f"{self.name}: non-finite loss at step {start + bad[0]}: {bad[1]}; "
+                f"last good checkpoint: {last_good}"
+            )

@@ -14,6 +14,11 @@ Loading rules (``baselines.md`` §7, item 2):
 - every key the model expects must be present, except the prefixes a model declares optional
   for inference (``training_only_prefixes``, e.g. CDS's auxiliary encoder and CLUB);
 - keys the model does not have are logged, never silently loaded.
+
+The file is untrusted input: it is read with :func:`spbench.checkpoint.read_checkpoint`, which
+builds tensors, plain containers and hyper-parameters only, so nothing in it runs. Its sha256 is
+recorded in the checkpoint (``weights_sha256``, shown by ``spbench provenance``); a URL given
+without ``sha256`` gets a warning with the value to pin.
 """
 
 from __future__ import annotations
@@ -26,14 +31,19 @@ from urllib.parse import urlparse
 
 import torch
 
+from spbench.checkpoint import (
+    CheckpointMeta,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+    state_dict_of,
+)
 from spbench.errors import UserError
 from spbench.io import CorruptFileError, atomic_path, sha256_file
+from spbench.jobs import canonical
 from spbench.models import create_model, get_method
-from spbench.train import checkpoint_header
 
 log = logging.getLogger(__name__)
-
-LEADING_PREFIXES = ("model.", "module.")
 
 
 class WeightsMismatchError(UserError, ValueError):
@@ -59,32 +69,6 @@ def fetch_weights(source: str, cache_dir: str | os.PathLike[str]) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"published weights {path} not found (config.published source)")
     return path
-
-
-def extract_state_dict(checkpoint: object) -> dict[str, torch.Tensor]:
-    """Return the model weights of an upstream, DLM or plain checkpoint with the prefix stripped.
-
-    Returns
-    -------
-    dict
-        Parameter and buffer tensors keyed by the module names of the network.
-    """
-    state = checkpoint
-    if isinstance(checkpoint, dict):
-        for key in ("state_dict", "model"):
-            if isinstance(checkpoint.get(key), dict):
-                state = checkpoint[key]
-                break
-    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
-        raise CorruptFileError("the checkpoint holds no state dict")
-    out = {}
-    for key, value in state.items():
-        for prefix in LEADING_PREFIXES:
-            if key.startswith(prefix):
-                key = key[len(prefix) :]
-                break
-        out[key] = value
-    return out
 
 
 def load_published(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
@@ -129,13 +113,26 @@ def adopt_checkpoint(
     variant: str,
     seed: int,
     stage: str,
-    settings: dict,
+    job: dict,
 ) -> Path:
     """Copy a spbench checkpoint trained elsewhere into a run, after checking it is that run's.
 
-    Its method, variant, seed, stage and training settings must be the run's (those the
-    workflow would pass to ``spbench train``), so that the run's labels and the report's
-    provenance (device, steps, wall time, fast modes, all kept from the checkpoint) are true.
+    Its method, variant, seed, stage and job settings (its ``settings``: what determines the
+    weights, :func:`spbench.jobs.train_job`) must be the run's, so that the run's labels and
+    the report's provenance (device, steps, wall time, fast modes, all kept from the
+    checkpoint) are true. Its runtime settings (device, fast modes, cadences) are not compared:
+    they legitimately differ where it was trained, and the checkpoint records them.
+
+    Parameters
+    ----------
+    source
+        The checkpoint trained elsewhere.
+    out
+        Where the run's checkpoint goes (a copy of ``source``).
+    method, variant, seed, stage
+        The run and stage it must be.
+    job
+        The run's job settings (the ``--settings`` of its ``spbench train`` in the workflow).
 
     Returns
     -------
@@ -147,8 +144,6 @@ def adopt_checkpoint(
     WeightsMismatchError
         Naming the first field or settings key that differs and both values.
     """
-    from spbench.train import load_checkpoint
-
     ckpt = load_checkpoint(source)
     wanted = {"method": method, "variant": variant, "seed": seed, "stage": stage}
     for key, value in wanted.items():
@@ -156,7 +151,7 @@ def adopt_checkpoint(
             raise WeightsMismatchError(
                 f"{source}: trained as {key} {ckpt.get(key)!r}, the run needs {value!r}"
             )
-    diff = _first_difference(ckpt.get("settings"), settings)
+    diff = _first_difference(canonical(ckpt.get("settings")), canonical(job))
     if diff is not None:
         key, theirs, ours = diff
         raise WeightsMismatchError(
@@ -212,33 +207,44 @@ def import_weights(
     """
     out = Path(out)
     path = fetch_weights(source, out.parent / "download")
-    if sha256 and sha256_file(path) != sha256.lower():
-        raise CorruptFileError(f"{path}: sha256 differs from config.published ({sha256})")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # torch raises several types for foreign or truncated files
-        raise CorruptFileError(f"{path} is not a readable PyTorch checkpoint ({err})") from err
+    digest = checked_sha256(path, source, sha256)
     model = create_model(method)
-    unexpected = load_published(model, extract_state_dict(raw))
+    unexpected = load_published(model, state_dict_of(read_checkpoint(path)))
     stages = [s.name for s in get_method(method).stages]
-    payload = {
-        **checkpoint_header(),
-        "method": method,
-        "variant": variant,
-        "stage": stages[-1],
-        "stages": stages,
-        "seed": 0,
-        "settings": {},
-        "recipe": {},
-        "loss_config": loss_config,
-        "device": "cpu",
-        "weights": f"published weights {path.name}",
-        "init": str(source),
-        "step": 0,
-        "wall_time_s": 0.0,
-        "model": model.state_dict(),
-        "unexpected_keys": unexpected,
-    }
-    with atomic_path(out) as tmp:
-        torch.save(payload, tmp)
+    meta = CheckpointMeta(
+        method=method,
+        variant=variant,
+        stage=stages[-1],
+        stages=stages,
+        seed=0,
+        weights=f"published weights {path.name}",
+        loss_config=loss_config,
+        init=str(source),
+    )
+    save_checkpoint(out, meta.payload(model, unexpected_keys=unexpected, weights_sha256=digest))
     return out
+
+
+def checked_sha256(path: Path, source: str, expected: str | None) -> str:
+    """Return the sha256 of ``path`` (hex), checked against ``expected`` when given.
+
+    A file downloaded from a URL without ``expected`` gets a warning with the value to pin: the
+    next download may differ.
+
+    Raises
+    ------
+    CorruptFileError
+        If the digest differs from ``expected``.
+    """
+    digest = sha256_file(path)
+    if expected and digest != expected.lower():
+        raise CorruptFileError(f"{path}: sha256 differs from config.published ({expected})")
+    if not expected and urlparse(source).scheme in ("http", "https"):
+        log.warning(
+            "%s has no sha256 in config.published; the file downloaded has sha256 %s: add "
+            "`sha256: %s` to its entry to pin it (recorded in the run's provenance)",
+            source,
+            digest,
+            digest,
+        )
+    return digest

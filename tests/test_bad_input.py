@@ -177,8 +177,8 @@ def truncated_split_unverified(tmp_path: Path) -> str:
 def truncated_checkpoint(tmp_path: Path) -> str:
     import torch
 
+    from spbench.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
     from spbench.io import CorruptFileError
-    from spbench.train import CHECKPOINT_FORMAT, load_checkpoint
 
     path = tmp_path / "checkpoint.pt"
     torch.save({"format": CHECKPOINT_FORMAT, "model": {"w": torch.zeros(1000)}}, path)
@@ -191,8 +191,8 @@ def truncated_checkpoint(tmp_path: Path) -> str:
 def foreign_checkpoint(tmp_path: Path) -> str:
     import torch
 
+    from spbench.checkpoint import load_checkpoint
     from spbench.io import CorruptFileError
-    from spbench.train import load_checkpoint
 
     path = tmp_path / "checkpoint.pt"
     torch.save({"state_dict": {}}, path)  # e.g. an upstream SCN checkpoint
@@ -226,6 +226,146 @@ def corrupt_manifest(tmp_path: Path) -> str:
     return str(info.value)
 
 
+# ----------------------------------------------------------------------------- untrusted pickles
+
+
+class RunsCode:
+    """Unpickling this runs ``touch <marker>``: what a malicious checkpoint can do on load."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        import shlex
+
+        return os.system, (f"touch {shlex.quote(str(self.marker))}",)
+
+
+def malicious_checkpoint(path: Path, payload: dict, *, legacy: bool = False) -> Path:
+    """Write ``payload`` plus code to run on load (its marker: ``<path>.ran``) to ``path``.
+
+    The code hides in the hyper-parameters, as in a Lightning ``.ckpt``; ``legacy`` writes the
+    pre-zip format of old upstream ``.tar`` files.
+    """
+    import torch
+
+    hyper = {"lr": 1e-4, "args": RunsCode(path.with_name(path.name + ".ran"))}
+    torch.save(
+        {**payload, "hyper_parameters": hyper}, path, _use_new_zipfile_serialization=not legacy
+    )
+    return path
+
+
+def refused(run: Callable[[Path], list[str]], bad: Callable[[Path], Path]) -> Callable[[Path], str]:
+    """Give ``bad(tmp_path)`` to the command ``run(tmp_path)``: it must stop with exit 2 and one
+    line, its code must not have run, and the command must have written nothing."""
+
+    def make(tmp_path: Path) -> str:
+        from spbench.cli import main
+
+        path = bad(tmp_path)
+        before = set(tmp_path.rglob("*"))
+        message = cli_error(main, run(tmp_path))
+        assert not path.with_name(path.name + ".ran").exists(), "the pickle's code ran"
+        assert set(tmp_path.rglob("*")) == before, "the command wrote files"
+        return message
+
+    return make
+
+
+def _scn_state_dict() -> dict:
+    from spbench.models import create_model
+
+    return create_model("scn").state_dict()
+
+
+def _lightning_ckpt(tmp_path: Path) -> Path:
+    weights = {f"model.{k}": v for k, v in _scn_state_dict().items()}
+    return malicious_checkpoint(tmp_path / "scn.ckpt", {"epoch": 3, "state_dict": weights})
+
+
+def _legacy_tar(tmp_path: Path) -> Path:
+    weights = {"epoch": 3, "state_dict": _scn_state_dict()}
+    return malicious_checkpoint(tmp_path / "model_best.tar", weights, legacy=True)
+
+
+def _import_weights(source: str) -> Callable[[Path], list[str]]:
+    def argv(tmp_path: Path) -> list[str]:
+        return [
+            "import-weights",
+            "--config",
+            str(BASE_CONFIG),
+            "--method",
+            "scn",
+            "--variant",
+            "pub_base",
+            "--trained-as",
+            "base",
+            "--source",
+            str(tmp_path / source),
+            "--out",
+            str(tmp_path / "models/main.pt"),
+        ]
+
+    return argv
+
+
+def _spbench_file(tmp_path: Path, name: str, step: int = 0) -> Path:
+    """``models/<name>`` in spbench's checkpoint layout (SCN), with code in it."""
+    from spbench.checkpoint import CheckpointMeta
+    from spbench.models import create_model
+
+    meta = CheckpointMeta("scn", "base", "main", ["main"], seed=0, weights="trained here")
+    path = tmp_path / "models" / name
+    path.parent.mkdir()
+    return malicious_checkpoint(path, meta.payload(create_model("scn"), step))
+
+
+def _spbench_checkpoint(tmp_path: Path) -> Path:
+    """A main.pt in the results folder."""
+    return _spbench_file(tmp_path, "main.pt")
+
+
+def _predict_argv(tmp_path: Path) -> list[str]:
+    return [
+        "predict",
+        "--config",
+        str(BASE_CONFIG),
+        "--checkpoint",
+        str(tmp_path / "models/main.pt"),
+        "--data",
+        str(tmp_path / "data"),
+        "--out-dir",
+        str(tmp_path / "predictions"),
+    ]
+
+
+def _resume_file(tmp_path: Path) -> Path:
+    """A resume file beside the checkpoint a training job is about to write."""
+    _synthetic(tmp_path)
+    return _spbench_file(tmp_path, "main.resume.pt", step=3)
+
+
+def _train_argv(data: Path, out: Path, method: str = "scn") -> list[str]:
+    """``spbench train`` of the CI profile's base variant on ``data``, writing ``out``."""
+    return [
+        "train",
+        "--config",
+        str(BASE_CONFIG),
+        "--data",
+        str(data),
+        "--method",
+        method,
+        "--variant",
+        "base",
+        "--seed",
+        "0",
+        "--out",
+        str(out),
+    ]
+
+
 # ------------------------------------------------------------------------------------ command line
 
 
@@ -236,6 +376,29 @@ def cli(argv_of: Callable[[Path], list[str]]) -> Callable[[Path], str]:
         return cli_error(main, argv_of(tmp_path))
 
     return make
+
+
+def _plan_with_other_csv(tmp_path: Path) -> list[str]:
+    times = tmp_path / "times.csv"
+    times.write_text("method,ms\nscn,1\n")
+    return ["plan", "--config", str(BASE_CONFIG), "--times", str(times)]
+
+
+def _adopt_other_steps(tmp_path: Path) -> list[str]:
+    """``spbench adopt-checkpoint`` of a checkpoint trained for 10 more steps than the profile."""
+    from spbench.checkpoint import CheckpointMeta, save_checkpoint
+    from spbench.config import load_config
+    from spbench.jobs import train_job
+    from spbench.models import create_model
+
+    job = train_job(load_config(BASE_CONFIG), "scn", "lap")
+    job["steps"] += 10
+    meta = CheckpointMeta("scn", "lap", "main", ["main"], seed=0, weights="trained", settings=job)
+    source = tmp_path / "scn_lap_seed0.pt"
+    save_checkpoint(source, meta.payload(create_model("scn"), job["steps"]))
+    run = ["--method", "scn", "--variant", "lap", "--seed", "0", "--stage", "main"]
+    out = ["--out", str(tmp_path / "main.pt")]
+    return ["adopt-checkpoint", "--config", str(BASE_CONFIG), "--source", str(source), *run, *out]
 
 
 def _score_truncated_prediction(tmp_path: Path) -> list[str]:
@@ -279,6 +442,12 @@ CASES = [
         "an autocast dtype spbench does not offer (`train.fast.amp: fp16`)",
         ("config.train.fast.amp", "'fp16' is not one of ['off', False, 'bf16']"),
         with_config("steps: 6", "steps: 6\n  fast: {amp: fp16}"),
+    ),
+    Case(
+        "config-budget-zero",
+        "a training budget of 0 (`train.budget: 0`)",
+        ("config.train.budget", "0 is less than or equal to the minimum of 0"),
+        with_config("steps: 6", "steps: 6\n  budget: 0"),
     ),
     Case(
         "config-empty-methods",
@@ -383,48 +552,66 @@ CASES = [
         corrupt_manifest,
     ),
     Case(
+        "unsafe-published-weights",
+        "`spbench import-weights` on a Lightning `.ckpt` whose hyper-parameters run code on load",
+        (
+            "spbench import-weights: error:",
+            "scn.ckpt was not loaded",
+            "(posix.system)",
+            "ran none of it",
+            "re-save its state dict alone",
+        ),
+        refused(_import_weights("scn.ckpt"), _lightning_ckpt),
+    ),
+    Case(
+        "unsafe-published-weights-legacy",
+        "the same in an upstream `.tar` of the pre-zip format (PyTorch < 1.6)",
+        ("spbench import-weights: error:", "model_best.tar was not loaded", "(posix.system)"),
+        refused(_import_weights("model_best.tar"), _legacy_tar),
+    ),
+    Case(
+        "unsafe-checkpoint",
+        "`spbench predict` on a `main.pt` that runs code on load",
+        ("spbench predict: error:", "main.pt was not loaded", "(posix.system)"),
+        refused(_predict_argv, _spbench_checkpoint),
+    ),
+    Case(
+        "unsafe-resume-file",
+        "`spbench train` beside a `main.resume.pt` that runs code on load",
+        ("spbench train: error:", "main.resume.pt was not loaded", "(posix.system)"),
+        refused(
+            lambda tmp_path: _train_argv(tmp_path / "data", tmp_path / "models/main.pt"),
+            _resume_file,
+        ),
+    ),
+    Case(
         "cli-no-dataset",
         "`spbench train --data` on a folder that was never prepared",
         ("spbench train: error:", "dataset.json not found", "Prepare it first"),
-        cli(
-            lambda tmp_path: [
-                "train",
-                "--config",
-                str(BASE_CONFIG),
-                "--data",
-                str(tmp_path),
-                "--method",
-                "scn",
-                "--variant",
-                "base",
-                "--seed",
-                "0",
-                "--out",
-                str(tmp_path / "c.pt"),
-            ]
-        ),
+        cli(lambda tmp_path: _train_argv(tmp_path, tmp_path / "c.pt")),
     ),
     Case(
         "cli-unknown-method",
         "`spbench train --method` with an unregistered name",
         ("spbench train: error:", "unknown method 'snc'", "registered methods:"),
-        cli(
-            lambda tmp_path: [
-                "train",
-                "--config",
-                str(BASE_CONFIG),
-                "--data",
-                str(_synthetic(tmp_path)),
-                "--method",
-                "snc",
-                "--variant",
-                "base",
-                "--seed",
-                "0",
-                "--out",
-                str(tmp_path / "c.pt"),
-            ]
+        cli(lambda tmp_path: _train_argv(_synthetic(tmp_path), tmp_path / "c.pt", "snc")),
+    ),
+    Case(
+        "cli-bad-step-times",
+        "`spbench plan --times` on a CSV that is not a step-time table",
+        ("spbench plan: error:", "times.csv: not a step-time table (columns kind, method"),
+        cli(_plan_with_other_csv),
+    ),
+    Case(
+        "cli-adopt-mismatch",
+        "`spbench adopt-checkpoint` on a checkpoint trained with other job settings than the run's",
+        (
+            "spbench adopt-checkpoint: error:",
+            "scn_lap_seed0.pt: trained with settings.steps = ",
+            "the profile says",
+            "profile.yaml of its GPU session",
         ),
+        cli(_adopt_other_steps),
     ),
     Case(
         "cli-corrupt-prediction",

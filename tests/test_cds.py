@@ -56,18 +56,34 @@ def _batch(b: int = 2, h: int = 64, w: int = 64, seed: int = 0) -> SimpleNamespa
 # -- architecture -------------------------------------------------------------------------
 
 
+def _conv_bn(cin: int, cout: int, bias: bool = False) -> int:
+    """Parameters of a 3×3 Conv2d (with or without bias) followed by BatchNorm (γ, β)."""
+    return 9 * cin * cout + (cout if bias else 0) + 2 * cout
+
+
+# From rookiie/CDSpixel's layer shapes (models/model_util.py, models/espixel.py): Embedder =
+# conv0a 3→64, five 64→64, head0 192→32, head1 35→32 (with bias), all conv+BN; Diffusion =
+# log2(16) = 4 water_diffusion stages of a 4×4 ConvTranspose 32→32 (bias) and a conv+BN 64→32;
+# Disentangle = two bias-free Linear 32→32; head = 3×3 Conv2d 32→9 with bias.
+EMBEDDER = _conv_bn(3, 64) + 5 * _conv_bn(64, 64) + _conv_bn(192, 32) + _conv_bn(35, 32, True)
+DIFFUSION = 4 * (16 * 32 * 32 + 32 + _conv_bn(64, 32))
+DISENTANGLE = 2 * 32 * 32
+HEAD = 9 * 32 * 9 + 9
+
+
 def test_parameter_counts(model):
     aux = {id(p) for p in model.auxiliary_parameters()}
     main = [p for p in model.parameters() if id(p) not in aux]
     inference = [p for m in model.inference_modules() for p in m.parameters()]
-    assert _count(main) == 649_001  # training, with encoder_assit, without CLUB
-    assert _count(inference) == 396_649
+    assert _count(model.encoder.parameters()) == EMBEDDER == 252_352
+    assert _count(model.encoder_assit.parameters()) == EMBEDDER
+    assert _count(model.MI.parameters()) == DISENTANGLE == 2_048
+    assert _count(model.decoder.parameters()) == DIFFUSION == 139_648
+    assert _count(model.head.parameters()) == HEAD == 2_601
+    assert _count(inference) == EMBEDDER + DISENTANGLE + DIFFUSION + HEAD == 396_649
+    assert _count(main) == 2 * EMBEDDER + DISENTANGLE + DIFFUSION + HEAD == 649_001  # training
     assert _count(model.auxiliary_parameters()) == 584  # CLUB
     assert _count(model.parameters()) == 649_001 + 584  # parameters() still includes CLUB
-    assert _count(model.encoder_assit.parameters()) == 649_001 - 396_649 == 252_352
-    assert _count(model.MI.parameters()) == 2_048
-    assert _count(model.decoder.parameters()) == 139_648
-    assert _count(model.head.parameters()) == 2_601
     assert aux == {id(p) for p in model.mi_estimator.parameters()}
 
 
@@ -272,12 +288,22 @@ def test_loss_keys_train_and_eval():
     assert all(t.dim() == 0 and torch.isfinite(t) for t in terms.values())
     parts = sum(terms[k] for k in C.CDS_LOSS_KEYS if k != "total")
     torch.testing.assert_close(terms["total"], parts)
-    assert terms["lap"] > 0 and terms["msd"] >= 0 and terms["kl"] >= 0
-    # The Sobel branch uses the plain SCN loss: its recon is R (not R_w) on Q_a.
+    # The main branch is the variant's loss on Q (same MSD draws); the Sobel branch is the plain
+    # SCN loss on Q_a: R (not R_w) and Pos, no LAP or MSD (recomputed from the outputs here).
     with torch.no_grad():
-        model.train()
         out = model(batch.images)
-    assert out.extras is not None
+        main = C.superpixel_loss(out, batch.labels, cfg, generator=torch.Generator().manual_seed(0))
+        assist = C.superpixel_loss(
+            C.SuperpixelOutput(out.extras["assist_assignment"], out.extras["assist_embedding"]),
+            batch.labels,
+            LossConfig(),
+        )
+    for key in ("recon", "pos", "lap", "msd"):
+        torch.testing.assert_close(terms[key], main[key])
+    assert terms["lap"] > 0  # LAP is on in the DLM variant (0 in the base one, below)
+    torch.testing.assert_close(terms["assist_recon"], assist["recon"])
+    torch.testing.assert_close(terms["assist_pos"], assist["pos"])
+    assert assist["lap"] == 0 and assist["msd"] == 0
     # Eval (validation): the main branch only, no aux_total.
     model.eval()
     with torch.no_grad():

@@ -9,8 +9,8 @@ from spbench.config import (
     experiment_runs,
     experiment_variants,
     load_config,
-    train_settings,
     validate_config,
+    variant_switches,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,6 +64,7 @@ def test_defaults_are_filled_without_sharing_objects():
         ({"trian": {}}, "'trian' was unexpected"),
         ({"train": {"steps": "10"}}, "config.train.steps"),
         ({"train": {"stpes": 10}}, "config.train"),
+        ({"train": {"budget": 0}}, "config.train.budget"),
         ({"predict": {"scales": [0.5, 5]}}, "config.predict.scales[1]"),
         ({"predict": {"scales": [0]}}, "config.predict.scales[0]"),
         ({"seeds": [-1]}, "config.seeds[0]"),
@@ -88,9 +89,9 @@ def test_bad_yaml_file_names_the_file(tmp_path):
 
 def test_variant_lambda_overrides_global():
     config = validate_config({**MINIMAL, "variants": {"l90": {"use_lap": True, "lambda_lap": 90}}})
-    assert train_settings(config, "l90")["variant"]["lambda_lap"] == 90
+    assert variant_switches(config, "l90")["lambda_lap"] == 90
     with pytest.raises(ConfigError, match="no variant"):
-        train_settings(config, "lap")
+        variant_switches(config, "lap")
 
 
 def test_experiments_share_runs_and_derive_variants():
@@ -114,14 +115,14 @@ def test_experiments_share_runs_and_derive_variants():
     assert len(runs["table3"]) == 16 + 1 and len(runs["sweep"]) == 6 + 1  # + the SLIC row
     unique = {r for rs in runs.values() for r in rs}
     assert len(unique) == 2 * (2 + 6 + 2) + 1  # shared runs are trained once
-    off = train_settings(config, "lap_l0")["variant"]
+    off = variant_switches(config, "lap_l0")
     assert (off["use_lap"], off["use_msd"], off["use_wr"], off["lambda_lap"]) == (
         False,
         True,
         True,
         0.0,
     )
-    assert train_settings(config, "abl_lap")["variant"]["use_msd"] is False
+    assert variant_switches(config, "abl_lap")["use_msd"] is False
 
 
 def test_unknown_ablation_method_is_named():

@@ -8,8 +8,6 @@ weights; everything else follows from that.
 from __future__ import annotations
 
 import json
-import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,11 +25,13 @@ CHECKPOINT_EVERY = 4
 
 
 def train_settings_for(variant: str = "lap", **train_overrides) -> dict:
-    """The ``.test`` profile's training settings, made tiny and deterministic."""
-    from spbench.config import load_config, train_settings
+    """The ``.test`` profile's settings of an SCN training job (``{"variant", "job",
+    "runtime"}``), made tiny and deterministic."""
+    from spbench.config import load_config
+    from spbench.jobs import train_settings
 
-    settings = train_settings(load_config(ROOT / ".test/config/config.yaml"), variant)
-    settings["train"].update(
+    config = load_config(ROOT / ".test/config/config.yaml")
+    config["train"].update(
         steps=STEPS,
         batch_size=2,
         crop=32,
@@ -45,8 +45,8 @@ def train_settings_for(variant: str = "lap", **train_overrides) -> dict:
         deterministic=True,
         train_splits=["train"],
     )
-    settings["train"].update(train_overrides)
-    return settings
+    config["train"].update(train_overrides)
+    return {"variant": variant, **train_settings(config, "scn", variant)}
 
 
 def train_command(data: Path, out_dir: Path, settings: dict) -> list[str]:
@@ -54,13 +54,15 @@ def train_command(data: Path, out_dir: Path, settings: dict) -> list[str]:
         *SPBENCH,
         "train",
         "--settings",
-        json.dumps(settings),
+        json.dumps(settings["job"]),
+        "--runtime",
+        json.dumps(settings["runtime"]),
         "--data",
         str(data),
         "--method",
         "scn",
         "--variant",
-        settings["variant"]["name"],
+        settings["variant"],
         "--seed",
         "0",
         "--out",
@@ -121,7 +123,7 @@ def kill_between_checkpoints(data: Path, out_dir: Path, settings: dict) -> None:
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
-    from spbench.train import load_checkpoint
+    from spbench.checkpoint import load_checkpoint
 
     return load_checkpoint(path)["model"]
 
@@ -163,7 +165,7 @@ def reference_run(dataset, tmp_path_factory) -> Path:
             out / "checkpoint.pt",
             method="scn",
             seed=0,
-            settings=train_settings_for(),
+            **train_settings_for(),
             log_path=out / "train_log.jsonl",
             progress=False,
         )
@@ -244,7 +246,7 @@ def nan_method():
     try:
         yield "nan_at_step3"
     finally:
-        registry._REGISTRY.pop("nan_at_step3", None)
+        registry.unregister_method("nan_at_step3")
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
 
@@ -261,7 +263,7 @@ def test_nan_loss_stops_with_the_step_and_last_good_checkpoint(dataset, tmp_path
     out = tmp_path / "checkpoint.pt"
     settings = train_settings_for(checkpoint_every=2)
     with pytest.raises(NonFiniteLossError) as info:
-        train(dataset, out, method=nan_method, seed=0, settings=settings, progress=False)
+        train(dataset, out, method=nan_method, seed=0, **settings, progress=False)
     message = str(info.value)
     assert "step 3" in message
     assert str(tmp_path / "checkpoint.resume.pt") in message and "step 2" in message
@@ -296,22 +298,12 @@ LOST_SCORE = "results/test/scores/scn/lap/seed0.parquet"
 
 
 @pytest.fixture(scope="module")
-def finished_ci_run(tmp_path_factory) -> tuple[list[str], Path]:
-    """The ``.test`` profile (one variant, two scales, to keep it short) run to the end in a
-    temporary folder, then one score file deleted: (snakemake command, folder)."""
-    folder = tmp_path_factory.mktemp("ci_run")
-    shutil.copytree(ROOT / ".test/config", folder / "config")
-    text = (folder / "config/config.yaml").read_text()
-    text = text.replace("scales: [0.4, 0.6, 0.8, 1.0, 1.2]", "scales: [0.6, 1.0]")
-    assert "scales: [0.6, 1.0]" in text
-    text = re.sub(r"(?m)^seeds: .*$", "seeds: [0]", text)
-    text += "variants:\n  lap: {use_lap: true, use_msd: true, use_wr: true}\n"
-    (folder / "config/config.yaml").write_text(text)
-    command = [*SNAKEMAKE, "--directory", str(folder), "--cores", "2", "--resources", "gpu=1"]
-    first = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert first.returncode == 0, first.stderr[-4000:]
-    (folder / LOST_SCORE).unlink()
-    return command, folder
+def finished_ci_run(ci_run, tmp_path_factory) -> tuple[list[str], Path]:
+    """A copy of the session's finished CI-profile run with one score file moved away (kept to
+    compare the re-run with): (snakemake command, folder)."""
+    folder = ci_run.copy(tmp_path_factory.mktemp("faults_ci") / "run").folder
+    (folder / LOST_SCORE).rename(folder / "lost_score.parquet")
+    return ci_run.command(folder), folder
 
 
 def dry_run_jobs(command: list[str], targets: tuple[str, ...] = ()) -> dict[str, int]:
@@ -339,10 +331,19 @@ def test_rerun_for_a_lost_score_file_redoes_only_that_score_and_the_report(finis
 
 @pytest.mark.slow
 def test_plain_rerun_regenerates_a_lost_score_file(finished_ci_run):
-    """A plain ``snakemake`` re-run after losing one score file plans that one score job."""
-    command, _ = finished_ci_run
+    """A plain ``snakemake`` re-run after losing one score file plans that one score job, runs
+    it, and writes the same rows as the first run."""
+    import pandas as pd
+
+    command, folder = finished_ci_run
     jobs = dry_run_jobs(command)
     assert sum(n for rule, n in jobs.items() if rule.startswith("score")) == 1, jobs
+    rerun = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-4000:]
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(folder / LOST_SCORE), pd.read_parquet(folder / "lost_score.parquet")
+    )
+    assert dry_run_jobs(command) == {}  # nothing left to do
 
 
 def test_resume_state_restores_every_generator():
@@ -350,10 +351,10 @@ def test_resume_state_restores_every_generator():
     (SSM's drop-path and quadrant draws) all continue where the checkpoint left them."""
     import random
 
-    from spbench.train import _rng_state, _set_rng_state
+    from spbench.checkpoint import rng_state, set_rng_state
 
     data, loss = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
-    state = _rng_state(data, loss)
+    state = rng_state(data, loss)
 
     def draws() -> list[float]:
         return [
@@ -364,5 +365,5 @@ def test_resume_state_restores_every_generator():
         ]
 
     first = draws()
-    _set_rng_state(state, data, loss)
+    set_rng_state(state, data, loss)
     assert draws() == first

@@ -19,12 +19,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from spbench.config import load_config, train_settings
+from spbench.config import load_config
 from spbench.data.synthetic import generate_synthetic
+from spbench.jobs import canonical_json, train_job, train_runtime
 from spbench.session import (
     ARCHIVE,
     SUMMARY,
     SessionError,
+    _job_command,
     _ms_per_step,
     choose_fast_mode,
     returned_files,
@@ -38,7 +40,8 @@ PROFILE = ROOT / "config" / "gpu-short.yaml"
 STEPS = 3
 COMMIT = "0123abc"
 
-pytestmark = pytest.mark.slow
+#: The end-to-end tests run the whole script (minutes on two cores); the helpers' are quick.
+slow = pytest.mark.slow
 
 
 def _toy_profile(tmp: Path, data: Path) -> Path:
@@ -116,6 +119,7 @@ def archive(session) -> dict[str, bytes]:
         }
 
 
+@slow
 def test_returns_exactly_the_files_of_the_real_run(session) -> None:
     tmp, proc = session
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -126,10 +130,11 @@ def test_returns_exactly_the_files_of_the_real_run(session) -> None:
         assert (tmp / "out" / name).stat().st_size < 16 * 2**20, name
 
 
+@slow
 def test_checkpoints_are_the_runs_the_workflow_would_train(session, archive) -> None:
-    """Each returned checkpoint is its run's, with the settings the workflow passes, the same
-    steps for every run, and no optimiser state."""
-    from spbench.train import load_checkpoint
+    """Each returned checkpoint is its run's, with the job and runtime settings the workflow
+    passes, the same steps for every run, and no optimiser state."""
+    from spbench.checkpoint import load_checkpoint
 
     tmp, _ = session
     (tmp / "trained.yaml").write_bytes(archive["profile.yaml"])
@@ -147,10 +152,12 @@ def test_checkpoints_are_the_runs_the_workflow_would_train(session, archive) -> 
         ckpt = load_checkpoint(tmp / "out" / run_file(method, variant, seed))
         assert (ckpt["method"], ckpt["variant"], ckpt["seed"]) == (method, variant, seed)
         assert ckpt["step"] == STEPS
-        assert ckpt["settings"] == train_settings(trained, variant)
+        assert ckpt["settings"] == train_job(trained, method, variant)
+        assert ckpt["runtime"] == train_runtime(trained, method)
         assert "optimizer" not in ckpt
 
 
+@slow
 def test_archive_holds_every_record(archive) -> None:
     names = set(archive)
     expected = {
@@ -176,6 +183,7 @@ def test_archive_holds_every_record(archive) -> None:
     assert not [n for n in names if n.endswith(".pt")]
 
 
+@slow
 def test_stages_ran_and_a_failing_one_did_not_stop_the_rest(archive) -> None:
     stages = dict(line.split("\t")[:2] for line in archive["stages.tsv"].decode().splitlines())
     ran = ("setup", "tests", "bench_scn_eager", "bench_profile", "bench_cds", "plan", "calibrate")
@@ -185,6 +193,7 @@ def test_stages_ran_and_a_failing_one_did_not_stop_the_rest(archive) -> None:
     assert "7 skipped" in archive["tests.txt"].decode()  # the GPU tests, torch.compile left out
 
 
+@slow
 def test_session_json_records_the_run(archive) -> None:
     record = json.loads(archive["session.json"])
     assert record["commit"] == COMMIT
@@ -194,6 +203,7 @@ def test_session_json_records_the_run(archive) -> None:
     assert any(line.startswith("chosen: ") for line in record["plan"])
 
 
+@slow
 def test_plan_follows_the_benchmark(archive, tmp_path: Path) -> None:
     """The profile trains in the mode choose_fast_mode picks from the benchmark's rows."""
     (tmp_path / "eager.csv").write_bytes(archive["bench/scn_eager.csv"])
@@ -204,6 +214,7 @@ def test_plan_follows_the_benchmark(archive, tmp_path: Path) -> None:
     assert (fast["amp"] == "bf16") == (mode == "bf16")
 
 
+@slow
 def test_summary_says_what_happened(session) -> None:
     tmp, proc = session
     text = (tmp / "out" / SUMMARY).read_text(encoding="utf-8")
@@ -215,6 +226,7 @@ def test_summary_says_what_happened(session) -> None:
     assert text.splitlines()[-1] in proc.stdout
 
 
+@slow
 def test_workflow_adopts_the_returned_checkpoints(session, archive) -> None:
     """The returned profile + trained_elsewhere: the workflow takes the four checkpoints as they
     are (labels and provenance of the session) and trains only the reference."""
@@ -299,6 +311,25 @@ def test_returned_files_fit_the_device() -> None:
     assert returned_files(config)[:2] == [SUMMARY, ARCHIVE]
     with pytest.raises(SessionError, match="exceed the 8 files"):
         returned_files({**config, "seeds": [0, 1, 2, 3]})
+
+
+def test_job_command_is_the_workflows_train_command(tmp_path: Path) -> None:
+    """The session's `spbench train` gets what rule train_stage passes: the run's job and
+    runtime settings as canonical JSON, its method, variant, seed and last stage."""
+    config = load_config(PROFILE, check_methods=False)
+    command = _job_command(config, ("scn", "lap", 1), tmp_path, tmp_path / "c.pt", tmp_path / "l")
+    options = dict(zip(command[4::2], command[5::2], strict=False))
+    assert command[3] == "train" and command[-1] == "--no-progress"
+    assert options["--settings"] == canonical_json(train_job(config, "scn", "lap", "main"))
+    assert options["--runtime"] == canonical_json(train_runtime(config, "scn", "main"))
+    assert (options["--method"], options["--variant"], options["--seed"]) == ("scn", "lap", "1")
+    assert options["--stage"] == "main" and options["--data"] == str(tmp_path)
+
+
+def test_multi_stage_methods_are_refused() -> None:
+    config = load_config(PROFILE, check_methods=False)
+    with pytest.raises(SessionError, match=r"methods \['ainet'\] train in several stages"):
+        session_runs({**config, "methods": ["scn", "ainet"]})
 
 
 def test_step_time_from_the_loss_log(tmp_path: Path) -> None:

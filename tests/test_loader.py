@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -48,13 +51,53 @@ def test_scn_batches_are_the_drawn_crops_and_flips(bank: PairBank) -> None:
     assert batch.edges is None
 
 
+def _nearest_source(n_out: int, n_in: int) -> np.ndarray:
+    """PyTorch's legacy nearest index min(⌊fl32(dst·fl32(in/out))⌋, in − 1) (protocol.md §2)."""
+    scale = np.float32(n_in) / np.float32(n_out)
+    src = np.floor(np.arange(n_out, dtype=np.float32) * scale).astype(np.int64)
+    return np.minimum(src, n_in - 1)
+
+
 def test_rescaled_batches_keep_the_crop_and_the_labels(bank: PairBank) -> None:
-    batch = next(bank.random_batches(4, 32, torch.Generator().manual_seed(1), "rescale_bicubic"))
-    assert batch.images.shape == (4, 3, 32, 32) and batch.labels.shape == (4, 32, 32)
-    present = set(torch.cat([lab.unique() for lab in bank.labels]).tolist())
-    assert set(batch.labels.unique().tolist()) <= present  # nearest-neighbour labels
-    low, high = normalize(torch.tensor([0, 255], dtype=torch.uint8).expand(1, 3, 1, 2)).aminmax()
-    assert low <= batch.images.min() and batch.images.max() <= high
+    """Each sample is the crop and flips its draws name, of the image rescaled by the drawn factor.
+
+    Expected values come from OpenCV's bicubic resize of the uint8 image (CDS's upstream
+    augmentation) and the nearest-neighbour index formula; torch's bicubic replicates the border
+    where OpenCV reflects it, so image pixels whose 4×4 kernel reaches the border are skipped.
+    """
+    generator = torch.Generator().manual_seed(1)
+    replay = torch.Generator().manual_seed(1)
+    batch = next(bank.random_batches(4, 32, generator, "rescale_bicubic"))
+    picks = torch.randint(len(bank.pairs), (4,), generator=replay).tolist()
+    uniforms = torch.rand(4, 5, generator=replay).tolist()
+    factors = set()
+    for i, (pick, (u_y, u_x, u_v, u_h, u_s)) in enumerate(zip(picks, uniforms, strict=True)):
+        index, k = bank.pairs[pick]
+        factor = (7 + min(int(u_s * 8), 7)) / 10  # f ∈ {0.7, …, 1.4}
+        factors.add(factor)
+        source = bank.images[index].permute(1, 2, 0).numpy()
+        h, w = round(source.shape[0] * factor), round(source.shape[1] * factor)
+        image = cv2.resize(source, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+        labels = bank.labels[index][k].numpy()
+        labels = labels[
+            np.ix_(_nearest_source(h, labels.shape[0]), _nearest_source(w, labels.shape[1]))
+        ]
+        inner = np.zeros((h, w), bool)
+        margin = math.ceil(2 * factor) + 1
+        inner[margin:-margin, margin:-margin] = True
+        top, left = int(u_y * (h - 31)), int(u_x * (w - 31))
+        window = (slice(top, top + 32), slice(left, left + 32))
+        image, labels, inner = image[window], labels[window], inner[window]
+        for axis, u in ((0, u_v), (1, u_h)):
+            if u < 0.5:
+                image, labels, inner = (np.flip(a, axis) for a in (image, labels, inner))
+        np.testing.assert_array_equal(batch.labels[i].numpy(), labels)
+        got = (
+            batch.images[i].permute(1, 2, 0).numpy()
+            - normalize(torch.zeros(1, 3, 1, 1))[0, :, 0, 0].numpy()
+        )
+        np.testing.assert_allclose(got[inner] * 255, image[inner], atol=1.0 + 1e-3)
+    assert len(factors) > 1  # the draws exercise more than one factor
 
 
 def test_same_seed_same_batches(bank: PairBank) -> None:

@@ -9,19 +9,15 @@ import pandas as pd
 import pytest
 import torch
 
-from spbench.config import section_defaults
+from spbench.checkpoint import load_checkpoint
+from spbench.config import validate_config
 from spbench.data.synthetic import generate_synthetic
+from spbench.jobs import train_settings
 from spbench.models import get_method
 from spbench.predict import predict
-from spbench.report import build_report
+from spbench.report import build_table2
 from spbench.score import score_predictions
-from spbench.train import load_checkpoint, train
-
-LOSSES = section_defaults("losses")
-VARIANTS = {
-    "base": {"use_lap": False, "use_msd": False, "use_wr": False, "lambda_lap": 360.0},
-    "lap": {"use_lap": True, "use_msd": True, "use_wr": True, "lambda_lap": 360.0},
-}
+from spbench.train import train
 
 
 @pytest.fixture(scope="module")
@@ -31,23 +27,28 @@ def data(tmp_path_factory):
     return root
 
 
-def settings(variant):
-    return {
-        "train": {
-            "steps": 2,
-            "batch_size": 2,
-            "crop": 32,
-            "val_crop": 32,
-            "device": "cpu",
-            "threads": 1,
-            "log_every": 1,
-            "val_every": 2,
-            "val_batches": 1,
-            "checkpoint_every": 100,
-        },
-        "losses": LOSSES,
-        "variant": {"name": variant, **VARIANTS[variant]},
-    }
+def settings(method: str, variant: str, stage: str) -> dict:
+    """Two CPU steps of one stage at 32² crops: ``train``'s ``job`` and ``runtime``."""
+    config = validate_config(
+        {
+            "run_name": "t",
+            "dataset": {"name": "synthetic"},
+            "methods": [method],
+            "train": {
+                "steps": 2,
+                "batch_size": 2,
+                "crop": 32,
+                "val_crop": 32,
+                "device": "cpu",
+                "threads": 1,
+                "log_every": 1,
+                "val_every": 2,
+                "val_batches": 1,
+                "checkpoint_every": 100,
+            },
+        }
+    )
+    return train_settings(config, method, variant, stage)
 
 
 @pytest.mark.slow
@@ -65,8 +66,9 @@ def test_method_runs_through_every_stage(method, data, tmp_path):
                     data,
                     out,
                     method=method,
+                    variant=variant,
                     seed=0,
-                    settings=settings(variant),
+                    **settings(method, variant, stage.name),
                     stage=stage.name,
                     init=previous,
                     progress=False,
@@ -94,6 +96,6 @@ def test_method_runs_through_every_stage(method, data, tmp_path):
     )
     assert set(scores["variant"]) == {"base", "lap"}
     assert scores.loc[scores["ec"], "xc"].eq(0).all()
-    paths = build_report([tmp_path / "scores.parquet"], tmp_path / "report", auc_range=(6, 24))
+    paths = build_table2([tmp_path / "scores.parquet"], tmp_path / "report", auc_range=(6, 24))
     table = pd.read_csv(paths["table2_csv"])
     assert len(table) == 4  # base and LAP, with and without EC

@@ -66,18 +66,45 @@ def test_register_duplicate_and_create():
         with pytest.raises(ValueError):
             M.register_method("scn", recipe=recipe)(dummy)
     finally:
-        registry._REGISTRY.pop("_test_dummy", None)
+        registry.unregister_method("_test_dummy")
     assert "_test_dummy" not in M.list_methods()
 
 
+# SCN's layers as fuy34/superpixel_fcn builds them (models/Spixel_single_layer.py, SpixelNet with
+# batchNorm=True; models/model_util.py): conv = 3×3 Conv2d without bias + BatchNorm (γ, β);
+# deconv = 4×4 ConvTranspose2d with bias; predict_mask = 3×3 Conv2d to 9 channels with bias.
+SCN_LAYERS = {
+    **{
+        name: ("conv", cin, cout)
+        for name, cin, cout in [
+            ("conv0a", 3, 16), ("conv0b", 16, 16), ("conv1a", 16, 32), ("conv1b", 32, 32),
+            ("conv2a", 32, 64), ("conv2b", 64, 64), ("conv3a", 64, 128), ("conv3b", 128, 128),
+            ("conv4a", 128, 256), ("conv4b", 256, 256), ("conv3_1", 256, 128),
+            ("conv2_1", 128, 64), ("conv1_1", 64, 32), ("conv0_1", 32, 16),
+        ]
+    },
+    **{f"deconv{i}": ("deconv", 2 * c, c) for i, c in enumerate((16, 32, 64, 128))},
+    **{f"pred_mask{i}": ("mask", c, 9) for i, c in enumerate((16, 32, 64, 128))},
+}  # fmt: skip
+
+
+def _upstream_count(kind: str, cin: int, cout: int) -> int:
+    kernel = 16 if kind == "deconv" else 9
+    extra = 2 * cout if kind == "conv" else cout  # BatchNorm γ and β, or the bias
+    return kernel * cin * cout + extra
+
+
 def test_scn_parameter_count_and_names(scn_model):
-    assert sum(p.numel() for p in scn_model.parameters()) == 2_287_956
-    unused = sum(
-        p.numel()
-        for n, p in scn_model.named_parameters()
-        if n.startswith(("pred_mask1", "pred_mask2", "pred_mask3"))
-    )
-    assert 2_287_956 - unused == 2_269_785
+    """Per layer and in total, the count the upstream layer shapes give (2,287,956; 2,269,785
+    without the three unused coarse heads)."""
+    got = {}
+    for name, p in scn_model.named_parameters():
+        got[name.split(".")[0]] = got.get(name.split(".")[0], 0) + p.numel()
+    expected = {name: _upstream_count(*spec) for name, spec in SCN_LAYERS.items()}
+    assert got == expected
+    assert sum(expected.values()) == 2_287_956
+    unused = sum(expected[f"pred_mask{i}"] for i in (1, 2, 3))
+    assert sum(expected.values()) - unused == 2_269_785
     keys = set(scn_model.state_dict())
     for key in [
         "conv0a.0.weight",

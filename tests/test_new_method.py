@@ -59,9 +59,13 @@ def test_a_new_method_reaches_table2(tmp_path):
         references=[],
         ablation={"enabled": False},
         sweep={"enabled": False},
+        seeds=[0],  # one run per variant and two scales reach Table 2 as well as more would
     )
+    config["predict"]["scales"] = [0.6, 1.0]
     (tmp_path / "config/config.yaml").write_text(yaml.safe_dump(config))
-    env = {**os.environ, "PYTHONPATH": str(tmp_path / "plugins")}
+    # the plugin folder first, keeping any PYTHONPATH that selects the spbench under test
+    paths = [str(tmp_path / "plugins"), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     command = [
         sys.executable,
         "-m",

@@ -6,15 +6,10 @@ import hashlib
 import pytest
 import torch
 
+from spbench.checkpoint import checkpoint_header, load_checkpoint, save_checkpoint, state_dict_of
 from spbench.io import CorruptFileError
 from spbench.models import create_model
-from spbench.train import checkpoint_header, load_checkpoint
-from spbench.weights import (
-    WeightsMismatchError,
-    adopt_checkpoint,
-    extract_state_dict,
-    import_weights,
-)
+from spbench.weights import WeightsMismatchError, adopt_checkpoint, import_weights
 
 LAP = {
     "use_lap": True,
@@ -59,7 +54,7 @@ def test_checkpoint_layouts_load_exactly(tmp_path, wrap):
 
 
 def test_only_the_leading_prefix_is_stripped():
-    state = extract_state_dict({"state_dict": {"model.local_model.x": 1, "module.a.model.b": 2}})
+    state = state_dict_of({"state_dict": {"model.local_model.x": 1, "module.a.model.b": 2}})
     assert set(state) == {"local_model.x", "a.model.b"}
 
 
@@ -70,13 +65,19 @@ def test_cds_inference_checkpoint_may_lack_training_only_modules(tmp_path):
         if not k.startswith(("encoder_assit.", "mi_estimator."))
     }
     torch.save({"state_dict": reference}, tmp_path / "cds.tar")
-    import_weights(
+    out = import_weights(
         str(tmp_path / "cds.tar"),
         tmp_path / "cds.pt",
         method="cds",
         variant="pub_base",
         loss_config=LAP,
     )
+    # The inference weights are copied exactly, and the checkpoint still holds a complete model
+    # (the training-only modules come from the freshly built one; inference never uses them).
+    model = load_checkpoint(out)["model"]
+    for key, value in reference.items():
+        assert torch.equal(model[key], value), key
+    assert any(k.startswith("encoder_assit.") for k in model)
 
 
 def test_missing_and_misshapen_weights_are_named(tmp_path):
@@ -145,7 +146,54 @@ def test_sha256_and_unreadable_files(tmp_path):
         )
 
 
-def _trained_elsewhere(tmp_path, settings):
+@pytest.fixture
+def served(tmp_path):
+    """Serve ``tmp_path/www`` over HTTP on localhost; yields the base URL."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # keep pytest output clean
+            pass
+
+    (tmp_path / "www").mkdir()
+    handler = functools.partial(Quiet, directory=str(tmp_path / "www"))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_url_without_sha256_is_pinned_in_the_log_and_the_provenance(tmp_path, served, caplog):
+    """A URL entry without sha256: the download's sha256 is logged with the advice to pin it
+    and recorded in the checkpoint and the provenance table."""
+    from spbench.report.provenance import write_provenance
+
+    torch.save({"state_dict": _reference()}, tmp_path / "www/cds_lap.ckpt")
+    digest = hashlib.sha256((tmp_path / "www/cds_lap.ckpt").read_bytes()).hexdigest()
+    out = import_weights(
+        f"{served}/cds_lap.ckpt",
+        tmp_path / "run/main.pt",
+        method="scn",
+        variant="pub_lap",
+        loss_config=LAP,
+    )
+    warning = next(r.getMessage() for r in caplog.records if "no sha256" in r.getMessage())
+    assert digest in warning and f"`sha256: {digest}`" in warning and "pin" in warning
+    assert load_checkpoint(out)["weights_sha256"] == digest
+    md, csv = write_provenance([out], tmp_path / "report/provenance.md")
+    assert f"published weights cds_lap.ckpt: sha256 `{digest}`" in md.read_text()
+    assert f",{digest}," in csv.read_text()
+
+
+#: The job settings of a run (spbench.jobs.train_job's shape, abridged).
+JOB = {"steps": 4000, "lr_halve_at": None, "losses": {"use_lap": True, "lambda_lap": 1}}
+
+
+def _trained_elsewhere(tmp_path, job=JOB):
     path = tmp_path / "scn_lap_seed1.pt"
     payload = {
         **checkpoint_header(),
@@ -153,18 +201,20 @@ def _trained_elsewhere(tmp_path, settings):
         "variant": "lap",
         "seed": 1,
         "stage": "main",
-        "settings": settings,
+        "settings": job,
+        # Where and how it ran: provenance, never compared with the run's.
+        "runtime": {"device": "auto", "fast": {"tf32": True}, "log_every": 100},
         "device_name": "NVIDIA H200",
         "step": 4000,
         "model": _reference(),
     }
-    torch.save(payload, path)
+    save_checkpoint(path, payload)
     return path
 
 
 def test_adopt_checkpoint_copies_its_own_run(tmp_path):
-    settings = {"train": {"steps": 4000, "fast": {"tf32": True}}, "variant": {"name": "lap"}}
-    source = _trained_elsewhere(tmp_path, settings)
+    """A checkpoint with the run's job settings is taken as trained, whatever its runtime."""
+    source = _trained_elsewhere(tmp_path)
     out = adopt_checkpoint(
         source,
         tmp_path / "run/main.pt",
@@ -172,10 +222,12 @@ def test_adopt_checkpoint_copies_its_own_run(tmp_path):
         variant="lap",
         seed=1,
         stage="main",
-        settings=settings,
+        # The same job as the profile gives it: keys in another order, 1.0 for 1.
+        job={"losses": {"lambda_lap": 1.0, "use_lap": True}, "lr_halve_at": None, "steps": 4000},
     )
     assert out.read_bytes() == source.read_bytes()  # provenance kept as trained
-    assert load_checkpoint(out)["device_name"] == "NVIDIA H200"
+    ckpt = load_checkpoint(out)
+    assert ckpt["device_name"] == "NVIDIA H200" and ckpt["runtime"]["fast"] == {"tf32": True}
 
 
 @pytest.mark.parametrize(
@@ -184,15 +236,18 @@ def test_adopt_checkpoint_copies_its_own_run(tmp_path):
         ({"seed": 0}, "trained as seed 1, the run needs 0"),
         ({"variant": "base"}, "trained as variant 'lap', the run needs 'base'"),
         (
-            {"settings": {"train": {"steps": 5000, "fast": {"tf32": True}}}},
-            "trained with settings.train.steps = 4000, the profile says 5000",
+            {"job": {**JOB, "steps": 5000}},
+            "trained with settings.steps = 4000, the profile says 5000",
+        ),
+        (
+            {"job": {**JOB, "losses": {"use_lap": True, "lambda_lap": 2}}},
+            "trained with settings.losses.lambda_lap = 1, the profile says 2",
         ),
     ],
 )
 def test_adopt_checkpoint_names_what_differs(tmp_path, change, message):
-    settings = {"train": {"steps": 4000, "fast": {"tf32": True}}}
-    source = _trained_elsewhere(tmp_path, settings)
-    run = {"method": "scn", "variant": "lap", "seed": 1, "stage": "main", "settings": settings}
+    source = _trained_elsewhere(tmp_path)
+    run = {"method": "scn", "variant": "lap", "seed": 1, "stage": "main", "job": JOB}
     with pytest.raises(WeightsMismatchError, match=message):
         adopt_checkpoint(source, tmp_path / "main.pt", **{**run, **change})
     assert not (tmp_path / "main.pt").exists()

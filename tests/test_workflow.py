@@ -8,6 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from spbench.report.artefacts import ARTEFACT_FILES
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
 
@@ -52,6 +54,19 @@ def run(args, cwd):
         f"{args} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     )
     return result.stdout + result.stderr
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """Jobs per rule from the "Job stats" table of a dry run (empty if nothing is to be done)."""
+    if "Job stats:" not in dry_run_output:
+        return {}
+    counts = {}
+    for line in dry_run_output.split("Job stats:")[1].splitlines()[3:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
 
 
 def test_lint_is_clean():
@@ -113,12 +128,11 @@ def test_bad_config_fails_at_start_naming_the_key(tmp_path):
 
 
 @pytest.mark.slow
-def test_ci_profile_end_to_end(tmp_path):
-    shutil.copytree(ROOT / ".test/config", tmp_path / "config")
-    command = [*SNAKEMAKE, "--directory", str(tmp_path), "--cores", "2", "--resources", "gpu=1"]
-    out = run(command, ROOT)
+def test_ci_profile_end_to_end(ci_run):
+    """The CI profile's finished run (shared with the fault tests, ``tests/conftest.py``)."""
+    tmp_path, command, out = ci_run.folder, ci_run.command(), ci_run.output
     results = tmp_path / "results/test"
-    assert "report written" in out  # the report job prints where everything is
+    assert "report table2 written" in out  # the Table 2 job prints where everything is
 
     scores = pd.concat(pd.read_parquet(p) for p in sorted((results / "scores").rglob("*.parquet")))
     assert (
@@ -160,19 +174,34 @@ def test_ci_profile_end_to_end(tmp_path):
     assert set(provenance["device"]) == {"cpu"} and set(trained["fast_modes"]) == {"fp32"}
     assert "git commit" in (results / "report/provenance.md").read_text()
 
+    # Each report folder holds its own artefact's files, exactly those the rule declares.
+    for artefact in ("table2", "table3", "sweep", "figures"):
+        folder = results / "report" / artefact
+        written = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+        assert written == set(ARTEFACT_FILES[artefact].values()), artefact
+    top = {p.name for p in (results / "report").iterdir() if p.is_file()}
+    assert top == set(ARTEFACT_FILES["provenance"].values())
+
     again = run([*command, "-n"], ROOT)
     assert "Nothing to be done" in again
 
     html = tmp_path / "report.html"
     run([*SNAKEMAKE, "--directory", str(tmp_path), "--report", str(html)], ROOT)
     page = html.read_text(errors="replace")
-    assert html.stat().st_size > 100_000 and "table2.md" in page and "qualitative.png" in page
+    assert html.stat().st_size > 100_000
+    for name in ("table2.md", "table3.md", "sweep.md", "paired.md", "qualitative.png"):
+        assert name in page, name
+
+    # A new AUC range re-runs the tables that use it and nothing upstream or beside them.
+    config = tmp_path / "config/config.yaml"
+    config.write_text(config.read_text().replace("auc_range: [50, 150]", "auc_range: [60, 150]"))
+    assert set(job_counts(run([*command, "-n"], ROOT))) == {"table2", "table3", "sweep", "all"}
 
 
 def test_named_targets_run_only_what_they_need(tmp_path):
     shutil.copytree(ROOT / ".test/config", tmp_path / "config")
 
-    def job_counts(target):
+    def target_counts(target):
         # The target goes first: --resources would swallow it as one more resource.
         command = [
             *SNAKEMAKE,
@@ -185,24 +214,18 @@ def test_named_targets_run_only_what_they_need(tmp_path):
             "--resources",
             "gpu=1",
         ]
-        counts = {}
-        for line in run(command, ROOT).split("Job stats:")[1].splitlines()[3:]:
-            parts = line.split()
-            if len(parts) != 2 or not parts[1].isdigit():
-                break
-            counts[parts[0]] = int(parts[1])
-        return counts
+        return job_counts(run(command, ROOT))
 
-    table3 = job_counts("table3")
+    table3 = target_counts("table3")
     assert (
         table3["train_stage"] == 8 * 2 + 1 and table3["table3"] == 1
     )  # CDS factorial x 2 seeds, SLIC
     assert "sweep" not in table3 and "table2" not in table3
-    sweep = job_counts("sweep")
+    sweep = target_counts("sweep")
     assert sweep["train_stage"] == 3 * 2 + 1 and "table3" not in sweep  # λ 0, 360, 1440; SLIC
-    figures = job_counts("figures")
+    figures = target_counts("figures")
     assert figures["predict_scales"] == 2 and "score_run" not in figures
-    provenance = job_counts("provenance")
+    provenance = target_counts("provenance")
     assert provenance["train_stage"] == 25 and "predict_scales" not in provenance
 
 

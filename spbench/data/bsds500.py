@@ -61,6 +61,8 @@ KINDS = ("images", "groundTruth")
 SUFFIX = {"images": ".jpg", "groundTruth": ".mat"}
 #: (image, annotation) pairs per split (``protocol.md`` §1.3).
 EXPECTED_PAIRS: dict[str, int] = {"train": 1087, "val": 546, "test": 1063}
+#: Images per split (``protocol.md`` §1.1).
+EXPECTED_IMAGES: dict[str, int] = {"train": 200, "val": 100, "test": 200}
 #: Splits cropped top-left by one row and one column (321×481 -> 320×480).
 CROPPED_SPLITS = ("train", "val")
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from spbench.constants import CELL_SIZE
+
 __all__ = [
     "ALIGNMENT_CELL",
     "alignment_kl",
@@ -33,8 +35,9 @@ __all__ = [
     "club_upper_bound",
 ]
 
-#: Side of the non-overlapping cells of the alignment term, in pixels (hard-coded 16 upstream).
-ALIGNMENT_CELL = 16
+#: Side of the non-overlapping cells of the alignment term, in pixels: the grid cell (hard-coded
+#: 16 upstream).
+ALIGNMENT_CELL = CELL_SIZE
 
 
 def _check_pair(mu: Tensor, logvar: Tensor, y: Tensor) -> None:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from spbench.constants import CELL_SIZE
 from spbench.grid import N_CANDIDATES, OFFSETS, grid_shape
 
 __all__ = [
@@ -52,7 +53,7 @@ def laplacian_normaliser(stride: int, normaliser: str = "trace_max") -> float:
     raise ValueError(f"unknown Laplacian normaliser {normaliser!r}; expected one of {NORMALISERS}")
 
 
-def superpixel_windows(q: Tensor, stride: int = 16) -> Tensor:
+def superpixel_windows(q: Tensor, stride: int = CELL_SIZE) -> Tensor:
     """Tile each superpixel's ``3S×3S`` window of ``q_p(s)`` (§3.1).
 
     Parameters
@@ -87,7 +88,7 @@ def superpixel_windows(q: Tensor, stride: int = 16) -> Tensor:
     return win.reshape(b, n_h * n_w, 3 * s, 3 * s)
 
 
-def laplacian_window_traces(q: Tensor, stride: int = 16) -> Tensor:
+def laplacian_window_traces(q: Tensor, stride: int = CELL_SIZE) -> Tensor:
     """Laplacian trace of every superpixel's window graph (§3.2).
 
     Parameters
@@ -113,7 +114,7 @@ def laplacian_window_traces(q: Tensor, stride: int = 16) -> Tensor:
     return (x * neighbour_sum).sum(dim=(1, 2, 3)).reshape(b, m)
 
 
-def laplacian_loss(q: Tensor, stride: int = 16, normaliser: str = "trace_max") -> Tensor:
+def laplacian_loss(q: Tensor, stride: int = CELL_SIZE, normaliser: str = "trace_max") -> Tensor:
     """``L_LAP = 1 − (1/(B·M)) Σ_b Σ_s tr(L_{b,s}) / Z`` (§3.4), unweighted.
 
     Parameters

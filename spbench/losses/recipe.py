@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from spbench.constants import CELL_SIZE
 from spbench.grid import as_label_map, label_to_onehot, pixel_coordinates
 from spbench.losses.laplacian import NORMALISERS, laplacian_loss
 from spbench.losses.msd import MSD_MODES, min_semantic_distance_loss
@@ -60,7 +61,7 @@ class LossConfig:
     lambda_wr: float = 1.0
     recon_weight: float = 0.005
     pos_weight: float = 0.005 * 1.875e-4
-    stride: int = 16
+    stride: int = CELL_SIZE
     n_classes: int = 50
     msd_margin: float = 1.5
     msd_samples: int = 100

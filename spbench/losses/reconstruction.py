@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from spbench.constants import CELL_SIZE
 from spbench.grid import poolfeat, upfeat
 
 __all__ = [
@@ -24,7 +25,7 @@ __all__ = [
 LOG_EPS = 1e-8
 
 
-def reconstruct(features: Tensor, q: Tensor, stride: int = 16) -> Tensor:
+def reconstruct(features: Tensor, q: Tensor, stride: int = CELL_SIZE) -> Tensor:
     """Pool pixel features to superpixels and unpool them again with the same ``Q``.
 
     Parameters
@@ -58,7 +59,7 @@ def pixel_cross_entropy(onehot: Tensor, reconstructed: Tensor) -> Tensor:
 
 
 def semantic_reconstruction_loss(
-    q: Tensor, onehot: Tensor, stride: int = 16, pixel_weights: Tensor | None = None
+    q: Tensor, onehot: Tensor, stride: int = CELL_SIZE, pixel_weights: Tensor | None = None
 ) -> Tensor:
     """``L_sem``: cross entropy of the reconstructed labels, summed over pixels.
 
@@ -86,7 +87,7 @@ def semantic_reconstruction_loss(
     return ce.sum() / q.shape[0]
 
 
-def position_reconstruction_loss(q: Tensor, coords: Tensor, stride: int = 16) -> Tensor:
+def position_reconstruction_loss(q: Tensor, coords: Tensor, stride: int = CELL_SIZE) -> Tensor:
     """``L_pos``: Euclidean distance between each pixel and its reconstructed position.
 
     Parameters

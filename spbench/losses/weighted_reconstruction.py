@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from spbench.constants import CELL_SIZE
 from spbench.grid import as_label_map, grid_shape
 from spbench.losses.reconstruction import semantic_reconstruction_loss
 
@@ -18,7 +19,7 @@ __all__ = ["mixed_cell_weights", "weighted_reconstruction_loss"]
 
 def mixed_cell_weights(
     labels: Tensor,
-    stride: int = 16,
+    stride: int = CELL_SIZE,
     single: float = 0.1,
     mixed: float = 1.0,
     *,
@@ -59,7 +60,7 @@ def mixed_cell_weights(
 
 
 def weighted_reconstruction_loss(
-    q: Tensor, onehot: Tensor, labels: Tensor, stride: int = 16
+    q: Tensor, onehot: Tensor, labels: Tensor, stride: int = CELL_SIZE
 ) -> Tensor:
     """``L_WR`` (§5).
 

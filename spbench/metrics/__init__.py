@@ -2,7 +2,8 @@
 
 Region metrics (:mod:`.region`), boundary metrics (:mod:`.boundary`), fragmentation XC/Stray
 (:mod:`.fragmentation`), enforced connectivity (:mod:`.connectivity`), curve summaries
-(:mod:`.auc`) and a class API that shares work between metrics (:mod:`.collection`).
+(:mod:`.auc`), a class API that shares work between metrics (:mod:`.collection`) and the facts
+about each metric (label, direction, decimals, meaning with EC; :mod:`.facts`).
 Label maps are integer arrays ``[H, W]`` with non-negative ids, used as given.
 """
 
@@ -22,6 +23,7 @@ from spbench.metrics.collection import (
     score_pair,
 )
 from spbench.metrics.connectivity import ECSizes, ec_sizes, enforce_connectivity
+from spbench.metrics.facts import METRICS, Metric, metric, metric_names
 from spbench.metrics.fragmentation import excess_components, fragmentation, stray_pixels
 from spbench.metrics.region import (
     achievable_segmentation_accuracy,
@@ -40,10 +42,12 @@ from spbench.metrics.region import (
 )
 
 __all__ = [
+    "METRICS",
     "SCORE_KEYS",
     "AUCResult",
     "ECSizes",
     "LabelMapStats",
+    "Metric",
     "PredictionScorer",
     "achievable_segmentation_accuracy",
     "asa",
@@ -59,6 +63,8 @@ __all__ = [
     "excess_components",
     "explained_variation",
     "fragmentation",
+    "metric",
+    "metric_names",
     "n_superpixels",
     "normalized_auc",
     "oe",

@@ -22,6 +22,7 @@ import numpy as np
 
 from spbench.metrics._common import as_label_map, compact, default_tolerance
 from spbench.metrics.boundary import boundary_counts, boundary_map, dilate_square
+from spbench.metrics.facts import metric_names
 from spbench.metrics.region import (
     compactness_from_index,
     explained_variation_from_index,
@@ -30,19 +31,9 @@ from spbench.metrics.region import (
 
 __all__ = ["SCORE_KEYS", "LabelMapStats", "PredictionScorer", "score_image", "score_pair"]
 
-#: Keys of the dict returned by :func:`score_pair` / :meth:`PredictionScorer.score`, in order.
-SCORE_KEYS: tuple[str, ...] = (
-    "asa",
-    "ue",
-    "ue_np",
-    "ue_levin",
-    "oe",
-    "co",
-    "br",
-    "bp",
-    "ev",
-    "n_superpixels",
-)
+#: Keys of the dict returned by :func:`score_pair` / :meth:`PredictionScorer.score`, in order:
+#: the per-pair metrics of :data:`~spbench.metrics.facts.METRICS` and the superpixel count.
+SCORE_KEYS: tuple[str, ...] = (*metric_names(per_pair=True), "n_superpixels")
 
 
 class LabelMapStats:

@@ -28,13 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spbench.catalogue import AINET_RECIPE, AINET_STAGES
+from spbench.constants import CELL_SIZE
 from spbench.grid import grid_shape
 from spbench.losses.boundary_perceiving import bpl_from_labels
 from spbench.losses.recipe import LossConfig, superpixel_loss
 from spbench.models.layers import conv, init_weights
 from spbench.models.registry import (
-    Recipe,
-    Stage,
     SuperpixelOutput,
     TrainingBatch,
     register_method,
@@ -53,24 +53,8 @@ __all__ = [
     "expand_sp",
 ]
 
-#: DLM's AINet retraining recipe (``baselines.md`` §6.1; tv stage values, stage 1 overrides).
-AINET_RECIPE = Recipe(
-    lr=4e-5, weight_decay=4e-4, batch_size=16, crop=208, val_crop=208, n_classes=51, seed=2020
-)
-
-#: DLM's two stages: t_sep_v (plain AINet, lr 8e-5, no weight decay) then tv (+ the variant).
-AINET_STAGES = (
-    Stage(
-        "stage1", uses_variant=False, splits=("train",), overrides={"lr": 8e-5, "weight_decay": 0.0}
-    ),
-    Stage("stage2", uses_variant=True, splits=("train", "val")),
-)
-
 #: Weight of the BPL in DLM's total loss: 0.5 (AINet's α) × 0.005 (SCN's factor), from epoch 0.
 BPL_WEIGHT = 0.5 * 0.005
-
-#: Pixels per grid cell along each axis (four stride-2 stages).
-CELL = 16
 
 
 def _dilated_conv(channels: int) -> nn.Sequential:
@@ -131,7 +115,7 @@ class RecurrentAttention(nn.Module):
         return self.self_attn(self.QConv2(attn1), self.KConv2(attn1), self.VConv2(attn1))
 
 
-def expand_sp(sp_feat: Tensor, cell: int = CELL) -> Tensor:
+def expand_sp(sp_feat: Tensor, cell: int = CELL_SIZE) -> Tensor:
     """Tile each cell's 3×3 zero-padded neighbourhood over its pixels (upstream ``expand_sp``).
 
     Parameters
@@ -220,7 +204,7 @@ class AINet(SpixelNet):
         """
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"AINet expects [B, 3, H, W] input, got {tuple(x.shape)}")
-        grid_shape(x.shape[2], x.shape[3], CELL)
+        grid_shape(x.shape[2], x.shape[3], CELL_SIZE)
         out1 = self.conv0b(self.conv0a(x))
         out2 = self.conv1b(self.conv1a(out1))
         out3 = self.conv2b(self.conv2a(out2))
@@ -232,7 +216,7 @@ class AINet(SpixelNet):
         out_conv1_1 = self.conv1_1(torch.cat((out2, self.deconv1(out_conv2_1)), 1))
         out_conv0_1 = self.conv0_1(torch.cat((out1, self.deconv0(out_conv1_1)), 1))
         sp_map = self.bridge_sp2(self.bridge_sp1(out5))
-        merged = expand_sp(sp_map, CELL) + expand_pixel(out_conv0_1)
+        merged = expand_sp(sp_map, CELL_SIZE) + expand_pixel(out_conv0_1)
         prob0 = self.softmax(self.pred_mask0(self.merge_sp(merged)))
         return SuperpixelOutput(assignment=prob0, embedding=out_conv0_1)
 

@@ -44,6 +44,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from spbench.catalogue import CDS_POLY_POWER, CDS_POLY_STEPS, CDS_RECIPE, CLUB_LR, Stage
+from spbench.constants import CELL_SIZE
 from spbench.grid import grid_shape
 from spbench.losses.club import (
     alignment_kl,
@@ -53,8 +55,6 @@ from spbench.losses.club import (
 from spbench.losses.recipe import LossConfig, superpixel_loss
 from spbench.models.layers import conv, deconv, init_weights, predict_mask
 from spbench.models.registry import (
-    Recipe,
-    Stage,
     SuperpixelOutput,
     TrainingBatch,
     register_method,
@@ -81,26 +81,6 @@ __all__ = [
     "sobel_map",
 ]
 
-#: Poly schedule length in optimiser steps (upstream's last milestone 50k + 100k).
-CDS_POLY_STEPS = 150_000
-#: Poly schedule power.
-CDS_POLY_POWER = 0.9
-#: Learning rate of CLUB's own Adam (no schedule).
-CLUB_LR = 5e-4
-#: DLM's CDS retraining recipe (``baselines.md`` §6.1; the weight decay of the tv stage,
-#: t_sep_v uses 0 and the config overrides it).
-CDS_RECIPE = Recipe(
-    lr=5e-4,
-    weight_decay=4e-4,
-    batch_size=8,
-    crop=208,
-    val_crop=320,
-    seed=42,
-    schedule="poly",
-    schedule_steps=CDS_POLY_STEPS,
-    schedule_power=CDS_POLY_POWER,
-    aux_lr=CLUB_LR,
-)
 #: Weight of the CLUB upper bound in the model step (upstream and DLM add it unweighted).
 CLUB_WEIGHT = 1.0
 #: Weight of the KL alignment term in the model step (unweighted upstream and in DLM).
@@ -233,7 +213,7 @@ class Diffusion(nn.Module):
     ``rookiie/CDSpixel: models/model_util.py: Diffusion``; 139,648 parameters for grid 16.
     """
 
-    def __init__(self, grid_size: int = 16) -> None:
+    def __init__(self, grid_size: int = CELL_SIZE) -> None:
         super().__init__()
         self.diffusion_step = int(math.log2(grid_size))
         self.up = nn.ModuleList([WaterDiffusion() for _ in range(self.diffusion_step)])
@@ -241,11 +221,12 @@ class Diffusion(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Decode ``[B, 32, H, W]`` to ``flow`` ``[B, 32, H, W]`` (``H``, ``W`` multiples of 16).
 
-        Starts from ``x`` resized (bilinear) to ``(H // 16, W // 16)``, as upstream (whose
-        ``spixel`` default is hard-coded to 16 as well).
+        Starts from ``x`` resized (bilinear) to one value per grid cell, ``(H // S, W // S)`` with
+        S = 2^stages (16), as upstream (whose ``spixel`` default is hard-coded to 16 as well).
         """
         h, w = x.shape[2:]
-        flow = F.interpolate(x, size=(h // 16, w // 16), mode="bilinear", align_corners=False)
+        s = 2**self.diffusion_step
+        flow = F.interpolate(x, size=(h // s, w // s), mode="bilinear", align_corners=False)
         for stage in self.up:
             flow = stage(x, flow)
         return flow
@@ -354,7 +335,7 @@ class CDSpixelNet(nn.Module):
     #: State-dict key prefixes that an inference-only checkpoint may lack.
     training_only_prefixes: tuple[str, ...] = ("encoder_assit.", "mi_estimator.")
 
-    def __init__(self, grid_size: int = 16) -> None:
+    def __init__(self, grid_size: int = CELL_SIZE) -> None:
         super().__init__()
         self.assign_ch = 9
         self.grid_size = grid_size
@@ -411,7 +392,7 @@ class CDSpixelNet(nn.Module):
         """
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"CDS expects [B, 3, H, W] input, got {tuple(x.shape)}")
-        grid_shape(x.shape[2], x.shape[3], 16)  # pooling and the decoder need multiples of 16
+        grid_shape(x.shape[2], x.shape[3], CELL_SIZE)  # pooling and the decoder need whole cells
         if not self.training:
             prob, flow, _, _ = self._branch(self.encoder, x)
             return SuperpixelOutput(assignment=prob, embedding=flow)
@@ -508,7 +489,7 @@ def cds_training_loss(
         f"poly LR over {CDS_POLY_STEPS} steps, CLUB Adam lr {CLUB_LR}"
     ),
 )
-def cds(*, stage: str | None = None, grid_size: int = 16, **kwargs: Any) -> CDSpixelNet:
+def cds(*, stage: str | None = None, grid_size: int = CELL_SIZE, **kwargs: Any) -> CDSpixelNet:
     """Build CDS (``CDSpixelNet`` with ``encoder_assit`` and ``mi_estimator``).
 
     Parameters

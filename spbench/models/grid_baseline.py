@@ -11,14 +11,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from spbench.catalogue import NO_TRAINING
+from spbench.constants import CELL_SIZE
 from spbench.grid import initial_grid_assignment
-from spbench.models.registry import Recipe, SuperpixelOutput, register_method
+from spbench.models.registry import SuperpixelOutput, register_method
 
 
 class GridAssignment(nn.Module):
     """Return the hard initial grid assignment for any input (all mass on the centre cell)."""
 
-    def __init__(self, stride: int = 16) -> None:
+    def __init__(self, stride: int = CELL_SIZE) -> None:
         super().__init__()
         self.stride = stride
 
@@ -31,8 +33,8 @@ class GridAssignment(nn.Module):
 
 @register_method(
     "grid",
-    recipe=Recipe(lr=0.0, weight_decay=0.0, batch_size=1, crop=16, val_crop=16),
-    description="plain 16-px grid (no network, no training): the trivial reference",
+    recipe=NO_TRAINING,
+    description="no network, no training: the plain 16-px grid (the trivial reference)",
 )
 def grid(**kwargs: object) -> nn.Module:
     """Build the parameter-free grid method."""

@@ -11,12 +11,20 @@ and looked up by name with :func:`get_method` / :func:`create_model`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from torch import Tensor, nn
 
-from spbench.errors import UserError
+from spbench.catalogue import (
+    MethodCard,
+    Recipe,
+    Stage,
+    UnknownMethodError,
+    add_card,
+    get_stage,
+    remove_card,
+)
 from spbench.losses.recipe import superpixel_loss
 
 __all__ = [
@@ -32,6 +40,7 @@ __all__ = [
     "list_methods",
     "parameter_groups",
     "register_method",
+    "unregister_method",
 ]
 
 
@@ -72,76 +81,6 @@ class TrainingBatch(Protocol):
     edges: Tensor | None
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """A method's default training recipe (DLM's retraining, ``baselines.md`` §6.1).
-
-    Attributes
-    ----------
-    lr : float
-        Adam learning rate.
-    weight_decay : float
-        Coupled L2 on the "weight" parameter group (biases get 0).
-    batch_size : int
-        Training batch size.
-    crop, val_crop : int
-        Training and validation crop sizes in pixels.
-    n_classes : int
-        One-hot channels of the ground truth.
-    betas : tuple of float
-        Adam betas.
-    seed : int
-        ``seed_everything`` value.
-    schedule : str
-        ``"constant"``, or ``"poly"``: lr·max(0, 1 − step/schedule_steps)^schedule_power on
-        every group, stepped per optimiser step (CDS in DLM, baselines.md §6.1).
-    schedule_steps : int
-        Length of the poly schedule in steps.
-    schedule_power : float
-        Exponent of the poly schedule.
-    aux_lr : float or None
-        Learning rate of the auxiliary optimiser (CDS's CLUB), if the method has one.
-    """
-
-    lr: float
-    weight_decay: float
-    batch_size: int
-    crop: int
-    val_crop: int
-    n_classes: int = 50
-    betas: tuple[float, float] = (0.9, 0.999)
-    seed: int = 42
-    schedule: str = "constant"
-    schedule_steps: int = 0
-    schedule_power: float = 0.9
-    aux_lr: float | None = None
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One training stage of a multi-stage recipe (AINet and SSM train twice, baselines.md §6.1).
-
-    Attributes
-    ----------
-    name : str
-        File-name-safe stage name (``"main"``, ``"stage1"``, ``"stage2"``).
-    uses_variant : bool
-        Whether the variant's losses (LAP, MSD, WR) apply in this stage. A stage without them
-        (AINet's and SSM's first stage) is the same for every variant, so the workflow trains it
-        once and shares its checkpoint.
-    splits : tuple of str
-        Default training splits (DLM's t_sep_v: train; tv: train and val); ``train.train_splits``
-        in the config overrides the last stage's.
-    overrides : mapping
-        Recipe fields that differ in this stage (e.g. ``{"lr": 8e-5, "weight_decay": 0.0}``).
-    """
-
-    name: str = "main"
-    uses_variant: bool = True
-    splits: tuple[str, ...] = ("train", "val")
-    overrides: Mapping[str, Any] = field(default_factory=dict)
-
-
 def default_training_loss(
     model: nn.Module, batch: TrainingBatch, config: Any, *, generator: Any = None, **_: Any
 ) -> dict[str, Tensor]:
@@ -174,7 +113,8 @@ class Method:
         sum under ``"total"``. A term ``"aux_total"`` is minimised by a second optimiser over
         ``model.auxiliary_parameters()`` after the main step (CDS's CLUB estimator).
     description : str
-        One line for listings.
+        One line for listings. A parameter-free method's checkpoints carry it as the
+        provenance of their (absent) weights, so it says what the method is and its parameters.
     stages : tuple of Stage
         Training stages in order; every stage but the first starts from the previous one's
         checkpoint (``model.init_from_previous(state_dict)`` if the model has it, else
@@ -202,13 +142,6 @@ class Method:
 
 
 _REGISTRY: dict[str, Method] = {}
-
-
-class UnknownMethodError(UserError, KeyError):
-    """A method or stage name that is not registered; the message lists the registered ones."""
-
-    def __str__(self) -> str:  # KeyError would print the message in quotes
-        return str(self.args[0])
 
 
 #: Training augmentations a method may ask for (implemented in ``spbench.data.loader``).
@@ -273,6 +206,11 @@ def register_method(
         if not method_stages_valid(_REGISTRY[name]):
             del _REGISTRY[name]
             raise ValueError(f"method {name!r}: stage names must be unique and non-empty")
+        try:  # the torch-free catalogue the workflow reads (spbench.catalogue)
+            add_card(MethodCard(name, recipe, tuple(stages), segment is None, description))
+        except ValueError:
+            del _REGISTRY[name]
+            raise
         return build
 
     return decorator
@@ -304,8 +242,14 @@ def get_method(name: str) -> Method:
         ) from None
 
 
+def unregister_method(name: str) -> None:
+    """Remove a method registered outside spbench (tests and interactive sessions)."""
+    _REGISTRY.pop(name, None)
+    remove_card(name)
+
+
 def list_methods() -> list[str]:
-    """Return the registered method names, sorted."""
+    """Return the registered method names (networks imported), sorted."""
     return sorted(_REGISTRY)
 
 
@@ -334,19 +278,6 @@ def create_model(name: str, *, stage: str | None = None, **kwargs: object) -> nn
     if len(names) > 1:
         kwargs["stage"] = stage or names[-1]
     return method.build(**kwargs)
-
-
-def get_stage(name: str, stage: str | None = None) -> Stage:
-    """Return a method's :class:`Stage` by name (default: its last stage)."""
-    method = get_method(name)
-    if stage is None:
-        return method.stages[-1]
-    for candidate in method.stages:
-        if candidate.name == stage:
-            return candidate
-    raise UnknownMethodError(
-        f"method {name!r} has no stage {stage!r}; its stages are {[s.name for s in method.stages]}"
-    )
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:

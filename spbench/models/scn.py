@@ -9,15 +9,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from spbench.catalogue import SCN_RECIPE
+from spbench.constants import CELL_SIZE
 from spbench.grid import grid_shape
 from spbench.models.layers import conv, deconv, init_weights, predict_mask
-from spbench.models.registry import Recipe, SuperpixelOutput, register_method
+from spbench.models.registry import SuperpixelOutput, register_method
 
 __all__ = ["SCN_RECIPE", "SpixelNet", "scn"]
-
-#: DLM's SCN retraining recipe (``baselines.md`` §6.1; weight decay of the tv stage, t_sep_v
-#: uses 0 and the config overrides it).
-SCN_RECIPE = Recipe(lr=5e-5, weight_decay=4e-4, batch_size=8, crop=208, val_crop=320, seed=42)
 
 
 class SpixelNet(nn.Module):
@@ -78,7 +76,7 @@ class SpixelNet(nn.Module):
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"SCN expects [B, 3, H, W] input, got {tuple(x.shape)}")
         # Four stride-2 stages: H and W must be multiples of 16 for the skip connections.
-        grid_shape(x.shape[2], x.shape[3], 16)
+        grid_shape(x.shape[2], x.shape[3], CELL_SIZE)
         out1 = self.conv0b(self.conv0a(x))
         out2 = self.conv1b(self.conv1a(out1))
         out3 = self.conv2b(self.conv2a(out2))

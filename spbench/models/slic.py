@@ -12,7 +12,8 @@ import numpy as np
 from skimage.segmentation import slic as skimage_slic
 from torch import nn
 
-from spbench.models.registry import Recipe, register_method
+from spbench.catalogue import NO_TRAINING
+from spbench.models.registry import register_method
 
 #: scikit-image's default compactness for RGB input (CIELAB distances).
 SLIC_COMPACTNESS = 10.0
@@ -46,9 +47,12 @@ class NoNetwork(nn.Module):
 
 @register_method(
     "slic",
-    recipe=Recipe(lr=0.0, weight_decay=0.0, batch_size=1, crop=16, val_crop=16),
+    recipe=NO_TRAINING,
     segment=slic_segment,
-    description="SLIC (scikit-image, compactness 10): classical reference, no training",
+    description=(
+        f"classical method, no training: scikit-image SLIC, compactness {SLIC_COMPACTNESS:g}, "
+        "one segment asked per 16-px grid cell"
+    ),
 )
 def slic(**kwargs: object) -> nn.Module:
     """Build the parameter-free placeholder of the SLIC reference."""

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spbench.metrics import normalized_auc
+from spbench.catalogue import model_label
+from spbench.metrics import metric_names, normalized_auc
 
 __all__ = [
     "AUC_METRICS",
@@ -46,20 +47,9 @@ __all__ = [
 DEFAULT_AUC_RANGE: tuple[float, float] = (384.0, 1200.0)
 """Default AUC range in superpixels (``protocol.md`` §8)."""
 
-METRICS: tuple[str, ...] = (
-    "asa",
-    "ue",
-    "ue_np",
-    "ue_levin",
-    "oe",
-    "co",
-    "br",
-    "bp",
-    "ev",
-    "xc",
-    "stray",
-)
-"""Per-row metric columns of a score file; each is averaged over (image, annotation) rows."""
+METRICS: tuple[str, ...] = metric_names()
+"""Per-row metric columns of a score file (:data:`spbench.metrics.facts.METRICS`); each is averaged
+over (image, annotation) rows."""
 
 AUC_METRICS: tuple[str, ...] = (*METRICS, "xc_per_image", "stray_per_image")
 """Curve columns that get a normalised AUC (the per-image XC/Stray means included)."""
@@ -93,31 +83,9 @@ CURVE_KEYS: tuple[str, ...] = (*RUN_KEYS, "ec", "scale")
 AUC_KEYS: tuple[str, ...] = (*RUN_KEYS, "ec")
 SUMMARY_KEYS: tuple[str, ...] = ("dataset", "split", "method", "variant", "ec")
 
-_DISPLAY_NAMES = {"scn": "SCN", "ainet": "AINet", "cds": "CDS", "ssm": "SSM"}
-
 
 class MissingColumnsError(ValueError):
     """A score table lacks required columns; the message names the file and the columns."""
-
-
-def model_label(method: str, variant: str) -> str:
-    """Return the table label of a run, e.g. ``("scn", "lap") -> "SCN-LAP"``.
-
-    Parameters
-    ----------
-    method
-        Method name as registered (``"scn"``, ``"ainet"``...). The four paper baselines keep the
-        paper's spelling (``AINet``); any other method is upper-cased.
-    variant
-        ``"base"`` gives no suffix; any other variant is appended upper-cased after ``-``.
-
-    Returns
-    -------
-    str
-        The model label.
-    """
-    name = _DISPLAY_NAMES.get(method.lower(), method.upper())
-    return name if variant == "base" else f"{name}-{variant.upper()}"
 
 
 def validate_scores(frame: pd.DataFrame, source: str | os.PathLike[str] = "<frame>") -> None:

@@ -1,13 +1,21 @@
-"""``build_report``: score Parquet in, tables, curves, AUCs and figures out."""
+"""One builder per report artefact: score Parquet in, that artefact's files out (and no others).
+
+Each builder is told its experiment by the caller (the workflow passes the configured ablation
+and sweep methods); none guesses it from the scores. The files each writes are
+:data:`spbench.report.artefacts.ARTEFACT_FILES`, always all of them.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
+from matplotlib.figure import Figure
 
+from spbench.errors import UserError
 from spbench.io import atomic_path, write_text
 from spbench.report.aggregate import (
     DEFAULT_AUC_RANGE,
@@ -16,12 +24,8 @@ from spbench.report.aggregate import (
     load_scores,
     summarise_seeds,
 )
-from spbench.report.ec_change import (
-    ec_change_frame,
-    format_ec_change_markdown,
-    has_ec_change,
-    plot_ec_change,
-)
+from spbench.report.artefacts import artefact_paths
+from spbench.report.ec_change import ec_change_frame, format_ec_change_markdown, plot_ec_change
 from spbench.report.figures import plot_asa_co_tradeoff, plot_metrics_vs_k, save_figure
 from spbench.report.stats import format_paired_markdown, paired_differences
 from spbench.report.sweep import format_sweep_markdown, plot_lambda_sweep, sweep_frame
@@ -34,7 +38,27 @@ from spbench.report.tables import (
     table3_frame,
 )
 
-__all__ = ["build_report", "write_parquet"]
+__all__ = ["build_sweep", "build_table2", "build_table3", "write_parquet"]
+
+TABLE2_HEADINGS = {"table2": "Table 2", "published": "Table 2, published weights"}
+"""Heading of Table 2 per experiment that tabulates it."""
+
+
+class Aggregates(NamedTuple):
+    """Score rows and what every table is computed from."""
+
+    scores: pd.DataFrame
+    curves: pd.DataFrame
+    auc: pd.DataFrame
+    summary: pd.DataFrame
+
+
+def aggregate(score_files: Sequence[Path], auc_range: tuple[float, float]) -> Aggregates:
+    """Load score files and compute per-scale curves, per-seed AUCs and the seed summary."""
+    scores = load_scores(score_files)
+    curves = aggregate_curves(scores)
+    auc = compute_auc(curves, auc_range=auc_range)
+    return Aggregates(scores, curves, auc, summarise_seeds(auc))
 
 
 def write_parquet(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
@@ -50,130 +74,162 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def build_report(
+def _save(fig: Figure, paths: dict[str, Path], stem: str) -> None:
+    """Save ``fig`` as the files ``<stem>_png`` and ``<stem>_pdf`` of ``paths``."""
+    save_figure(fig, paths[f"{stem}_png"].with_suffix(""))
+
+
+def build_table2(
     score_files: Sequence[Path],
     out_dir: Path,
     *,
+    experiment: str = "table2",
     auc_range: tuple[float, float] = DEFAULT_AUC_RANGE,
     title: str = "spbench report",
-    ablation_method: str | None = None,
-    sweep_method: str | None = None,
     bootstrap: int = 2000,
     seed: int = 0,
     ec_change_at_k: float = 600.0,
 ) -> dict[str, Path]:
-    """Aggregate score files and write Table 2, curves, AUCs and figures.
+    """Write Table 2 with its curves, AUCs, paired comparison, EC change and figures.
 
     Parameters
     ----------
     score_files
-        Score Parquet files written by ``spbench score`` (one row per run, scale, EC, image,
-        annotation). Several runs may be spread over several files.
+        Score Parquet files of the experiment's runs (``spbench score``).
     out_dir
         Output folder (created if needed).
+    experiment
+        ``"table2"`` (the trained runs) or ``"published"`` (the published weights): the heading.
     auc_range
-        ``(low, high)`` bounds of the normalised AUC, in superpixels (default 384–1200).
+        ``(low, high)`` bounds of the normalised AUC, in superpixels.
     title
-        Title used in the Markdown table and on the figures.
-    ablation_method
-        Method of Table 3 (``None``: ``cds`` if it has a loss-switch ablation, else the method
-        with the most switch combinations; see :func:`~spbench.report.tables.table3_frame`).
-    sweep_method
-        Restrict the λ_LAP sweep to this method (``None``: every method with a sweep).
-    bootstrap
-        Bootstrap resamples of the paired comparison.
-    seed
-        Seed of the bootstrap generator.
+        Title prefix of the tables and figures.
+    bootstrap, seed
+        Resamples and generator seed of the paired comparison's image bootstrap.
     ec_change_at_k
         K̄ at which the EC-change table reads its single-scale value.
 
     Returns
     -------
     dict[str, Path]
-        Artefact name → path: ``table2_md``, ``table2_csv``, ``table2_tex`` (``table2.*``),
-        ``curves`` (``curves.parquet``: per-scale means of all metrics per run, EC and scale),
-        ``auc`` (``auc.parquet``: per-seed normalised AUCs), ``auc_summary``
-        (``auc_summary.parquet``: mean/std over seeds), and per figure ``<stem>_png`` /
-        ``<stem>_pdf`` under ``figures/`` for the stems ``metrics_vs_k_ec``,
-        ``metrics_vs_k_noec`` and ``asa_co_tradeoff``; ``table3_md``, ``table3_csv``,
-        ``table3_tex`` (``table3.*``: loss-switch ablation, always written, with a note if
-        there is none). Only when the data allows:
-
-        - ``paired``, ``paired_md`` (``paired.parquet``, ``paired.md``): variant − base per-pair
-          AUC differences with bootstrap intervals (:mod:`spbench.report.stats`), when a method
-          has ``base`` and another variant;
-        - ``sweep_md``, ``sweep_csv``, ``lambda_sweep_png``, ``lambda_sweep_pdf``
-          (``sweep.*``, ``figures/lambda_sweep.*``), when runs differ only in λ_LAP
-          (:mod:`spbench.report.sweep`);
-        - ``ec_change_md``, ``ec_change_csv``, ``ec_change_png``, ``ec_change_pdf``
-          (``ec_change.*``, ``figures/ec_change.*``), when the scores carry ``ec_relabelled``
-          (:mod:`spbench.report.ec_change`).
+        Key → path of every file of ``ARTEFACT_FILES["table2"]``: ``table2.md/.csv/.tex``;
+        ``curves.parquet`` (per-scale means per run, EC and scale), ``auc.parquet`` (per-seed
+        normalised AUCs), ``auc_summary.parquet`` (mean/std over seeds); ``paired.md/.parquet``
+        (variant − base with bootstrap intervals; a note if no method has ``base`` and another
+        variant); ``ec_change.md/.csv`` (pixels EC relabels); and PNG + PDF under ``figures/`` of
+        ``metrics_vs_k_noec``, ``metrics_vs_k_ec``, ``asa_co_tradeoff`` and ``ec_change``.
 
     Raises
     ------
+    spbench.errors.UserError
+        If ``experiment`` is not one that tabulates Table 2.
     spbench.report.aggregate.MissingColumnsError
         If a score file lacks a required column (the message names the file).
     FileNotFoundError
         If a score file does not exist.
-    ValueError
-        If no file is given, rows are duplicated, or a run mixes different run attributes.
     """
-    out_dir = Path(out_dir)
-    scores = load_scores(score_files)
-    curves = aggregate_curves(scores)
-    auc = compute_auc(curves, auc_range=auc_range)
-    summary = summarise_seeds(auc)
-    table = table2_frame(summary)
+    if experiment not in TABLE2_HEADINGS:
+        raise UserError(
+            f"Table 2 is made for the experiments {', '.join(TABLE2_HEADINGS)}, not {experiment!r}"
+        )
+    data = aggregate(score_files, auc_range)
+    paths = artefact_paths(experiment, out_dir)
+    table = table2_frame(data.summary)
+    heading = f"{title}: {TABLE2_HEADINGS[experiment]}"
+    write_parquet(data.curves, paths["curves"])
+    write_parquet(data.auc, paths["auc"])
+    write_parquet(data.summary, paths["auc_summary"])
+    write_text(paths["table2_md"], format_table2_markdown(table, title=heading))
+    _write_csv(table, paths["table2_csv"])
+    write_text(paths["table2_tex"], format_table2_latex(table))
 
-    out: dict[str, Path] = {}
-    out["curves"] = write_parquet(curves, out_dir / "curves.parquet")
-    out["auc"] = write_parquet(auc, out_dir / "auc.parquet")
-    out["auc_summary"] = write_parquet(summary, out_dir / "auc_summary.parquet")
-    out["table2_md"] = write_text(
-        out_dir / "table2.md", format_table2_markdown(table, title=f"{title}: Table 2")
+    paired = paired_differences(
+        data.scores, data.curves, auc_range=auc_range, n_boot=bootstrap, seed=seed
     )
-    out["table2_csv"] = _write_csv(table, out_dir / "table2.csv")
-    out["table2_tex"] = write_text(out_dir / "table2.tex", format_table2_latex(table))
-    table3 = table3_frame(summary, method=ablation_method)
-    out["table3_md"] = write_text(
-        out_dir / "table3.md", format_table3_markdown(table3, title=f"{title}: Table 3")
+    write_parquet(paired, paths["paired"])
+    write_text(
+        paths["paired_md"],
+        format_paired_markdown(paired, title=f"{heading}: paired comparison with base"),
     )
-    out["table3_csv"] = _write_csv(table3, out_dir / "table3.csv")
-    out["table3_tex"] = write_text(out_dir / "table3.tex", format_table3_latex(table3))
-
-    paired = paired_differences(scores, curves, auc_range=auc_range, n_boot=bootstrap, seed=seed)
-    if not paired.empty:
-        out["paired"] = write_parquet(paired, out_dir / "paired.parquet")
-        out["paired_md"] = write_text(
-            out_dir / "paired.md",
-            format_paired_markdown(paired, title=f"{title}: paired comparison with base"),
-        )
-    figures = out_dir / "figures"
-    sweep = sweep_frame(scores, curves, auc, summary, auc_range=auc_range, method=sweep_method)
-    if not sweep.empty:
-        out["sweep_md"] = write_text(
-            out_dir / "sweep.md", format_sweep_markdown(sweep, title=f"{title}: λ_LAP sweep")
-        )
-        out["sweep_csv"] = _write_csv(sweep, out_dir / "sweep.csv")
-        fig = plot_lambda_sweep(sweep, title=title)
-        for ext, path in save_figure(fig, figures / "lambda_sweep").items():
-            out[f"lambda_sweep_{ext}"] = path
-    if has_ec_change(scores):
-        change = ec_change_frame(scores, auc_range=auc_range, at_k=ec_change_at_k)
-        out["ec_change_md"] = write_text(
-            out_dir / "ec_change.md",
-            format_ec_change_markdown(change, title=f"{title}: pixels changed by EC"),
-        )
-        out["ec_change_csv"] = _write_csv(change, out_dir / "ec_change.csv")
-        fig = plot_ec_change(scores, change, auc_range=auc_range, title=title)
-        for ext, path in save_figure(fig, figures / "ec_change").items():
-            out[f"ec_change_{ext}"] = path
-
+    change = ec_change_frame(data.scores, auc_range=auc_range, at_k=ec_change_at_k)
+    write_text(
+        paths["ec_change_md"],
+        format_ec_change_markdown(change, title=f"{heading}: pixels changed by EC"),
+    )
+    _write_csv(change, paths["ec_change_csv"])
+    _save(plot_ec_change(data.scores, change, auc_range=auc_range, title=title), paths, "ec_change")
     for stem, ec in (("metrics_vs_k_ec", True), ("metrics_vs_k_noec", False)):
-        fig = plot_metrics_vs_k(curves, ec=ec, auc_range=auc_range, title=title)
-        for ext, path in save_figure(fig, figures / stem).items():
-            out[f"{stem}_{ext}"] = path
-    fig = plot_asa_co_tradeoff(curves, title=title)
-    for ext, path in save_figure(fig, figures / "asa_co_tradeoff").items():
-        out[f"asa_co_tradeoff_{ext}"] = path
-    return out
+        fig = plot_metrics_vs_k(data.curves, ec=ec, auc_range=auc_range, title=title)
+        _save(fig, paths, stem)
+    _save(plot_asa_co_tradeoff(data.curves, title=title), paths, "asa_co_tradeoff")
+    return paths
+
+
+def build_table3(
+    score_files: Sequence[Path],
+    out_dir: Path,
+    *,
+    method: str,
+    auc_range: tuple[float, float] = DEFAULT_AUC_RANGE,
+    title: str = "spbench report",
+) -> dict[str, Path]:
+    """Write Table 3, the loss-switch ablation of ``method`` (``table3.md/.csv/.tex``).
+
+    Parameters
+    ----------
+    score_files
+        Score files of the ablation's runs (and the reference methods).
+    out_dir
+        Output folder.
+    method
+        The ablated method (``config.ablation.method``).
+    auc_range, title
+        As :func:`build_table2`.
+
+    Returns
+    -------
+    dict[str, Path]
+        Key → path of every file of ``ARTEFACT_FILES["table3"]``.
+    """
+    data = aggregate(score_files, auc_range)
+    paths = artefact_paths("table3", out_dir)
+    table = table3_frame(data.summary, method=method)
+    write_text(paths["table3_md"], format_table3_markdown(table, title=f"{title}: Table 3"))
+    _write_csv(table, paths["table3_csv"])
+    write_text(paths["table3_tex"], format_table3_latex(table))
+    return paths
+
+
+def build_sweep(
+    score_files: Sequence[Path],
+    out_dir: Path,
+    *,
+    method: str,
+    auc_range: tuple[float, float] = DEFAULT_AUC_RANGE,
+    title: str = "spbench report",
+) -> dict[str, Path]:
+    """Write the λ_LAP sweep of ``method``: ``sweep.md/.csv`` and ``figures/lambda_sweep.*``.
+
+    Parameters
+    ----------
+    score_files
+        Score files of the sweep's runs (and the reference methods).
+    out_dir
+        Output folder.
+    method
+        The swept method (``config.sweep.method``).
+    auc_range, title
+        As :func:`build_table2`.
+
+    Returns
+    -------
+    dict[str, Path]
+        Key → path of every file of ``ARTEFACT_FILES["sweep"]``.
+    """
+    data = aggregate(score_files, auc_range)
+    paths = artefact_paths("sweep", out_dir)
+    sweep = sweep_frame(*data, auc_range=auc_range, method=method)
+    write_text(paths["sweep_md"], format_sweep_markdown(sweep, title=f"{title}: λ_LAP sweep"))
+    _write_csv(sweep, paths["sweep_csv"])
+    _save(plot_lambda_sweep(sweep, title=title), paths, "lambda_sweep")
+    return paths

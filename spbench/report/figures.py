@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from spbench.io import atomic_path
+from spbench.metrics import metric
 
 __all__ = [
     "FIGURE_DPI",
@@ -36,15 +37,9 @@ __all__ = [
 ]
 
 FIGURE_DPI = 150
-FIGURE_METRICS: tuple[tuple[str, str], ...] = (
-    ("asa", "ASA ↑"),
-    ("co", "CO ↑"),
-    ("bp", "BP (paper's B) ↑"),
-    ("br", "BR ↑"),
-    ("xc", "XC (excess components) ↓"),
-    ("stray", "Stray (stray pixels) ↓"),
-)
-"""Panels of the metric-vs-K̄ figure: (curve column, axis label)."""
+FIGURE_METRICS: tuple[str, ...] = ("asa", "co", "bp", "br", "xc", "stray")
+"""Panels of the metric-vs-K̄ figure (axis labels from :mod:`spbench.metrics.facts`); with EC,
+the metrics that are 0 by construction (XC, Stray) are left out."""
 
 K_LABEL = "number of superpixels K̄ (mean actual count)"
 REFERENCE_METHODS: dict[str, str] = {"slic": "0.45"}
@@ -138,7 +133,7 @@ def plot_metrics_vs_k(
     ec: bool,
     auc_range: tuple[float, float],
     title: str = "",
-    metrics: Sequence[tuple[str, str]] = FIGURE_METRICS,
+    metrics: Sequence[str] = FIGURE_METRICS,
 ) -> Figure:
     """Grid of metric-vs-K̄ panels for one EC setting.
 
@@ -158,7 +153,7 @@ def plot_metrics_vs_k(
     title
         Figure title prefix.
     metrics
-        ``(column, axis label)`` per panel.
+        Curve column per panel; with EC those that are 0 by construction are skipped.
 
     Returns
     -------
@@ -166,10 +161,11 @@ def plot_metrics_vs_k(
         The figure (not saved, not closed).
     """
     sns.set_theme(style="whitegrid", context="notebook")
+    facts = [metric(m) for m in metrics if not ec or metric(m).with_ec]
     data = curves[curves["ec"].astype(bool) == ec]
-    mean = seed_mean_curves(data, [m for m, _ in metrics]) if not data.empty else data
+    mean = seed_mean_curves(data, [f.name for f in facts]) if not data.empty else data
     ncols = 3
-    nrows = int(np.ceil(len(metrics) / ncols))
+    nrows = int(np.ceil(len(facts) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.0 * ncols, 3.8 * nrows), squeeze=False)
     methods = sorted(mean["method"].unique()) if not mean.empty else []
     palette = method_colours(methods)
@@ -177,7 +173,7 @@ def plot_metrics_vs_k(
     low, high = auc_range
     handles: dict[str, Line2D] = {}
     multi_data = not mean.empty and mean[["dataset", "split"]].drop_duplicates().shape[0] > 1
-    for ax, (metric, label) in zip(axes.flat, metrics, strict=False):
+    for ax, fact in zip(axes.flat, facts, strict=False):
         ax.axvspan(low, high, color="0.85", alpha=0.5, zorder=0, lw=0)
         if mean.empty:
             continue
@@ -188,7 +184,7 @@ def plot_metrics_vs_k(
             name = f"{model} ({dataset}/{split})" if multi_data else model
             (line,) = ax.plot(
                 g["k_mean"],
-                g[metric],
+                g[fact.name],
                 linestyle=line_style(method, variant, others),
                 color=palette[method],
                 marker="o",
@@ -196,21 +192,21 @@ def plot_metrics_vs_k(
                 linewidth=1.6,
                 label=name,
             )
-            std = g[f"{metric}_std"].to_numpy(dtype=float)
+            std = g[f"{fact.name}_std"].to_numpy(dtype=float)
             if np.isfinite(std).any():
                 ax.fill_between(
                     g["k_mean"],
-                    g[metric] - np.nan_to_num(std),
-                    g[metric] + np.nan_to_num(std),
+                    g[fact.name] - np.nan_to_num(std),
+                    g[fact.name] + np.nan_to_num(std),
                     color=palette[method],
                     alpha=0.15,
                     lw=0,
                 )
             handles.setdefault(name, line)
         ax.set_xlabel(K_LABEL)
-        ax.set_ylabel(label)
-        ax.set_title(label.split(" (")[0].rstrip(" ↑↓"))
-    for ax in list(axes.flat)[len(metrics) :]:
+        ax.set_ylabel(fact.axis_label)
+        ax.set_title(fact.label)
+    for ax in list(axes.flat)[len(facts) :]:
         ax.set_visible(False)
     shade = plt.Rectangle((0, 0), 1, 1, color="0.85", alpha=0.5)
     labels = [*handles, f"AUC range [{low:.0f}, {high:.0f}]"]

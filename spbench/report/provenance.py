@@ -27,7 +27,9 @@ COLUMNS = (
     "seed",
     "stage",
     "weights",
+    "weights_sha256",
     "steps",
+    "budget",
     "wall_time_s",
     "ms_per_step",
     "device",
@@ -69,9 +71,11 @@ def checkpoint_provenance(checkpoints: Sequence[str | os.PathLike[str]]) -> pd.D
 
     ``wall_time_s`` is the training time of that stage in seconds (resumed runs included),
     ``ms_per_step`` = wall time / steps in milliseconds (validation and checkpointing
-    included); fields an older checkpoint lacks are empty.
+    included); ``budget`` is the ``train.budget`` the steps were scaled by (1: the profile's
+    full step counts); ``weights_sha256`` is the sha256 of the file published weights were imported
+    from; fields an older checkpoint lacks are empty.
     """
-    from spbench.train import load_checkpoint
+    from spbench.checkpoint import load_checkpoint
 
     rows = []
     for path in checkpoints:
@@ -85,7 +89,9 @@ def checkpoint_provenance(checkpoints: Sequence[str | os.PathLike[str]]) -> pd.D
                 "seed": ckpt.get("seed"),
                 "stage": ckpt.get("stage"),
                 "weights": ckpt.get("weights"),
+                "weights_sha256": ckpt.get("weights_sha256", ""),
                 "steps": steps,
+                "budget": (ckpt.get("settings") or {}).get("budget", 1),
                 "wall_time_s": wall,
                 "ms_per_step": 1000.0 * wall / steps if steps else float("nan"),
                 "device": ckpt.get("device"),
@@ -117,7 +123,7 @@ def write_provenance(
         frame.to_csv(tmp, index=False)
     now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     total = frame["wall_time_s"].sum()
-    shown = ["method", "variant", "seed", "stage", "steps", "wall_time_s", "ms_per_step"]
+    shown = ["method", "variant", "seed", "stage", "steps", "budget", "wall_time_s", "ms_per_step"]
     shown += ["device", "device_name", "fast_modes", "finished"]
     rows = [
         [
@@ -127,6 +133,8 @@ def write_provenance(
         for rec in frame.to_dict("records")
     ]
     versions = sorted(set(zip(frame["spbench_version"], frame["torch_version"], strict=True)))
+    imported = frame[frame["weights_sha256"].fillna("") != ""]
+    published = sorted(set(zip(imported["weights"], imported["weights_sha256"], strict=True)))
     lines = [
         "# Provenance",
         "",
@@ -134,6 +142,7 @@ def write_provenance(
         f"- versions (spbench, torch): {', '.join(f'{s}, {t}' for s, t in versions) or '-'}",
         f"- table written: {now}",
         f"- checkpoints: {len(frame)}, total training wall time {total / 60:.1f} min",
+        *(f"- {weights}: sha256 `{sha}`" for weights, sha in published),
         "",
         *markdown_table(shown, rows),
         "",

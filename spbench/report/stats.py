@@ -33,7 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from spbench.metrics import normalized_auc
+from spbench.metrics import metric, normalized_auc
 from spbench.report.aggregate import (
     DEFAULT_AUC_RANGE,
     RUN_KEYS,
@@ -53,8 +53,8 @@ __all__ = [
     "paired_differences",
 ]
 
-#: Metrics compared: (score column, name, decimals), the columns of Table 2.
-PAIRED_METRICS: tuple[tuple[str, str, int], ...] = TABLE2_METRICS
+#: Metrics compared: the columns of Table 2 (with EC only those that are not 0 by construction).
+PAIRED_METRICS: tuple[str, ...] = TABLE2_METRICS
 
 BASE_VARIANT = "base"
 _PAIR = ["image_id", "annotation"]
@@ -102,7 +102,7 @@ def pair_aucs(
     curves: pd.DataFrame | None = None,
     *,
     auc_range: tuple[float, float] = DEFAULT_AUC_RANGE,
-    metrics: Sequence[str] = tuple(m for m, _, _ in PAIRED_METRICS),
+    metrics: Sequence[str] = PAIRED_METRICS,
 ) -> pd.DataFrame:
     """Per-(image, annotation) normalised AUCs against the run's K̄ (definition step 1).
 
@@ -141,9 +141,9 @@ def pair_aucs(
         weights, extrapolated = auc_weights([k_by_scale[s] for s in scales], low, high)
         wide = group.set_index([*_PAIR, "scale"])[list(metrics)].unstack("scale")
         part = pd.DataFrame(index=wide.index)
-        for metric in metrics:
-            values = wide[metric].reindex(columns=scales).to_numpy(dtype=float)
-            part[metric] = values @ weights  # NaN where any scale is missing
+        for name in metrics:
+            values = wide[name].reindex(columns=scales).to_numpy(dtype=float)
+            part[name] = values @ weights  # NaN where any scale is missing
         part = part.reset_index()
         for name, value in zip(keys, key, strict=True):
             part[name] = value
@@ -206,7 +206,7 @@ def paired_differences(
     curves: pd.DataFrame | None = None,
     *,
     auc_range: tuple[float, float] = DEFAULT_AUC_RANGE,
-    metrics: Sequence[str] = tuple(m for m, _, _ in PAIRED_METRICS),
+    metrics: Sequence[str] = PAIRED_METRICS,
     n_boot: int = 2000,
     seed: int = 0,
     level: float = 0.95,
@@ -277,9 +277,11 @@ def paired_differences(
             codes, uniques = pd.factorize(images, sort=True)
             rng = np.random.default_rng(seed)
             indices = rng.integers(0, len(uniques), size=(n_boot, len(uniques)))
-            for metric in metrics:
-                b = joined[f"{metric}_base"].to_numpy(dtype=float)
-                v = joined[f"{metric}_var"].to_numpy(dtype=float)
+            for name in metrics:
+                if ec and not metric(name).with_ec:
+                    continue  # XC and Stray are 0 with EC by construction: Δ = 0, no information
+                b = joined[f"{name}_base"].to_numpy(dtype=float)
+                v = joined[f"{name}_var"].to_numpy(dtype=float)
                 delta = v - b
                 valid = np.isfinite(delta)
                 sums = np.bincount(codes[valid], weights=delta[valid], minlength=len(uniques))
@@ -302,7 +304,7 @@ def paired_differences(
                         "variant": variant,
                         "model": model_label(method, variant),
                         "base_model": model_label(method, BASE_VARIANT),
-                        "metric": metric,
+                        "metric": name,
                         "mean_delta": mean,
                         "ci_low": ci_low,
                         "ci_high": ci_high,
@@ -368,7 +370,7 @@ def format_paired_markdown(table: pd.DataFrame, *, title: str = "Paired comparis
         f"- **95 % CI**: percentile bootstrap over *images* (each resampled image brings all its "
         f"annotations), {n_boot} resamples, seeded numpy Generator. “significant”: the interval "
         "excludes 0.",
-        "- XC and Stray with EC are 0 by construction, so their Δ is 0.",
+        "- XC and Stray are 0 with EC by construction: they are compared without EC only.",
         "",
     ]
     header = [
@@ -376,11 +378,10 @@ def format_paired_markdown(table: pd.DataFrame, *, title: str = "Paired comparis
         "n_images", "n_pairs", "seeds (b/v)", "significant",
     ]  # fmt: skip
     rows: list[list[str]] = []
-    decimals = {m: d for m, _, d in PAIRED_METRICS}
-    names = {m: n for m, n, _ in PAIRED_METRICS}
     multi = table[["dataset", "split"]].drop_duplicates().shape[0] > 1
     for _, row in table.iterrows():
-        d = decimals.get(row["metric"], 4)
+        fact = metric(row["metric"])
+        d = fact.decimals
         comparison = f"{row['model']} vs {row['base_model']}"
         if multi:
             comparison += f" ({row['dataset']}/{row['split']})"
@@ -388,7 +389,7 @@ def format_paired_markdown(table: pd.DataFrame, *, title: str = "Paired comparis
             [
                 comparison,
                 "yes" if row["ec"] else "no",
-                names.get(row["metric"], row["metric"]),
+                fact.label,
                 format_number(row["base_mean"], d),
                 format_number(row["variant_mean"], d),
                 format_number(row["mean_delta"], d, sign=True),

@@ -36,6 +36,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
+from spbench.metrics import Metric, metric
 from spbench.report.aggregate import (
     DEFAULT_AUC_RANGE,
     RUN_KEYS,
@@ -47,6 +48,7 @@ from spbench.report.aggregate import (
 __all__ = [
     "SWEEP_GROUP_ATTRIBUTES",
     "SWEEP_METRICS",
+    "ZERO_XC_FRACTION",
     "find_sweeps",
     "format_sweep_markdown",
     "plot_lambda_sweep",
@@ -54,14 +56,13 @@ __all__ = [
     "zero_xc_fraction",
 ]
 
-SWEEP_METRICS: tuple[tuple[str, str, int], ...] = (
-    ("xc", "XC ↓", 1),
-    ("stray", "Stray ↓", 1),
-    ("asa", "ASA ↑", 4),
-    ("co", "CO ↑", 4),
-    ("zero_xc_fraction", "images with XC = 0 ↑", 3),
+ZERO_XC_FRACTION = Metric(
+    "zero_xc_fraction", "images with XC = 0", True, 3, with_ec=False, per_pair=False
 )
-"""Columns of the sweep table and panels of the figure: (column, label, decimals)."""
+"""The sweep's own metric: the fraction of images without excess components (see above)."""
+
+SWEEP_METRICS: tuple[Metric, ...] = (*map(metric, ("xc", "stray", "asa", "co")), ZERO_XC_FRACTION)
+"""Columns of the sweep table and panels of the figure."""
 
 SWEEP_GROUP_ATTRIBUTES: tuple[str, ...] = (
     "use_msd",
@@ -219,7 +220,7 @@ def sweep_frame(
         ``auc_low``, ``auc_high``. Empty if there is no sweep.
     """
     points = find_sweeps(summary, method=method, min_points=min_points)
-    metric_cols = [m for m, _, _ in SWEEP_METRICS]
+    metric_cols = [m.name for m in SWEEP_METRICS]
     columns = [
         "sweep_id", "dataset", "split", "method", "variant", "model", "lambda_lap", "n_seeds",
         *(f"{c}{s}" for c in metric_cols for s in ("", "_std")),
@@ -291,17 +292,17 @@ def format_sweep_markdown(table: pd.DataFrame, *, title: str = "λ_LAP sweep") -
         f"lies in [{low:.0f}, {high:.0f}] (the number of such scales is given).",
         "",
     ]
-    header = ["Model", "λ_LAP", "seeds", *(label for _, label, _ in SWEEP_METRICS), "scales"]
+    header = ["Model", "λ_LAP", "seeds", *(m.header for m in SWEEP_METRICS), "scales"]
     rows: list[list[str]] = []
     for _, row in table.iterrows():
         lam = row["lambda_lap"]
         lam_text = "reference" if pd.isna(lam) else f"{lam:g}"
         cells = [str(row["model"]), lam_text, str(int(row["n_seeds"]))]
-        for col, _, decimals in SWEEP_METRICS:
-            text = format_number(row[col], decimals)
-            std = row[f"{col}_std"]
+        for fact in SWEEP_METRICS:
+            text = format_number(row[fact.name], fact.decimals)
+            std = row[f"{fact.name}_std"]
             if row["n_seeds"] > 1 and not (isinstance(std, float) and math.isnan(std)):
-                text += f" ± {float(std):.{decimals}f}"
+                text += f" ± {float(std):.{fact.decimals}f}"
             cells.append(text)
         cells.append(str(int(row["n_scales_in_range"])))
         rows.append(cells)
@@ -318,7 +319,7 @@ def plot_lambda_sweep(
     table: pd.DataFrame,
     *,
     title: str = "",
-    metrics: Sequence[tuple[str, str, int]] = SWEEP_METRICS,
+    metrics: Sequence[Metric] = SWEEP_METRICS,
 ) -> Figure:
     """One panel per metric against λ_LAP (symlog x axis, so λ = 0 is shown).
 
@@ -329,7 +330,7 @@ def plot_lambda_sweep(
     title
         Figure title prefix.
     metrics
-        ``(column, label, decimals)`` per panel.
+        One metric per panel.
 
     Returns
     -------
@@ -346,7 +347,8 @@ def plot_lambda_sweep(
     positive = table["lambda_lap"][table["lambda_lap"] > 0] if not table.empty else []
     linthresh = float(np.min(positive)) if len(positive) else 1.0
     handles = []
-    for ax, (col, label, _) in zip(axes.flat, metrics, strict=False):
+    for ax, fact in zip(axes.flat, metrics, strict=False):
+        col = fact.name
         for (_, g), colour in zip(sweeps, colours, strict=False):
             g = g.sort_values("lambda_lap")
             method = model_label(str(g["method"].iloc[0]), "base")
@@ -363,7 +365,7 @@ def plot_lambda_sweep(
                 capsize=3,
                 label=name,
             )
-            if col == metrics[0][0]:
+            if col == metrics[0].name:
                 handles.append((container, name))
             for lam, value in zip(g["lambda_lap"], g[col], strict=True):
                 if col == "zero_xc_fraction" and np.isfinite(value):
@@ -378,8 +380,8 @@ def plot_lambda_sweep(
             ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
             ax.set_xlim(-0.3 * linthresh, max(ticks) * 1.6 if max(ticks) > 0 else 1.0)
         ax.set_xlabel("λ_LAP (symlog; 0 = LAP off)")
-        ax.set_ylabel(label)
-        ax.set_title(label.rstrip(" ↑↓"))
+        ax.set_ylabel(fact.header)
+        ax.set_title(fact.label)
         if col == "zero_xc_fraction":
             ax.set_ylim(-0.02, 1.05)
     for ax in list(axes.flat)[len(metrics) :]:

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from spbench.metrics import metric
 from spbench.report.aggregate import format_number, markdown_table, model_label
 from spbench.report.paper import PAPER_DATASET, PAPER_SPLIT, TABLE2, TABLE3
 
@@ -31,22 +32,12 @@ __all__ = [
     "table3_frame",
 ]
 
-TABLE2_METRICS: tuple[tuple[str, str, int], ...] = (
-    # (AUC column, header, decimals)
-    ("asa", "ASA", 4),
-    ("co", "CO", 4),
-    ("bp", "BP", 4),
-    ("br", "BR", 4),
-    ("ue_np", "UE", 4),
-    ("xc", "XC", 1),
-    ("stray", "Stray", 1),
-)
-"""Metric columns of Table 2: (AUC column, header, decimals). UE is ``ue_np``."""
+TABLE2_METRICS: tuple[str, ...] = ("asa", "co", "bp", "br", "ue_np", "xc", "stray")
+"""Metric columns of Table 2 (labels, arrows and decimals from :mod:`spbench.metrics.facts`)."""
 
 PAPER_COLUMNS: tuple[str, ...] = ("asa", "co", "bp", "xc", "stray")
 """Metrics the paper's Table 2 reports (its "B" is our BP)."""
 
-_ARROWS = {"asa": "↑", "co": "↑", "bp": "↑", "br": "↑", "ue_np": "↓", "xc": "↓", "stray": "↓"}
 EXTRAPOLATED_MARK = "†"
 _VARIANT_ORDER = {"base": 0, "lap": 1}
 
@@ -88,18 +79,18 @@ def table2_frame(summary: pd.DataFrame) -> pd.DataFrame:
             "variant": rec["variant"],
             "ec": bool(rec["ec"]),
         }
-        for metric, _, _ in TABLE2_METRICS:
-            row[metric] = rec[metric]
-            row[f"{metric}_std"] = rec[f"{metric}_std"]
-            row[f"{metric}_extrapolated"] = rec[f"{metric}_extrapolated"]
+        for name in TABLE2_METRICS:
+            row[name] = rec[name]
+            row[f"{name}_std"] = rec[f"{name}_std"]
+            row[f"{name}_extrapolated"] = rec[f"{name}_extrapolated"]
         comparable = (
             str(rec["dataset"]).lower() == PAPER_DATASET and str(rec["split"]) == PAPER_SPLIT
         )
         ref = paper.get((rec["method"], rec["variant"], bool(rec["ec"]))) if comparable else None
-        for metric in PAPER_COLUMNS:
-            value = getattr(ref, metric) if ref is not None else np.nan
-            row[f"{metric}_paper"] = value
-            row[f"{metric}_delta"] = rec[metric] - value
+        for name in PAPER_COLUMNS:
+            value = getattr(ref, name) if ref is not None else np.nan
+            row[f"{name}_paper"] = value
+            row[f"{name}_delta"] = rec[name] - value
         for col in ("k_min", "k_max", "auc_low", "auc_high", "n_seeds", "seeds"):
             row[col] = rec[col]
         row["auc_extrapolated"] = rec["auc_extrapolated"]
@@ -117,12 +108,12 @@ def _onoff(flag: object) -> str:
     return str(flag)  # seeds disagree: the joined values
 
 
-def _cell(row: pd.Series, metric: str, decimals: int, *, pm: str, mark: str) -> str:
-    text = format_number(row[metric], decimals)
-    std = row[f"{metric}_std"]
+def _cell(row: pd.Series, name: str, decimals: int, *, pm: str, mark: str) -> str:
+    text = format_number(row[name], decimals)
+    std = row[f"{name}_std"]
     if row["n_seeds"] > 1 and not (isinstance(std, float) and math.isnan(std)):
         text += f"{pm}{float(std):.{decimals}f}"
-    if row[f"{metric}_extrapolated"]:
+    if row[f"{name}_extrapolated"]:
         text += mark
     return text
 
@@ -133,22 +124,22 @@ def _header_and_rows(
     header = ["Model", "EC"]
     if multi_data:
         header = ["Data", *header]
-    for metric, name, _ in TABLE2_METRICS:
-        header.append(f"{name} {_ARROWS[metric]}")
-        if metric in PAPER_COLUMNS:
-            header += [f"{name} (paper)", f"Δ{name}"]
+    for fact in map(metric, TABLE2_METRICS):
+        header.append(fact.header)
+        if fact.name in PAPER_COLUMNS:
+            header += [f"{fact.label} (paper)", f"Δ{fact.label}"]
     header += ["K̄ range", "seeds"]
     body = []
     for _, row in table.iterrows():
         cells = [str(row["model"]), "yes" if row["ec"] else "no"]
         if multi_data:
             cells = [f"{row['dataset']}/{row['split']}", *cells]
-        for metric, _, decimals in TABLE2_METRICS:
-            cells.append(_cell(row, metric, decimals, pm=pm, mark=mark))
-            if metric in PAPER_COLUMNS:
+        for fact in map(metric, TABLE2_METRICS):
+            cells.append(_cell(row, fact.name, fact.decimals, pm=pm, mark=mark))
+            if fact.name in PAPER_COLUMNS:
                 cells += [
-                    format_number(row[f"{metric}_paper"], decimals),
-                    format_number(row[f"{metric}_delta"], decimals, sign=True),
+                    format_number(row[f"{fact.name}_paper"], fact.decimals),
+                    format_number(row[f"{fact.name}_delta"], fact.decimals, sign=True),
                 ]
         cells.append(f"{row['k_min']:.0f}–{row['k_max']:.0f}")
         cells.append(str(int(row["n_seeds"])))
@@ -194,7 +185,7 @@ def format_table2_markdown(table: pd.DataFrame, *, title: str = "Table 2") -> st
         "*actual* number of superpixels at that scale (protocol.md §6, §8).",
         "- XC and Stray are counted per prediction and averaged over the same pairs.",
         f"- Data: {_data_description(table)}.",
-        "- **BP is the paper's “B”** (boundary precision; paper.md §4). UE is UE_np.",
+        "- **BP is the paper's “B”** (boundary precision; paper.md §4).",
         "- Mean over seeds, ± sample standard deviation when there is more than one seed. "
         "“K̄ range”: the K̄ measured by every seed.",
         "- Δ = ours − paper. The paper's numbers are selected rows of its Table 2 taken from a "
@@ -219,8 +210,10 @@ def format_table2_markdown(table: pd.DataFrame, *, title: str = "Table 2") -> st
         lap = _onoff(rec["use_lap"])
         if lap == "on":
             lap += f" (λ_LAP = {rec['lambda_lap']})"
+        # Untrained rows (references, published weights) say what they are in `weights`.
+        steps = f"{rec['train_steps']} training steps; " if rec["train_steps"] else ""
         lines.append(
-            f"- {rec['model']}: {rec['weights']}; {rec['train_steps']} training steps; "
+            f"- {rec['model']}: {rec['weights']}; {steps}"
             f"LAP {lap}, MSD {_onoff(rec['use_msd'])} (mode {rec['msd_mode']}), "
             f"WR {_onoff(rec['use_wr'])}; seeds {rec['seeds']}"
         )
@@ -317,15 +310,8 @@ def format_table2_latex(table: pd.DataFrame, *, caption: str | None = None) -> s
     return "\n".join(lines) + "\n"
 
 
-TABLE3_METRICS: tuple[tuple[str, str, int], ...] = (
-    ("asa", "ASA", 4),
-    ("co", "CO", 4),
-    ("bp", "BP", 4),
-    ("br", "BR", 4),
-    ("xc", "XC", 1),
-    ("stray", "Stray", 1),
-)
-"""Metric columns of Table 3: (AUC column, header, decimals)."""
+TABLE3_METRICS: tuple[str, ...] = ("asa", "co", "bp", "br", "xc", "stray")
+"""Metric columns of Table 3."""
 
 TABLE3_PAPER_COLUMNS: tuple[str, ...] = ("asa", "co", "bp", "xc")
 """Metrics the paper's Table 3 reports."""
@@ -370,26 +356,10 @@ def _has_bool_switches(rec: dict) -> bool:
     return all(isinstance(rec[c], (bool, np.bool_)) for c, _ in _SWITCHES)
 
 
-def _ablation_method(noec: pd.DataFrame, method: str | None) -> str | None:
-    combos: dict[str, set] = {}
-    for rec in noec.to_dict("records"):
-        if _has_bool_switches(rec):
-            key = tuple(bool(rec[c]) for c, _ in _SWITCHES)
-            combos.setdefault(rec["method"], set()).add(key)
-    if method is not None:
-        return method if method in combos else None
-    eligible = {m: len(c) for m, c in combos.items() if len(c) >= 2}
-    if not eligible:
-        return None
-    if "cds" in eligible:  # the paper's Table 3 is the CDS ablation
-        return "cds"
-    return sorted(eligible, key=lambda m: (-eligible[m], m))[0]
-
-
-def table3_frame(summary: pd.DataFrame, *, method: str | None = None) -> pd.DataFrame:
+def table3_frame(summary: pd.DataFrame, *, method: str) -> pd.DataFrame:
     """Table 3: the loss-switch ablation (LAP / MSD / WR) of one method, without EC.
 
-    Every run of the chosen method without EC is one row, named by its switches
+    Every run of ``method`` without EC is one row, named by its switches
     (:func:`switch_configuration`: "baseline", "LAP only", "LAP+MSD+WR" ...); runs that share
     their switches (e.g. a λ_LAP sweep) get `` (λ_LAP = x)`` appended, and the variant name if that
     is still ambiguous. Rows are ordered baseline, single switches, pairs, all three, then by
@@ -405,9 +375,8 @@ def table3_frame(summary: pd.DataFrame, *, method: str | None = None) -> pd.Data
     summary
         Output of :func:`spbench.report.aggregate.summarise_seeds`.
     method
-        Method to tabulate. ``None``: ``cds`` if it has at least two switch combinations without
-        EC, else the method with the most combinations (alphabetical on ties); no table if no
-        method has two.
+        The ablated method (``config.ablation.method``), named by the caller: the table never
+        guesses it from the scores.
 
     Returns
     -------
@@ -419,24 +388,21 @@ def table3_frame(summary: pd.DataFrame, *, method: str | None = None) -> pd.Data
         :data:`TABLE3_PAPER_COLUMNS` ``<m>_paper`` and ``<m>_delta`` (ours − paper, NaN without
         a paper row); ``paper_configuration`` (the matched paper row's label or ""),
         ``auc_low``, ``auc_high``, ``auc_extrapolated``; untrained reference methods (SLIC)
-        follow as rows configured "reference (no training)". Empty (with these columns) if no method
-        qualifies.
+        follow as rows configured "reference (no training)". Empty (with these columns) if the
+        method has no run without EC.
     """
     cols = [
         "configuration", "model", "method", "variant", "dataset", "split",
         "use_lap", "use_msd", "use_wr", "lambda_lap", "n_seeds", "seeds",
     ]  # fmt: skip
-    extra = [f"{m}{s}" for m, _, _ in TABLE3_METRICS for s in ("", "_std", "_extrapolated")]
+    extra = [f"{m}{s}" for m in TABLE3_METRICS for s in ("", "_std", "_extrapolated")]
     extra += [f"{m}{s}" for m in TABLE3_PAPER_COLUMNS for s in ("_paper", "_delta")]
     tail = ["paper_configuration", "auc_low", "auc_high", "auc_extrapolated"]
     empty = pd.DataFrame(columns=[*cols, *extra, *tail])
     if summary.empty:
         return empty
     noec = summary[~summary["ec"].astype(bool)]
-    chosen = _ablation_method(noec, method)
-    if chosen is None:
-        return empty
-    sel = [r for r in noec[noec["method"] == chosen].to_dict("records") if _has_bool_switches(r)]
+    sel = [r for r in noec[noec["method"] == method].to_dict("records") if _has_bool_switches(r)]
     if not sel:
         return empty
     for rec in sel:
@@ -465,7 +431,7 @@ def table3_frame(summary: pd.DataFrame, *, method: str | None = None) -> pd.Data
     rows = []
     for rec in sel:
         comparable = (
-            chosen == "cds"
+            method == "cds"
             and str(rec["dataset"]).lower() == PAPER_DATASET
             and str(rec["split"]) == PAPER_SPLIT
         )
@@ -479,29 +445,29 @@ def table3_frame(summary: pd.DataFrame, *, method: str | None = None) -> pd.Data
                 ref = candidate
                 break
         row = {c: rec.get(c) for c in cols}
-        for metric, _, _ in TABLE3_METRICS:
-            row[metric] = rec[metric]
-            row[f"{metric}_std"] = rec[f"{metric}_std"]
-            row[f"{metric}_extrapolated"] = rec[f"{metric}_extrapolated"]
-        for metric in TABLE3_PAPER_COLUMNS:
-            value = getattr(ref, metric) if ref is not None else np.nan
-            row[f"{metric}_paper"] = value
-            row[f"{metric}_delta"] = rec[metric] - value
+        for name in TABLE3_METRICS:
+            row[name] = rec[name]
+            row[f"{name}_std"] = rec[f"{name}_std"]
+            row[f"{name}_extrapolated"] = rec[f"{name}_extrapolated"]
+        for name in TABLE3_PAPER_COLUMNS:
+            value = getattr(ref, name) if ref is not None else np.nan
+            row[f"{name}_paper"] = value
+            row[f"{name}_delta"] = rec[name] - value
         row["paper_configuration"] = ref.configuration if ref is not None else ""
         for col in ("auc_low", "auc_high", "auc_extrapolated"):
             row[col] = rec[col]
         rows.append(row)
     # Untrained reference methods (SLIC, the grid) close the table, as in every table.
-    refs = noec[(noec["method"] != chosen) & (noec.get("train_steps", 1) == 0)]
+    refs = noec[(noec["method"] != method) & (noec.get("train_steps", 1) == 0)]
     for rec in refs.to_dict("records"):
         row = {c: rec.get(c) for c in cols}
         row["configuration"] = "reference (no training)"
         row["model"] = model_label(rec["method"], rec["variant"])
-        for metric, _, _ in TABLE3_METRICS:
+        for name in TABLE3_METRICS:
             for suffix in ("", "_std", "_extrapolated"):
-                row[f"{metric}{suffix}"] = rec[f"{metric}{suffix}"]
-        for metric in TABLE3_PAPER_COLUMNS:
-            row[f"{metric}_paper"], row[f"{metric}_delta"] = np.nan, np.nan
+                row[f"{name}{suffix}"] = rec[f"{name}{suffix}"]
+        for name in TABLE3_PAPER_COLUMNS:
+            row[f"{name}_paper"], row[f"{name}_delta"] = np.nan, np.nan
         row["paper_configuration"] = ""
         for col in ("auc_low", "auc_high", "auc_extrapolated"):
             row[col] = rec[col]
@@ -521,10 +487,10 @@ def _table3_rows(table: pd.DataFrame, *, pm: str, mark: str) -> tuple[list[str],
     header = ["Configuration", "Model", "LAP/MSD/WR", "λ_LAP", "seeds"]
     if multi:
         header.insert(0, "Data")
-    for metric, name, _ in TABLE3_METRICS:
-        header.append(f"{name} {_ARROWS[metric]}")
-        if metric in TABLE3_PAPER_COLUMNS:
-            header += [f"{name} (paper)", f"Δ{name}"]
+    for fact in map(metric, TABLE3_METRICS):
+        header.append(fact.header)
+        if fact.name in TABLE3_PAPER_COLUMNS:
+            header += [f"{fact.label} (paper)", f"Δ{fact.label}"]
     header.append("paper row")
     body = []
     for _, row in table.iterrows():
@@ -543,13 +509,13 @@ def _table3_rows(table: pd.DataFrame, *, pm: str, mark: str) -> tuple[list[str],
         ]
         if multi:
             cells.insert(0, f"{row['dataset']}/{row['split']}")
-        for metric, _, decimals in TABLE3_METRICS:
-            cells.append(_cell(row, metric, decimals, pm=pm, mark=mark))
-            if metric in TABLE3_PAPER_COLUMNS:
-                paper_decimals = 3 if metric != "xc" else 1
+        for fact in map(metric, TABLE3_METRICS):
+            cells.append(_cell(row, fact.name, fact.decimals, pm=pm, mark=mark))
+            if fact.name in TABLE3_PAPER_COLUMNS:
+                paper_decimals = min(fact.decimals, 3)  # the paper's Table 3 prints 3 decimals
                 cells += [
-                    format_number(row[f"{metric}_paper"], paper_decimals),
-                    format_number(row[f"{metric}_delta"], decimals, sign=True),
+                    format_number(row[f"{fact.name}_paper"], paper_decimals),
+                    format_number(row[f"{fact.name}_delta"], fact.decimals, sign=True),
                 ]
         cells.append(row["paper_configuration"] or "—")
         body.append(cells)
@@ -566,10 +532,7 @@ def format_table3_markdown(table: pd.DataFrame, *, title: str = "Table 3") -> st
     """
     lines = [f"# {title}", ""]
     if table.empty:
-        lines.append(
-            "No method has runs without EC whose loss switches (LAP/MSD/WR) differ: no ablation "
-            "to tabulate."
-        )
+        lines.append("The ablated method has no run without EC: no ablation to tabulate.")
         return "\n".join(lines) + "\n"
     low, high = float(table["auc_low"].iloc[0]), float(table["auc_high"].iloc[0])
     method = str(table["method"].iloc[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import filecmp
 import hashlib
 import io
 import os
@@ -47,11 +48,14 @@ def bsds500_archive() -> Path:
 
 @pytest.fixture(scope="session")
 def prepared_bsds500(bsds500_archive, tmp_path_factory) -> Path:
-    """The real BSDS500 prepared once per test session (about 30 s on 2 cores)."""
-    from spbench.data.bsds500 import prepare_bsds500
+    """The real BSDS500 prepared once per test session (about 30 s on 2 cores), through the
+    command line (``spbench data bsds500``: the archive is copied beside the folder, no network)."""
+    from spbench.cli import main
 
     out = tmp_path_factory.mktemp("bsds500") / "prepared"
-    prepare_bsds500(bsds500_archive, out, workers=2)
+    argv = ["data", "bsds500", "--archive", str(bsds500_archive), "--out", str(out)]
+    assert main([*argv, "--workers", "2", "--url", "http://127.0.0.1:9/unused.tgz"]) == 0
+    assert filecmp.cmp(out.parent / "BSR_bsds500.tgz", bsds500_archive, shallow=False)
     return out
 
 

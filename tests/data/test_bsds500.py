@@ -7,6 +7,7 @@ import io
 import json
 import tarfile
 import time
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -429,13 +430,45 @@ def test_summarize_without_raw_labels(tmp_path):
 # ------------------------------------------------------------------------------------- real archive
 
 
+@pytest.fixture(scope="module")
+def annotation_counts(bsds500_archive) -> dict[str, dict]:
+    """Per split, counted straight from the archive with ``scipy.io`` (not spbench's reader):
+    annotations, annotations with more than 50 segments, and images per number of annotators."""
+    from scipy.io import loadmat
+
+    counts = {s: {"pairs": 0, "over_cap": 0, "annotators": Counter()} for s in EXPECTED_PAIRS}
+    with tarfile.open(bsds500_archive) as tf:
+        for member in tf:
+            parts = member.name.split("/")
+            if "groundTruth" not in parts or not member.name.endswith(".mat"):
+                continue
+            split = parts[parts.index("groundTruth") + 1]
+            cells = loadmat(io.BytesIO(tf.extractfile(member).read()), simplify_cells=True)
+            annotations = [c["Segmentation"] for c in cells["groundTruth"]]
+            counts[split]["pairs"] += len(annotations)
+            counts[split]["over_cap"] += sum(np.unique(a).size > 50 for a in annotations)
+            counts[split]["annotators"][len(annotations)] += 1
+    return counts
+
+
 @pytest.mark.slow
-def test_prepare_real_archive(prepared_bsds500):
+def test_annotation_counts_match_the_archive(annotation_counts):
+    """The expected counts equal what scipy reads, and the protocol's annotator histogram
+    (3 images with 4 annotators, 345 with 5, 114 with 6, 30 with 7, 7 with 8, 1 with 9)."""
+    assert EXPECTED_PAIRS == {s: c["pairs"] for s, c in annotation_counts.items()}
+    total = sum((c["annotators"] for c in annotation_counts.values()), start=Counter())
+    assert dict(total) == {4: 3, 5: 345, 6: 114, 7: 30, 8: 7, 9: 1}
+    assert sum(n * k for k, n in total.items()) == 2696
+
+
+@pytest.mark.slow
+def test_prepare_real_archive(prepared_bsds500, annotation_counts):
     out = prepared_bsds500
     prep_s = prepared.read_manifest(out)["preparation_seconds"]
     size_mb = sum(p.stat().st_size for p in out.iterdir()) / 1e6
     manifest = prepared.read_manifest(out)
-    over = {"train": 74, "val": 25, "test": 85}
+    over = {split: c["over_cap"] for split, c in annotation_counts.items()}
+    assert over == {"train": 74, "val": 25, "test": 85}  # protocol.md §1.4
     for split, pairs in EXPECTED_PAIRS.items():
         assert manifest["splits"][split]["pairs"] == pairs
         assert manifest["counts"][split]["annotations_over_cap_full_resolution"] == over[split]
@@ -465,3 +498,57 @@ def test_prepare_real_archive(prepared_bsds500):
     n_annotators = [s.n_annotations for s in test.samples]
     assert min(n_annotators) >= 4 and max(n_annotators) <= 9
     print(f"\nprepare: {prep_s:.1f} s, {size_mb:.1f} MB; load_split(test): {load_s:.2f} s")
+
+
+# ------------------------------------------------------------------------------ command line
+
+
+def _cli(argv: list[str]) -> int:
+    from spbench.cli import main
+
+    return main(["data", *map(str, argv)])
+
+
+def test_cli_download_fetches_the_given_url(http_server, fake_archive, tmp_path, capsys):
+    data = fake_archive.path.read_bytes()
+    url = http_server.serve("/BSR_bsds500.tgz", data)
+    dest = tmp_path / "dl/BSR_bsds500.tgz"
+    dest.parent.mkdir()
+    argv = ["download-bsds500", "--url", url, "--out", dest, "--retries", "0", "--timeout", "5"]
+    assert _cli(argv) == 0
+    assert dest.read_bytes() == data
+    assert str(dest) in capsys.readouterr().out
+    assert [r.status for r in http_server.requests_for("/BSR_bsds500.tgz")] == [200]
+
+
+def test_cli_download_copies_a_local_archive_without_network(fake_archive, closed_port, tmp_path):
+    dest = tmp_path / "copy.tgz"
+    url = f"http://127.0.0.1:{closed_port}/never.tgz"
+    assert (
+        _cli(["download-bsds500", "--archive", fake_archive.path, "--url", url, "--out", dest]) == 0
+    )
+    assert dest.read_bytes() == fake_archive.path.read_bytes()
+
+
+def test_cli_download_names_every_source_when_all_fail(closed_port, tmp_path, capsys):
+    url = f"http://127.0.0.1:{closed_port}/gone.tgz"
+    argv = ["download-bsds500", "--url", url, "--out", tmp_path / "a.tgz", "--retries", "0"]
+    assert _cli(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("spbench data: error: could not obtain the BSDS500 archive")
+    assert url in err and "Traceback" not in err
+    assert not (tmp_path / "a.tgz").exists()
+
+
+def test_cli_prepare_needs_an_archive(tmp_path):
+    with pytest.raises(SystemExit, match="--archive is required"):
+        _cli(["prepare-bsds500", "--out", tmp_path / "prepared"])
+
+
+def test_cli_prepare_refuses_an_archive_that_fails_verification(fake_archive, tmp_path, capsys):
+    """The fake tree is not the real one: its files are not in the shipped sha256 list."""
+    assert _cli(["prepare-bsds500", "--archive", fake_archive.path, "--out", tmp_path / "p"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("spbench data: error:") and "Traceback" not in err
+    assert "missing: groundTruth/test/" in err and "--archive" in err
+    assert not (tmp_path / "p" / "dataset.json").exists()

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spbench.config import section_defaults
+from spbench.config import validate_config
 from spbench.data.prepared import load_split
+from spbench.jobs import train_settings
 from spbench.predict import predict
-from spbench.report import build_report
+from spbench.report import build_table2
 from spbench.score import score_predictions
 from spbench.train import train
 
@@ -21,31 +22,21 @@ SCALES = (0.6, 1.0)
 
 @pytest.mark.slow
 def test_grid_method_on_real_test_images(prepared_bsds500, tmp_path):
-    settings = {
-        "train": {
-            "steps": 1,
-            "device": "cpu",
-            "log_every": 1,
-            "val_every": 1,
-            "val_batches": 1,
-            "checkpoint_every": 1,
-            "train_splits": ["train"],
-        },
-        "losses": section_defaults("losses"),
-        "variant": {
-            "name": "base",
-            "use_lap": False,
-            "use_msd": False,
-            "use_wr": False,
-            "lambda_lap": 360.0,
-        },
-    }
+    config = validate_config(
+        {
+            "run_name": "t",
+            "dataset": {"name": "bsds500"},
+            "methods": ["grid"],
+            "train": {"steps": 1, "device": "cpu", "train_splits": ["train"]},
+        }
+    )
     ckpt = train(
         prepared_bsds500,
         tmp_path / "grid.pt",
         method="grid",
+        variant="base",
         seed=0,
-        settings=settings,
+        **train_settings(config, "grid", "base"),
         progress=False,
     )
     outputs = {s: tmp_path / f"scale{s}.npz" for s in SCALES}
@@ -77,7 +68,7 @@ def test_grid_method_on_real_test_images(prepared_bsds500, tmp_path):
     # Grid CO is the compactness of 16x16 squares (pi/4) except at the cropped image border.
     assert np.allclose(noec["co"], np.pi / 4, atol=0.06)
 
-    paths = build_report([tmp_path / "s.parquet"], tmp_path / "report", auc_range=(216, 600))
+    paths = build_table2([tmp_path / "s.parquet"], tmp_path / "report", auc_range=(216, 600))
     table = pd.read_csv(paths["table2_csv"])
     assert set(table["model"]) == {"GRID"}
     auc = pd.read_parquet(paths["auc"])

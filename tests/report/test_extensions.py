@@ -1,5 +1,5 @@
 """Tests of the report extensions: paired bootstrap, Table 3 ablation, λ sweep, EC change,
-qualitative figure, figure styles and their wiring into build_report."""
+qualitative figure, figure styles and the builders of Table 2 and the sweep."""
 
 from __future__ import annotations
 
@@ -11,8 +11,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from spbench.errors import UserError
 from spbench.metrics import enforce_connectivity, stray_pixels
-from spbench.report import aggregate_curves, build_report, compute_auc, summarise_seeds
+from spbench.report import (
+    aggregate_curves,
+    build_sweep,
+    build_table2,
+    build_table3,
+    compute_auc,
+    summarise_seeds,
+)
+from spbench.report.artefacts import artefact_paths
 from spbench.report.ec_change import ec_change_frame, format_ec_change_markdown
 from spbench.report.figures import line_style, plot_metrics_vs_k
 from spbench.report.qualitative import build_qualitative, stray_mask
@@ -160,7 +169,7 @@ def _factorial(scores: pd.DataFrame) -> pd.DataFrame:
 def test_table3_full_factorial(scores):
     data = _factorial(scores)
     _, _, summary = _summary(data)
-    table = table3_frame(summary)
+    table = table3_frame(summary, method="cds")
     assert list(table["configuration"]) == [
         "baseline", "LAP only", "MSD only", "WR only", "LAP+MSD", "LAP+WR", "MSD+WR",
         "LAP+MSD+WR",
@@ -182,7 +191,7 @@ def test_table3_full_factorial(scores):
     mask = (data["variant"] == "fm") & ~data["ec"] & (data["scale"] == SCALES[2])
     mask &= (data["image_id"] == "img_a") & (data["annotation"] == 1)
     data.loc[mask, "co"] += 0.6
-    moved = table3_frame(_summary(data)[2])
+    moved = table3_frame(_summary(data)[2], method="cds")
     diff = (moved["co"] - table["co"]).to_numpy()
     assert np.count_nonzero(np.abs(diff) > 1e-12) == 1
     assert diff[2] > 0
@@ -192,17 +201,20 @@ def test_table3_full_factorial(scores):
     assert r"\toprule" in tex and "CDS-FLMW" in tex and r"$\lambda_{\mathrm{LAP}}$" in tex
 
 
-def test_table3_default_pair_and_other_method(scores):
+def test_table3_tabulates_the_named_method_only(scores):
     _, _, summary = _summary(scores)
-    table = table3_frame(summary)
+    table = table3_frame(summary, method="cds")
     assert list(table["configuration"]) == ["baseline", "LAP+MSD+WR"]
     assert set(table["method"]) == {"cds"}
     scn = table3_frame(summary, method="scn")
     assert list(scn["model"]) == ["SCN", "SCN-LAP"] and scn["asa_paper"].isna().all()
     assert scn.iloc[0]["n_seeds"] == 2
-    only_base = table3_frame(_summary(scores[scores["variant"] == "base"])[2])
-    assert only_base.empty and "no ablation" in format_table3_markdown(only_base)
-    assert format_table3_latex(only_base).startswith("%")
+    # named, not guessed: a method with only a baseline is still that method's table
+    only_base = table3_frame(_summary(scores[scores["variant"] == "base"])[2], method="cds")
+    assert list(only_base["configuration"]) == ["baseline"]
+    absent = table3_frame(summary, method="ainet")
+    assert absent.empty and "no ablation" in format_table3_markdown(absent)
+    assert format_table3_latex(absent).startswith("%")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -377,27 +389,46 @@ def test_qualitative_figure_written(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# build_report wiring
+# builders: each artefact writes exactly its own files
 
 
-def test_build_report_optional_outputs(tmp_path):
+def _files_under(folder) -> set:
+    return {p for p in folder.rglob("*") if p.is_file()}
+
+
+def test_each_builder_writes_exactly_its_files(tmp_path):
     scores = _with_ec_change(_sweep_scores())
     slic = scores[(scores["variant"] == "base") & (scores["seed"] == 0)].assign(
         method="slic", ec_relabelled=np.nan
     )
     path = tmp_path / "scores.parquet"
     pd.concat([scores, slic], ignore_index=True).to_parquet(path, index=False)
-    out = build_report([path], tmp_path / "report", auc_range=RANGE, bootstrap=100)
-    for key in (
-        "paired", "paired_md", "sweep_md", "sweep_csv", "lambda_sweep_png", "lambda_sweep_pdf",
-        "ec_change_md", "ec_change_csv", "ec_change_png", "ec_change_pdf", "table3_tex",
-    ):  # fmt: skip
-        assert key in out and out[key].stat().st_size > 0, key
-    assert out["lambda_sweep_png"].parent.name == "figures"
+    out = build_table2([path], tmp_path / "table2", auc_range=RANGE, bootstrap=100)
+    assert out == artefact_paths("table2", tmp_path / "table2")
+    assert _files_under(tmp_path / "table2") == set(out.values())
     paired = pd.read_parquet(out["paired"])
     assert {"SCN-LAP", "SCN-LAP_L90"} <= set(paired["model"]) and "SLIC" not in set(paired["model"])
+    # XC and Stray are 0 with EC by construction: compared without EC only
+    assert set(paired.loc[paired["ec"], "metric"]) == {"asa", "co", "bp", "br", "ue_np"}
+    assert {"xc", "stray"} <= set(paired.loc[~paired["ec"], "metric"])
     change = pd.read_csv(out["ec_change_csv"])
     assert "SLIC" not in set(change["model"])  # no ec_relabelled values for slic
-    data = pd.read_parquet(path)
+
+    sweep = build_sweep([path], tmp_path / "sweep", method="scn", auc_range=RANGE)
+    assert _files_under(tmp_path / "sweep") == set(sweep.values())
+    assert sweep["lambda_sweep_png"].parent.name == "figures"
+    assert "| SCN-LAP_L90 | 90 |" in sweep["sweep_md"].read_text()
+    table3 = build_table3([path], tmp_path / "table3", method="scn", auc_range=RANGE)
+    assert _files_under(tmp_path / "table3") == set(table3.values())
+    assert "Loss-switch ablation of **SCN**" in table3["table3_md"].read_text()
+
+
+def test_table2_builder_is_told_its_experiment(tmp_path, score_file):
+    out = build_table2([score_file], tmp_path / "pub", experiment="published", title="t")
+    assert out["table2_md"].read_text().startswith("# t: Table 2, published weights\n")
+    with pytest.raises(UserError, match="sweep"):
+        build_table2([score_file], tmp_path / "x", experiment="sweep")
+    assert not (tmp_path / "x").exists()
+    data = pd.read_parquet(score_file)
     curves, auc, summary = _summary(data)
     assert sweep_frame(data, curves, auc, summary, method="nothing").empty

@@ -1,4 +1,4 @@
-"""Provenance of a run's checkpoints (``spbench provenance``)."""
+"""Provenance of a run's checkpoints (``spbench report provenance``)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
+from spbench.checkpoint import CHECKPOINT_FORMAT
 from spbench.report.provenance import checkpoint_provenance, git_commit, write_provenance
-from spbench.train import CHECKPOINT_FORMAT
 
 
 def _checkpoint(path: Path, **fields) -> Path:
@@ -48,13 +48,19 @@ def test_rows_and_step_time(tmp_path: Path) -> None:
     assert frame["device_name"].iloc[0] == "NVIDIA H100 80GB HBM3"
 
 
+def test_rows_state_the_training_budget(tmp_path: Path) -> None:
+    full = _checkpoint(tmp_path / "full.pt", settings={"steps": 2000})
+    tenth = _checkpoint(tmp_path / "tenth.pt", settings={"steps": 200, "budget": 0.1})
+    assert checkpoint_provenance([full, tenth])["budget"].tolist() == [1, 0.1]
+
+
 def test_markdown_names_commit_device_and_time(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("SPBENCH_GIT_COMMIT", "abc1234")
     ckpt = _checkpoint(tmp_path / "models" / "main.pt")
     md, csv = write_provenance([ckpt], tmp_path / "report" / "provenance.md")
     text = md.read_text(encoding="utf-8")
     assert "git commit `abc1234`" in text
-    assert "| scn | lap | 1 | main | 2000 | 9.0 | 4.5 | cuda | NVIDIA H100 80GB HBM3 |" in text
+    assert "| scn | lap | 1 | main | 2000 | 1 | 9.0 | 4.5 | cuda | NVIDIA H100 80GB HBM3 |" in text
     assert "total training wall time 0.1 min" in text
     assert pd.read_csv(csv)["steps"].tolist() == [2000]
 
@@ -77,10 +83,45 @@ def test_cli_rejects_a_file_that_is_not_a_checkpoint(tmp_path: Path) -> None:
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     result = subprocess.run(
-        [sys.executable, "-m", "spbench.cli", "provenance", "--checkpoints", str(bad), "--out",
-         str(tmp_path / "p.md")],
+        [sys.executable, "-m", "spbench.cli", "report", "provenance", "--checkpoints", str(bad),
+         "--out-dir", str(tmp_path)],
         capture_output=True,
         text=True,
     )  # fmt: skip
     assert result.returncode != 0
     assert str(bad) in result.stderr
+
+
+@pytest.mark.parametrize("method", ["slic", "grid"])
+def test_a_parameter_free_method_says_what_it_is(method: str, tmp_path: Path) -> None:
+    """SLIC's and the grid's provenance is their description (no training, their parameters),
+    never "trained here, random init"."""
+    from spbench.config import validate_config
+    from spbench.data.synthetic import generate_synthetic
+    from spbench.jobs import train_settings
+    from spbench.models import get_method
+    from spbench.train import train
+
+    data = tmp_path / "data"
+    generate_synthetic(data, seed=0, n_train=1, n_val=1, n_test=1, height=32, width=48)
+    config = validate_config(
+        {
+            "run_name": "t",
+            "dataset": {"name": "synthetic"},
+            "methods": [method],
+            "train": {"steps": 5, "device": "cpu", "threads": 1},
+        }
+    )
+    out = train(
+        data,
+        tmp_path / "main.pt",
+        method=method,
+        variant="base",
+        seed=0,
+        **train_settings(config, method, "base"),
+        progress=False,
+    )
+    row = checkpoint_provenance([out]).iloc[0]
+    assert row["weights"] == get_method(method).description
+    assert "no training" in row["weights"] and "trained here" not in row["weights"]
+    assert row["steps"] == 0

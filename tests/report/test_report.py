@@ -12,12 +12,13 @@ import pytest
 from spbench.report import (
     MissingColumnsError,
     aggregate_curves,
-    build_report,
+    build_table2,
     compute_auc,
     load_scores,
     summarise_seeds,
 )
 from spbench.report.aggregate import markdown_table, model_label
+from spbench.report.artefacts import artefact_paths
 from spbench.report.figures import plot_metrics_vs_k, save_figure
 from spbench.report.paper import SSM_PUBLISHED_AUC, TABLE2, ssm_published_curve_frame
 from spbench.report.tables import (
@@ -192,7 +193,7 @@ def test_missing_column_names_file(tmp_path, scores):
     ):
         load_scores([bad])
     with pytest.raises(MissingColumnsError, match=r"bad_scores\.parquet"):
-        build_report([bad], tmp_path / "out")
+        build_table2([bad], tmp_path / "out")
 
 
 def test_duplicate_file_rejected(score_file):
@@ -295,13 +296,34 @@ def test_markdown_and_latex_render(scores):
     assert "±" not in tex and "—" not in tex
 
 
+def test_runs_line_says_what_an_untrained_reference_is(scores):
+    """A reference row (SLIC) reads as its method's description, with no "0 training steps";
+    trained rows keep their step count."""
+    from spbench.models import get_method
+
+    slic_label = get_method("slic").description
+    slic = scores[(scores["method"] == "cds") & (scores["variant"] == "base")].assign(
+        method="slic", weights=slic_label, train_steps=0
+    )
+    frame = pd.concat([scores, slic], ignore_index=True)
+    table = table2_frame(summarise_seeds(compute_auc(aggregate_curves(frame), auc_range=RANGE)))
+    runs = format_table2_markdown(table).split("Runs (weights provenance")[1].splitlines()
+    reference = next(line for line in runs if line.startswith("- SLIC: "))
+    assert reference.startswith(f"- SLIC: {slic_label}; LAP off")
+    assert "classical method, no training" in reference and "compactness 10" in reference
+    assert "training steps" not in reference and "trained here" not in reference
+    assert any(
+        line.startswith("- SCN: trained here, random init; 1000 training steps;") for line in runs
+    )
+
+
 def test_table3_matches_by_switches(scores):
     lap_only = scores[(scores["method"] == "cds") & (scores["variant"] == "lap")].assign(
         variant="lap_only", use_msd=False
     )
     scores = pd.concat([scores, lap_only], ignore_index=True)
     summary = summarise_seeds(compute_auc(aggregate_curves(scores), auc_range=RANGE))
-    table = table3_frame(summary)
+    table = table3_frame(summary, method="cds")
     assert list(table["configuration"]) == ["baseline", "LAP+WR", "LAP+MSD+WR"]
     assert list(table["paper_configuration"]) == ["Baseline", "LAP only", "LAP + MSD + WR (full)"]
     assert list(table["model"]) == ["CDS", "CDS-LAP_ONLY", "CDS-LAP"]
@@ -321,37 +343,20 @@ def test_latex_escapes_underscores(scores):
 
 
 # ---------------------------------------------------------------------------------------------
-# build_report end to end
+# build_table2 end to end
 
 
-def test_build_report_writes_everything(tmp_path, score_file):
-    out = build_report([score_file], tmp_path / "report", auc_range=RANGE, title="synthetic")
-    expected = {
-        "table2_md",
-        "table2_csv",
-        "table2_tex",
-        "table3_md",
-        "table3_csv",
-        "table3_tex",
-        "paired",
-        "paired_md",
-        "curves",
-        "auc",
-        "auc_summary",
-        *(
-            f"{s}_{e}"
-            for s in ("metrics_vs_k_ec", "metrics_vs_k_noec", "asa_co_tradeoff")
-            for e in ("png", "pdf")
-        ),
-    }
-    assert set(out) == expected
+def test_build_table2_writes_exactly_its_files(tmp_path, score_file):
+    out = build_table2([score_file], tmp_path / "report", auc_range=RANGE, title="synthetic")
+    assert out == artefact_paths("table2", tmp_path / "report")
     for path in out.values():
         assert path.is_file() and path.stat().st_size > 0, path
+    written = {p for p in (tmp_path / "report").rglob("*") if p.is_file()}
+    assert written == set(out.values())  # nothing else: no Table 3, no sweep, no temp files
     assert out["metrics_vs_k_ec_png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert out["metrics_vs_k_noec_pdf"].read_bytes()[:5] == b"%PDF-"
     assert out["table2_md"].name == "table2.md"
     assert out["asa_co_tradeoff_png"].parent.name == "figures"
-    assert not list((tmp_path / "report").rglob(".*"))  # no temp files left behind
 
     csv = pd.read_csv(out["table2_csv"])
     frame = _table2_via_file(pd.read_parquet(score_file), tmp_path / "again.parquet")
@@ -372,7 +377,7 @@ def test_build_report_writes_everything(tmp_path, score_file):
 
 
 def _table2_via_file(scores: pd.DataFrame, path) -> pd.DataFrame:
-    """Parquet → load → aggregate → AUC → seeds → Table 2 (what build_report writes as CSV)."""
+    """Parquet → load → aggregate → AUC → seeds → Table 2 (what build_table2 writes as CSV)."""
     scores.to_parquet(path, index=False)
     curves = aggregate_curves(load_scores([path]))
     return table2_frame(summarise_seeds(compute_auc(curves, auc_range=RANGE)))

@@ -1,20 +1,31 @@
-# Configuration, paths and the parameter helpers shared by every rule file.
-import json
+# Configuration, paths and the parameter helpers shared by every rule file. Nothing here
+# imports torch: the DAG is built from the torch-free catalogue, and the networks are imported
+# only by the jobs that run them.
+import mimetypes
 import os
 
 import spbench
+from spbench.catalogue import get_card, model_label
 from spbench.config import (
-    SHARED_VARIANT,
     experiment_runs,
-    predict_settings,
     report_settings,
-    score_settings,
-    train_settings,
     validate_config,
 )
-from spbench.models import get_method, get_stage
-from spbench.predict import format_scale
-from spbench.report.aggregate import model_label
+from spbench.jobs import (
+    canonical_json,
+    job_losses,
+    predict_job,
+    predict_runtime,
+    score_job,
+    stage_runs,
+    stage_variant,
+    train_job,
+    train_runtime,
+)
+from spbench.errors import UserError
+from spbench.plan import plan_text
+from spbench.predictions import format_scale
+from spbench.report.artefacts import ARTEFACT_FILES
 from spbench.session import run_file
 
 # Validate against workflow/schemas/config.schema.yaml, fill defaults, check the method names.
@@ -44,20 +55,19 @@ wildcard_constraints:
 
 def stage_checkpoint(method, variant, seed, stage):
     """Checkpoint of one training stage; stages without the variant's losses are shared."""
-    if not get_stage(method, stage).uses_variant:
-        variant = SHARED_VARIANT
+    variant = stage_variant(method, variant, stage)
     return f"{RESULTS}/models/{method}/{variant}/seed{seed}/{stage}.pt"
 
 
 def final_checkpoint(wildcards):
     """The last stage's checkpoint of a run: the model that predicts."""
-    last = get_method(wildcards.method).stages[-1].name
+    last = get_card(wildcards.method).stages[-1].name
     return stage_checkpoint(wildcards.method, wildcards.variant, wildcards.seed, last)
 
 
 def previous_stage_checkpoint(wildcards):
     """The checkpoint a stage starts from (none for a method's first stage)."""
-    names = [s.name for s in get_method(wildcards.method).stages]
+    names = [s.name for s in get_card(wildcards.method).stages]
     index = names.index(wildcards.stage)
     if index == 0:
         return []
@@ -100,24 +110,9 @@ def all_scores():
 
 def all_checkpoints():
     """Every stage checkpoint of every run (shared first stages once)."""
-    return sorted(
-        {
-            stage_checkpoint(method, variant, seed, stage.name)
-            for name in EXPERIMENTS
-            for method, variant, seed in EXPERIMENTS[name]
-            for stage in get_method(method).stages
-        }
-    )
-
-
-def table2_outputs():
     return [
-        f"{REPORT}/table2/table2.md",
-        f"{REPORT}/table2/table2.csv",
-        f"{REPORT}/table2/table2.tex",
-        f"{REPORT}/table2/figures/metrics_vs_k_noec.png",
-        f"{REPORT}/table2/figures/metrics_vs_k_ec.png",
-        f"{REPORT}/table2/figures/asa_co_tradeoff.png",
+        f"{RESULTS}/models/{method}/{variant}/seed{seed}/{stage}.pt"
+        for method, variant, seed, stage in stage_runs(config)
     ]
 
 
@@ -135,8 +130,8 @@ def published_entry(wildcards):
 
 
 def published_params(wildcards):
-    entry = published_entry(wildcards)
-    return json.dumps(train_settings(config, entry["variant"]))
+    """The loss settings the published checkpoint was trained with (its variant's)."""
+    return canonical_json(job_losses(config, published_entry(wildcards)["variant"]))
 
 
 def published_options(wildcards):
@@ -146,20 +141,92 @@ def published_options(wildcards):
     return f"--trained-as {entry['variant']} --source {entry['source']}{sha}"
 
 
+# The HTML report embeds the Parquet files as downloads; Python's table lacks their type.
+mimetypes.add_type("application/vnd.apache.parquet", ".parquet")
+
+# Output folder, HTML-report category and whether the profile makes it, per report artefact.
+REPORT_ARTEFACTS = {
+    "table2": (f"{REPORT}/table2", "Table 2", True),
+    "published": (
+        f"{REPORT}/published",
+        "Table 2, published weights",
+        bool(EXPERIMENTS["published"]),
+    ),
+    "table3": (f"{REPORT}/table3", "Table 3", bool(EXPERIMENTS["table3"])),
+    "sweep": (f"{REPORT}/sweep", "λ_LAP sweep", bool(EXPERIMENTS["sweep"])),
+    "figures": (f"{REPORT}/figures", "Qualitative", True),
+    "provenance": (REPORT, "Provenance", True),
+}
+
+# Caption (workflow/report/<name>.rst) of each report file, by its key in ARTEFACT_FILES.
+REPORT_CAPTIONS = {
+    "table2_md": "table2",
+    "table2_csv": "table2",
+    "table2_tex": "table2",
+    "curves": "aggregates",
+    "auc": "aggregates",
+    "auc_summary": "aggregates",
+    "paired_md": "paired",
+    "paired": "paired",
+    "ec_change_md": "ec_change",
+    "ec_change_csv": "ec_change",
+    "ec_change_png": "ec_change",
+    "ec_change_pdf": "ec_change",
+    "metrics_vs_k_noec_png": "curves",
+    "metrics_vs_k_noec_pdf": "curves",
+    "metrics_vs_k_ec_png": "curves",
+    "metrics_vs_k_ec_pdf": "curves",
+    "asa_co_tradeoff_png": "tradeoff",
+    "asa_co_tradeoff_pdf": "tradeoff",
+    "table3_md": "table3",
+    "table3_csv": "table3",
+    "table3_tex": "table3",
+    "sweep_md": "sweep",
+    "sweep_csv": "sweep",
+    "lambda_sweep_png": "sweep",
+    "lambda_sweep_pdf": "sweep",
+    "qualitative_png": "qualitative",
+    "qualitative_pdf": "qualitative",
+    "provenance_md": "provenance",
+    "provenance_csv": "provenance",
+}
+
+
+def report_folder(artefact):
+    """The output folder of one report artefact (`--out-dir` of its command)."""
+    return REPORT_ARTEFACTS[artefact][0]
+
+
+def report_files(artefact):
+    """Key -> path of every file one report artefact writes."""
+    return {
+        key: f"{report_folder(artefact)}/{name}"
+        for key, name in ARTEFACT_FILES[artefact].items()
+    }
+
+
+def report_outputs(artefact):
+    """Named outputs of one report artefact: every file it writes, each in the HTML report."""
+    category = REPORT_ARTEFACTS[artefact][1]
+    return {
+        key: report(
+            path,
+            caption=f"../report/{REPORT_CAPTIONS[key]}.rst",
+            category=category,
+            labels={"file": ARTEFACT_FILES[artefact][key]},
+        )
+        for key, path in report_files(artefact).items()
+    }
+
+
 def report_targets():
-    """Every artefact of the profile's report: Table 2, figures, and the enabled experiments."""
-    targets = [
-        *table2_outputs(),
-        f"{REPORT}/figures/qualitative.png",
-        f"{REPORT}/provenance.md",
+    """Every file of every report artefact the profile makes."""
+    return [
+        path
+        for artefact, (_, _, enabled) in REPORT_ARTEFACTS.items()
+        if enabled
+        for path in report_files(artefact).values()
     ]
-    if EXPERIMENTS["published"]:
-        targets.append(f"{REPORT}/published/table2.md")
-    if EXPERIMENTS["table3"]:
-        targets.append(f"{REPORT}/table3/table3.md")
-    if EXPERIMENTS["sweep"]:
-        targets.append(f"{REPORT}/sweep/sweep.md")
-    return targets
 
 
 def qualitative_runs():
@@ -181,7 +248,7 @@ def qualitative_runs():
 
 
 def qualitative_option(wildcards, input):
-    """`--prediction LABEL=PATH` options of `spbench qualitative`, in the figure's order."""
+    """`--prediction LABEL=PATH` options of `spbench report figures`, in the figure's order."""
     return " ".join(
         f"--prediction {label}={path}" for label, path in qualitative_runs().items()
     )
@@ -191,24 +258,40 @@ def dataset_summary_outputs():
     return [f"{DATA}/summary.parquet", f"{DATA}/summary.png"]
 
 
+# Params are what can change a job's output, resolved for that job, in canonical form
+# (spbench/jobs.py): another method's steps or a reordered profile re-run nothing.
 def train_params(wildcards):
-    return json.dumps(train_settings(config, wildcards.variant))
+    return canonical_json(
+        train_job(config, wildcards.method, wildcards.variant, wildcards.stage)
+    )
+
+
+# A params function that takes `resources` is "derived": Snakemake does not compare it when
+# deciding what to re-run. Runtime settings (cadences, device, threads, fast modes) go there:
+# they change how a job runs, not its result, and checkpoints record them for provenance.
+def train_runtime_params(wildcards, resources):
+    return canonical_json(train_runtime(config, wildcards.method, wildcards.stage))
 
 
 def predict_params(wildcards):
-    return json.dumps(predict_settings(config))
+    return canonical_json(predict_job(config))
+
+
+def predict_runtime_params(wildcards, resources):
+    return canonical_json(predict_runtime(config))
 
 
 def score_params(wildcards):
-    return json.dumps(score_settings(config))
+    return canonical_json(score_job(config))
 
 
-def report_params(wildcards):
-    return json.dumps(report_settings(config))
+def report_params(artefact):
+    """The settings of `spbench report <artefact>`: only what can change that artefact."""
+    return canonical_json(report_settings(config, artefact))
 
 
 def dataset_params(wildcards):
-    return json.dumps(config["dataset"][config["dataset"]["name"]])
+    return canonical_json(config["dataset"][config["dataset"]["name"]])
 
 
 def input_folder(name):
@@ -242,3 +325,13 @@ def gpu_guard(workflow):
             "`--resources gpu=N`, N = the number of GPUs to use (gpu=0 runs them on the CPU). "
             "Without it the extra jobs wait for a free device while holding a core."
         )
+
+
+def log_plan(workflow):
+    """Log the run's compute plan (`spbench plan`) for its `--resources gpu=N` (default 1)."""
+    gpus = (getattr(workflow, "global_resources", {}) or {}).get("gpu")
+    gpus = getattr(gpus, "value", gpus)  # Snakemake 9 wraps the value in a Resource
+    try:
+        logger.info(plan_text(config, max(1, int(gpus or 1))))
+    except UserError as err:  # a bad step-time table must not stop the run
+        logger.warning(f"spbench: no compute plan: {err}")

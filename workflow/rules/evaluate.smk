@@ -19,12 +19,14 @@ rule predict_scales:
         gpu=1,
     params:
         settings=predict_params,
+        runtime=predict_runtime_params,
         data=input_folder("data"),
         out_dir=output_folder,
         impl=IMPL,
     shell:
         "python -m spbench.gpu_lease --n {resources.gpu} -- "
-        "spbench predict --settings {params.settings:q} --checkpoint {input.checkpoint} "
+        "spbench predict --settings {params.settings:q} --runtime {params.runtime:q} "
+        "--checkpoint {input.checkpoint} "
         "--data {params.data} --out-dir {params.out_dir} > {log} 2>&1"
 
 

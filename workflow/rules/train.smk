@@ -21,6 +21,7 @@ rule train_stage:
         gpu=1,
     params:
         settings=train_params,
+        runtime=train_runtime_params,
         data=input_folder("data"),
         init=init_option,
         impl=IMPL,
@@ -28,7 +29,8 @@ rule train_stage:
         # The lease claims a free GPU (CUDA_VISIBLE_DEVICES) for the job's lifetime, even if
         # it is killed; with no GPU it runs the job on the CPU.
         "python -m spbench.gpu_lease --n {resources.gpu} -- "
-        "spbench train --settings {params.settings:q} --data {params.data} "
+        "spbench train --settings {params.settings:q} --runtime {params.runtime:q} "
+        "--data {params.data} "
         "--method {wildcards.method} --variant {wildcards.variant} --seed {wildcards.seed} "
         "--stage {wildcards.stage} {params.init} --out {output.checkpoint} "
         "--log {output.losses} --no-progress > {log} 2>&1"
@@ -50,7 +52,7 @@ if config["trained_elsewhere"]:
         wildcard_constraints:
             method="|".join(config["methods"]),
             variant="|".join(config["variants"]),
-            stage="|".join({get_method(m).stages[-1].name for m in config["methods"]}),
+            stage="|".join({get_card(m).stages[-1].name for m in config["methods"]}),
         localrule: True
         conda:
             "../../environment.yml"

@@ -12,7 +12,6 @@ from spbench.models.ssm.ssmamba import (
     GEncoder,
     LEncoder,
     load_vmamba_weights,
-    read_state_dict,
     ssm,
     ssm_training_loss,
 )
@@ -28,7 +27,6 @@ __all__ = [
     "cross_scan",
     "lelu",
     "load_vmamba_weights",
-    "read_state_dict",
     "selective_scan",
     "selective_scan_reference",
     "ssm",

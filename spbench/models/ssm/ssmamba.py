@@ -26,11 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spbench.catalogue import SSM_RECIPE, SSM_STAGES
+from spbench.checkpoint import state_dict_of
 from spbench.losses.edge import edge_loss
 from spbench.losses.recipe import superpixel_loss
 from spbench.models.registry import (
-    Recipe,
-    Stage,
     SuperpixelOutput,
     TrainingBatch,
     register_method,
@@ -46,22 +46,12 @@ __all__ = [
     "SFTLayer",
     "SFTLayerl",
     "load_vmamba_weights",
-    "read_state_dict",
     "ssm",
     "ssm_training_loss",
     "unetUp",
 ]
 
 log = logging.getLogger(__name__)
-
-#: DLM's SSM recipe (``baselines.md`` §6.1: tv only, batch 16 as asserted).
-SSM_RECIPE = Recipe(lr=5e-4, weight_decay=4e-4, batch_size=16, crop=208, val_crop=320, seed=42)
-
-#: SSMamba stage 1 (GEncoder, no DLM losses) then stage 2 (LEncoder, the variant's losses).
-SSM_STAGES = (
-    Stage("stage1", uses_variant=False, splits=("train", "val")),
-    Stage("stage2", uses_variant=True, splits=("train", "val")),
-)
 
 #: Keys of an ImageNet VMamba checkpoint that SSMamba's backbone does not have.
 _VMAMBA_UNEXPECTED = (re.compile(r"^classifier\."), re.compile(r"^layers\.3\.blocks\."))
@@ -86,35 +76,6 @@ _BACKBONE_DEFAULTS: dict[str, Any] = {
 # ---------------------------------------------------------------------------------------------
 # Weight files
 # ---------------------------------------------------------------------------------------------
-def read_state_dict(obj: Any, prefixes: Sequence[str] = ("module.", "model.")) -> dict[str, Tensor]:
-    """State dict of a checkpoint object or file (``baselines.md`` §7 item 2).
-
-    Parameters
-    ----------
-    obj : str, path or mapping
-        A path (``torch.load`` on CPU) or a loaded checkpoint: a state dict, or a dict holding
-        one under ``"state_dict"`` (SSMamba ``.tar``, Lightning) or ``"model"`` (VMamba).
-    prefixes : sequence of str
-        Leading prefixes to strip (once, only at the start of a key, and only when *every*
-        key carries it): ``module.`` (DataParallel) and ``model.`` (DLM Lightning).
-
-    Returns
-    -------
-    dict of str to Tensor
-    """
-    if not isinstance(obj, Mapping):
-        obj = torch.load(obj, map_location="cpu", weights_only=False)
-    for key in ("state_dict", "model"):
-        if key in obj and isinstance(obj[key], Mapping):
-            obj = obj[key]
-            break
-    sd = dict(obj)
-    for prefix in prefixes:
-        if sd and all(k.startswith(prefix) for k in sd):
-            sd = {k[len(prefix) :]: v for k, v in sd.items()}
-    return sd
-
-
 def _legacy_vmamba_names(sd: dict[str, Tensor]) -> dict[str, Tensor]:
     """Renames of ``VSSM._load_from_state_dict`` for old VMamba checkpoints."""
     rules = [(r"^patch_embed\.proj", "patch_embed.0"), (r"^patch_embed\.norm", "patch_embed.2")]
@@ -139,7 +100,8 @@ def load_vmamba_weights(backbone: Backbone_VSSM, weights: Any) -> tuple[list[str
     ----------
     backbone : Backbone_VSSM
     weights : str, path or mapping
-        ``vssm_small_0229_ckpt_epoch_222.pth`` (``checkpoint["model"]``) or a state dict.
+        ``vssm_small_0229_ckpt_epoch_222.pth`` (``checkpoint["model"]``; read by
+        :func:`spbench.checkpoint.read_checkpoint`, so no code in it runs) or a state dict.
 
     Returns
     -------
@@ -150,7 +112,7 @@ def load_vmamba_weights(backbone: Backbone_VSSM, weights: Any) -> tuple[list[str
     RuntimeError
         If a key other than the stem ``npt_conv1/2.*`` and ``outnorm0–2.*`` is missing.
     """
-    sd = _legacy_vmamba_names(read_state_dict(weights))
+    sd = _legacy_vmamba_names(state_dict_of(weights))
     result = backbone.load_state_dict(sd, strict=False)
     missing = [k for k in result.missing_keys if not any(p.match(k) for p in _VMAMBA_MISSING)]
     if missing:
@@ -438,7 +400,7 @@ class LEncoder(nn.Module):
             load_vmamba_weights(self.local_model, vmamba_weights)
         self.global_encoder = GEncoder(dulbrn=dulbrn, scan_chunk=scan_chunk, **backbone)
         if global_weights is not None:
-            self.global_encoder.load_state_dict(read_state_dict(global_weights))
+            self.global_encoder.load_state_dict(state_dict_of(global_weights))
             log.info("SSMamba stage-1 weights loaded from %s", global_weights)
         self._freeze_global()
         self.fuse_head = Local8x8_fuse_head(dulbrn, dulbrn, fix_fusion=fix_fusion)
@@ -465,7 +427,7 @@ class LEncoder(nn.Module):
             Keys ``encoder.*``, ``up_concat*``, ``sup.*``, ``edge.*`` (leading ``module.`` or
             ``model.`` are stripped); loaded strictly.
         """
-        self.global_encoder.load_state_dict(read_state_dict(state_dict))
+        self.global_encoder.load_state_dict(state_dict_of(state_dict))
         # eval() as upstream's constructor leaves it; a later model.train() flips it back
         # (baselines.md §8 item 12) unless freeze_global_bn.
         self._freeze_global()

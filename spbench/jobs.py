@@ -1,0 +1,276 @@
+"""What each workflow job receives: its settings, resolved for that job alone, in canonical form.
+
+A Snakemake job re-runs when its ``params`` change, and a paper-scale training job is days of
+GPU time, so every job's params hold exactly what can change its output, nothing more:
+
+- the *job* settings (:func:`train_job`, :func:`predict_job`, :func:`score_job`): resolved for
+  one (method, variant, stage) — the method's recipe with the config's overrides applied, the
+  stage's step count and schedule points scaled by ``train.budget``, and only the loss
+  coefficients whose switch is on — and written by
+  :func:`canonical_json` (sorted keys, ``360.0`` written as ``360``), so that a profile saved with
+  its keys in another order, or another method's step count, re-runs nothing;
+- the *runtime* settings (:func:`train_runtime`, :func:`predict_runtime`): log, validation and
+  checkpoint cadence, threads, the device, the fast modes. They cannot change a trained model
+  (validation draws from its own generator), so the rules pass them through a params function
+  that Snakemake does not compare (one that takes ``resources``, see ``workflow/rules/common.smk``);
+  checkpoints record them for provenance.
+
+The same functions serve the rules and ``spbench train --config``; nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from spbench.catalogue import BUILTIN, Recipe, Stage, get_card, get_stage
+from spbench.config import (
+    SHARED_VARIANT,
+    experiment_runs,
+    section_defaults,
+    training_budget,
+    variant_switches,
+)
+
+__all__ = [
+    "RECIPE_KEYS",
+    "budget_steps",
+    "canonical",
+    "canonical_json",
+    "default_train_runtime",
+    "effective_recipe",
+    "job_losses",
+    "lr_halve_at",
+    "predict_job",
+    "predict_runtime",
+    "score_job",
+    "stage_runs",
+    "stage_splits",
+    "stage_steps",
+    "stage_variant",
+    "train_job",
+    "train_runtime",
+    "train_settings",
+]
+
+#: Recipe fields the config may override (``train.<key>`` or ``train.per_method``).
+RECIPE_KEYS = ("lr", "weight_decay", "batch_size", "crop", "val_crop")
+
+#: Loss coefficients that matter only when their switch is on.
+_COEFFICIENTS = {
+    "use_lap": ("lambda_lap", "lap_normaliser"),
+    "use_msd": ("lambda_msd", "msd_margin", "msd_samples", "msd_mode"),
+    "use_wr": ("lambda_wr",),
+}
+
+#: ``train`` keys that cannot change the trained weights (see the module docstring).
+_TRAIN_RUNTIME_KEYS = (
+    "val_every",
+    "val_batches",
+    "log_every",
+    "checkpoint_every",
+    "device",
+    "threads",
+    "fast",
+)
+
+
+def canonical(value: Any) -> Any:
+    """Return ``value`` with tuples as lists and integral floats as ints (``360.0`` → ``360``).
+
+    YAML reads ``360`` and ``360.0`` as different types; both mean the same setting.
+    """
+    if isinstance(value, dict):
+        return {str(k): canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [canonical(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def canonical_json(value: Any) -> str:
+    """Return the canonical JSON text of ``value`` (sorted keys, no spaces, :func:`canonical`)."""
+    return json.dumps(canonical(value), sort_keys=True, separators=(",", ":"))
+
+
+def stage_settings(train: dict, method: str, stage: Stage) -> dict:
+    """Return ``train.per_method[method][stage]`` (empty when the config sets none)."""
+    return dict((train.get("per_method") or {}).get(method, {}).get(stage.name, {}))
+
+
+def effective_recipe(method: str, train: dict, stage: Stage | None = None) -> Recipe:
+    """Return the recipe one stage trains with.
+
+    Precedence, lowest first: the method's recipe, the stage's own overrides (e.g. AINet's
+    stage-1 learning rate), the config's ``train`` keys that are not null, and the config's
+    ``train.per_method[<method>][<stage>]``. A poly schedule's length (CDS) is scaled by
+    ``train.budget``, like the step counts.
+    """
+    stage = stage or get_stage(method)
+    overrides = dict(stage.overrides)
+    overrides.update({k: train[k] for k in RECIPE_KEYS if train.get(k) is not None})
+    per_stage = stage_settings(train, method, stage)
+    overrides.update({k: v for k, v in per_stage.items() if k in RECIPE_KEYS})
+    recipe = dataclasses.replace(get_card(method).recipe, **overrides)
+    if recipe.schedule_steps:
+        steps = budget_steps(recipe.schedule_steps, training_budget(train))
+        recipe = dataclasses.replace(recipe, schedule_steps=steps)
+    return recipe
+
+
+def budget_steps(steps: int, budget: float) -> int:
+    """Return ``steps`` scaled by ``budget``, rounded to the nearest step and at least 1."""
+    return max(1, round(steps * budget))
+
+
+def stage_steps(train: dict, method: str, stage: Stage) -> int:
+    """Return the optimiser steps of a stage: ``per_method`` if set, else ``train.steps``,
+    scaled by ``train.budget``."""
+    steps = int(stage_settings(train, method, stage).get("steps") or train["steps"])
+    return budget_steps(steps, training_budget(train))
+
+
+def lr_halve_at(train: dict, method: str, stage: Stage) -> int | None:
+    """Return the step from which the learning rate is halved (SCN's StepLR), or None; scaled by
+    ``train.budget`` with the step counts, so that it falls at the same fraction of training."""
+    step = stage_settings(train, method, stage).get("lr_halve_at", train.get("lr_halve_at"))
+    return None if step is None else budget_steps(int(step), training_budget(train))
+
+
+def stage_splits(train: dict, method: str, stage: Stage) -> list[str]:
+    """Return the splits a stage trains on (``train.train_splits`` overrides the last stage's)."""
+    last = get_card(method).stages[-1].name == stage.name
+    if last and train.get("train_splits"):
+        return list(train["train_splits"])
+    return list(stage.splits)
+
+
+def job_losses(config: dict, variant: str, *, uses_variant: bool = True) -> dict[str, Any]:
+    """Return a variant's loss switches and the coefficients of the losses that are on.
+
+    A stage that does not use the variant (``uses_variant=False``) gets the base loss. A
+    coefficient of a loss that is off (``lambda_lap`` without LAP) is left out: it cannot change
+    the result, so it must not re-run the job.
+    """
+    switches = variant_switches(config, variant)
+    values = {**config["losses"], "lambda_lap": switches["lambda_lap"]}
+    losses: dict[str, Any] = {}
+    for switch, keys in _COEFFICIENTS.items():
+        losses[switch] = bool(switches[switch] and uses_variant)
+        if losses[switch]:
+            losses.update({key: values[key] for key in keys})
+    return losses
+
+
+def train_job(config: dict, method: str, variant: str, stage: str | None = None) -> dict:
+    """Return what determines one training stage's weights (the train rule's params).
+
+    Parameters
+    ----------
+    config
+        A validated profile (:func:`spbench.config.validate_config`).
+    method, variant
+        The run.
+    stage
+        Stage name (default: the method's last).
+
+    Returns
+    -------
+    dict
+        ``recipe`` (every field but ``val_crop``), ``steps``, ``lr_halve_at``, ``splits``,
+        ``deterministic``, ``losses`` (:func:`job_losses`), ``budget`` when ``train.budget`` is
+        not 1 (the steps and schedule points are already scaled; it is kept for provenance),
+        and ``method_modules`` for a method that is not built in.
+    """
+    train = config["train"]
+    spec = get_stage(method, stage)
+    recipe = dataclasses.asdict(effective_recipe(method, train, spec))
+    del recipe["val_crop"]  # validation only
+    job = {
+        "recipe": recipe,
+        "steps": stage_steps(train, method, spec),
+        "lr_halve_at": lr_halve_at(train, method, spec),
+        "splits": stage_splits(train, method, spec),
+        "deterministic": bool(train["deterministic"]),
+        "losses": job_losses(config, variant, uses_variant=spec.uses_variant),
+    }
+    if training_budget(train) != 1:
+        # Only when set: a profile without a budget keeps the params of earlier runs.
+        job["budget"] = training_budget(train)
+    if method not in BUILTIN:
+        job["method_modules"] = list(config["method_modules"])
+    return canonical(job)
+
+
+def stage_variant(method: str, variant: str, stage: str) -> str:
+    """Return the variant a stage's checkpoint belongs to: :data:`SHARED_VARIANT` for a stage
+    that does not use the variant's losses (trained once for every variant), else ``variant``."""
+    return variant if get_stage(method, stage).uses_variant else SHARED_VARIANT
+
+
+def stage_runs(config: dict) -> list[tuple[str, str, int, str]]:
+    """Return every stage checkpoint the workflow makes, as sorted ``(method, variant, seed,
+    stage)``: each stage of every run of every experiment, a shared stage once."""
+    return sorted(
+        {
+            (method, stage_variant(method, variant, stage.name), seed, stage.name)
+            for runs in experiment_runs(config).values()
+            for method, variant, seed in runs
+            for stage in get_card(method).stages
+        }
+    )
+
+
+def train_runtime(config: dict, method: str, stage: str | None = None) -> dict:
+    """Return a training job's settings that cannot change its weights.
+
+    Returns
+    -------
+    dict
+        ``val_every``, ``val_batches``, ``val_crop`` (resolved for the stage), ``log_every``,
+        ``checkpoint_every`` (steps), ``device``, ``threads``, ``fast`` (the fast modes) and
+        ``method_modules``.
+    """
+    train = config["train"]
+    runtime = {key: train[key] for key in _TRAIN_RUNTIME_KEYS}
+    runtime["val_crop"] = effective_recipe(method, train, get_stage(method, stage)).val_crop
+    runtime["method_modules"] = list(config["method_modules"])
+    return canonical(runtime)
+
+
+def train_settings(
+    config: dict, method: str, variant: str, stage: str | None = None
+) -> dict[str, dict]:
+    """Return ``{"job": ..., "runtime": ...}`` of one training stage: the keyword arguments
+    :func:`spbench.train.train` takes (:func:`train_job`, :func:`train_runtime`)."""
+    return {
+        "job": train_job(config, method, variant, stage),
+        "runtime": train_runtime(config, method, stage),
+    }
+
+
+def default_train_runtime() -> dict:
+    """Return the runtime settings of a training job run without a profile (schema defaults)."""
+    train = section_defaults("train")
+    runtime = {key: train[key] for key in _TRAIN_RUNTIME_KEYS}
+    return canonical({**runtime, "val_crop": None, "method_modules": []})
+
+
+def predict_job(config: dict) -> dict:
+    """Return what determines a run's predictions: the split, the scales, the network input
+    size at scale 1 (pixels) and the number of images."""
+    predict = config["predict"]
+    keys = ("split", "scales", "base_size", "max_images")
+    return canonical({key: predict[key] for key in keys})
+
+
+def predict_runtime(config: dict) -> dict:
+    """Return a prediction job's settings that cannot change its labels (device, modules)."""
+    return {"device": config["predict"]["device"], "method_modules": config["method_modules"]}
+
+
+def score_job(config: dict) -> dict:
+    """Return the scoring options (``gt_cap50``, ``max_annotations``)."""
+    return canonical(dict(config["score"]))

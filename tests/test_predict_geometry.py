@@ -1,0 +1,93 @@
+"""Prediction geometry (``protocol.md`` §2): network input sizes, portrait images, bad scales and
+the nearest upsampling back to the original size, against values derived here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from spbench.models import SuperpixelOutput
+from spbench.predict import STRIDE, network_size, predict_image, upsample_labels
+
+SCALES = [round(0.3 + 0.1 * k, 1) for k in range(13)]
+# protocol.md §2: the nominal superpixel count int(600·s²) of each scale (in exact arithmetic:
+# float int(600·1.4²) is 1175)
+NOMINAL = [54, 96, 150, 216, 294, 384, 486, 600, 726, 864, 1014, 1176, 1350]
+BSDS = (320, 480)
+
+
+def _legacy_nearest(n_out: int, n_in: int) -> np.ndarray:
+    """Source index min(⌊fl32(dst·fl32(in/out))⌋, in − 1) of PyTorch's legacy ``nearest``."""
+    scale = np.float32(n_in) / np.float32(n_out)
+    return np.minimum(np.floor(np.arange(n_out, dtype=np.float32) * scale).astype(int), n_in - 1)
+
+
+@pytest.mark.parametrize(("scale", "nominal"), list(zip(SCALES, NOMINAL, strict=True)))
+def test_network_size_landscape_and_portrait(scale, nominal):
+    landscape = network_size(321, 481, scale, BSDS)
+    portrait = network_size(481, 321, scale, BSDS)
+    assert landscape == (round(320 * scale), round(480 * scale))
+    assert portrait == landscape[::-1]
+    assert (landscape[0] // STRIDE) * (landscape[1] // STRIDE) == nominal
+
+
+@pytest.mark.parametrize("scale", [0.35, 0.33, 1.55, 0.05])
+def test_a_scale_off_the_16_px_grid_is_refused(scale):
+    with pytest.raises(ValueError, match=r"predict\.scales"):
+        network_size(321, 481, scale, BSDS)
+
+
+def test_a_square_image_counts_as_landscape():
+    assert network_size(100, 100, 1.0, (32, 48)) == (32, 48)
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_upsample_labels_is_the_legacy_nearest_index(scale):
+    h_in, w_in = network_size(321, 481, scale, BSDS)
+    ramp = torch.arange(h_in * w_in).reshape(h_in, w_in)
+    got = upsample_labels(ramp, 321, 481)
+    rows, cols = _legacy_nearest(321, h_in), _legacy_nearest(481, w_in)
+    np.testing.assert_array_equal(got, ramp.numpy()[np.ix_(rows, cols)])
+    portrait = upsample_labels(ramp.T.contiguous(), 481, 321)
+    np.testing.assert_array_equal(portrait, ramp.numpy().T[np.ix_(cols, rows)])
+
+
+def test_upsample_labels_differs_from_the_exact_index_where_the_protocol_says():
+    """⌊dst·in/out⌋ in exact arithmetic vs the float32 index: rows 107 and 214 of 321 for
+    s = 0.3, 0.6, 1.2; columns 37, 74, 148, 185, 296, 333, 370 of 481 for s = 1.3."""
+
+    def off_by_one(n_out: int, n_in: int) -> list[int]:
+        ramp = torch.arange(n_in)[:, None].expand(n_in, 2)
+        got = upsample_labels(ramp, n_out, 2)[:, 0]
+        exact = np.arange(n_out) * n_in // n_out
+        assert np.all((exact - got) >= 0) and np.all((exact - got) <= 1)
+        return np.flatnonzero(got != exact).tolist()
+
+    for scale in SCALES:
+        h_in, w_in = network_size(321, 481, scale, BSDS)
+        rows = [107, 214] if scale in (0.3, 0.6, 1.2) else []
+        cols = [37, 74, 148, 185, 296, 333, 370] if scale == 1.3 else []
+        assert off_by_one(321, h_in) == rows, scale
+        assert off_by_one(481, w_in) == cols, scale
+
+
+class _CentreCandidate(torch.nn.Module):
+    """Assigns every pixel to its own cell (candidate 4 of the 3×3 neighbourhood)."""
+
+    def forward(self, x: torch.Tensor) -> SuperpixelOutput:
+        q = torch.zeros(x.shape[0], 9, *x.shape[2:])
+        q[:, 4] = 1.0
+        return SuperpixelOutput(q, x)
+
+
+@pytest.mark.parametrize(("height", "width"), [(33, 49), (49, 33)], ids=["landscape", "portrait"])
+def test_predict_image_gives_the_grid_at_the_original_size(height, width):
+    image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    labels, n_cells = predict_image(_CentreCandidate(), image, 1.0, (32, 48), torch.device("cpu"))
+    h_in, w_in = (32, 48) if width >= height else (48, 32)
+    assert n_cells == (h_in // 16) * (w_in // 16) == 6
+    assert labels.shape == (height, width)
+    rows, cols = _legacy_nearest(height, h_in), _legacy_nearest(width, w_in)
+    expected = (rows[:, None] // 16) * (w_in // 16) + cols[None, :] // 16
+    np.testing.assert_array_equal(labels, expected)
