@@ -17,8 +17,8 @@ Loading rules (``baselines.md`` §7, item 2):
 
 The file is untrusted input: it is read with :func:`spbench.checkpoint.read_checkpoint`, which
 builds tensors, plain containers and hyper-parameters only, so nothing in it runs. Its sha256 is
-recorded in the checkpoint (``weights_sha256``, shown by ``spbench provenance``); a URL given
-without ``sha256`` gets a warning with the value to pin.
+recorded in the checkpoint (``weights_sha256``, shown by ``spbench report provenance``); a URL
+given without ``sha256`` gets a warning with the value to pin.
 """
 
 from __future__ import annotations
