@@ -10,7 +10,7 @@ Examples::
     python benchmarks/bench_train.py --methods scn ainet --steps 20 --crop 64 --batch-size 2 \\
         --device cpu
     python -m spbench.gpu_lease --n 1 -- python benchmarks/bench_train.py --methods scn \\
-        --amp bf16 --compile --out results/bench/train_bf16_compile.csv
+        --modes fp32 bf16+compile --out results/bench/train_bf16_compile.csv
 """
 
 from __future__ import annotations

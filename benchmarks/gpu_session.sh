@@ -1,198 +1,243 @@
 #!/usr/bin/env bash
-# The GPU work of issues #5 and #7 in few device calls (each command at most 10 minutes, the
-# machine kept only 30 s between calls, at most 64 MiB carried, 8 files back from $OUT).
-# Run from the repository root on the GPU machine; outputs for the record go to $OUT
-# (default ./gpu-session-out). Commit first and pass the commit: the machine has no .git.
+# The GPU evidence in one device command (issue 12): step times of every fast mode, the GPU
+# tests, and SCN vs SCN-LAP trained on the real BSDS500 at the same number of steps.
 #
-#   Here, once:  ../shared/tools/device-wheels.sh pytest          # wheels into .whl/ (~14 MB)
-#                spbench data bsds500 --archive ../shared/data/BSR_bsds500_data.tgz \
-#                    --out data/bsds500/prepared --workers 4         # 53 MB
-#   Call 1, carry [".whl"]:
-#     SPBENCH_GIT_COMMIT=<sha> benchmarks/gpu_session.sh setup check
-#       The step benchmark (SCN base/lap in each fast mode at batch 8, 208²; all four methods
-#       at their recipe's batch size, fp32 and tf32+bf16+channels_last), SSM's scan_chunk
-#       (benchmarks/bench_scan.py), then the GPU tests.
-#   Call 2, carry ["data/bsds500/prepared"] (the machine still warm: .site stays):
-#     SPBENCH_GIT_COMMIT=<sha> FAST='{...}' benchmarks/gpu_session.sh short-start short-wait
-#       gpu-short (config/gpu-short.yaml, train.fast from FAST) started detached, then waited on.
-#       With no CUDA-graph mode safe (eager steps are launch-bound), JOBS_PER_GPU=3 lets three
-#       training jobs share the GPU.
-#   Call 3 (at once, while warm), if call 2 ran out of time:
-#     benchmarks/gpu_session.sh short-wait collect
+# Here, once (from the repository root; data/ and .whl/ are git-ignored, together ~54 MB):
+#   ../shared/tools/device-wheels.sh            # jsonschema and its dependencies into .whl/
+#   spbench data bsds500 --archive ../shared/data/BSR_bsds500_data.tgz \
+#       --out data/bsds500/prepared --workers 2
+#   ../shared/tools/device-payload.sh data/bsds500/prepared .whl    # must fit 64 MiB
+# Then one device call, carry [".whl", "data/bsds500/prepared"], timeout_s 600:
+#   SPBENCH_GIT_COMMIT=<sha of the committed tree> benchmarks/gpu_session.sh
 #
-# Steps: setup | check | tests | bench | short-start | short-wait | collect (run in order given).
-# Knobs: BENCH_STEPS (100), BENCH_WARMUP (20), BENCH_CROP (208), BENCH_DEVICE (cuda),
-#        WAIT_S (540), CORES (16), JOBS_PER_GPU (1),
-#        PROFILE (config/gpu-short.yaml), SPBENCH_SKIP_SETUP=1 where snakemake and spbench are
-#        already installed. Files back (8 at most): session.log, tests.txt, bench_summary.txt,
-#        bench.tar.gz (every row, CSV and text), <run_name>.tar.gz (tables, figures, logs).
-set -euo pipefail
+# Stages, each with its own time limit, each writing its results as it finishes:
+#   (a) setup: install .whl/ into $SITE, import checks (spbench, torch, cv2, jsonschema), the
+#       device and nvidia-smi; the command stops here at once if they fail
+#   (b) tests: the GPU tests (pytest -m gpu, without torch.compile) of $TESTS
+#   (c) bench: `spbench bench train` of SCN base and lap at batch $BENCH_BATCH, ${BENCH_CROP}²,
+#       in each eager mode of $BENCH_MODES (one process) and each CUDA-graph mode of
+#       $GRAPH_MODES (its own process, so that a crash there cannot take the eager rows with
+#       it); where the time goes: $BENCH_PROFILE_STEPS profiled SCN-LAP steps in each of
+#       $PROFILE_MODES (own process); each of $OTHERS at its recipe's batch, fp32 eager
+#   (d) train: `spbench session plan` picks the fastest mode whose loss terms matched fp32
+#       eager (fp32 eager otherwise) and writes the profile to train; `spbench session
+#       calibrate` runs every job at once for $CALIB_STEPS steps and sets train.steps to what
+#       fits before the deadline (the profile's train.steps is the floor); `spbench session
+#       train` runs every (method, variant, seed) of $PROFILE at once, as the workflow's
+#       train_stage would (same settings JSON), killed at the deadline
+# On exit, whatever happened, everything is packed into $OUT (`spbench session files
+# --profile $PROFILE` lists these names):
+#   summary.txt          stages, the mode choice, the step count, provenance, step times
+#   session.tar.gz       every log, bench CSV and table, test output, loss logs, the trained
+#                        profile (profile.yaml), provenance.md/.csv, session.json
+#   <method>_<variant>_seed<k>.pt   each finished run's final checkpoint (weights + metadata)
+#
+# Knobs (environment, defaults in brackets):
+#   OUT [./gpu-session-out]  WORK [logs/gpu-session]  PROFILE [config/gpu-short.yaml]
+#   DATA [data/bsds500/prepared]  DEVICE [cuda]  PYTHON [python3]  WHEELS [.whl]: wheels
+#   installed into SITE [/tmp/spbench-site] (none: WHEELS=)
+#   BUDGET_S [460]: the whole command's seconds, training included; PACK_S [30]: kept for packing
+#   SETUP_S [90]  TESTS_S [120]  BENCH_S [150] (per benchmark process): stage time limits,
+#   shortened so that TRAIN_S [240] are left for stage (d)
+#   TESTS [tests/test_step.py]  BENCH_STEPS [50]  BENCH_WARMUP [10]  BENCH_CROP [208]
+#   BENCH_BATCH [8]  BENCH_PROFILE_STEPS [5]  BENCH_MODES [fp32 tf32 bf16 channels_last
+#   bf16+channels_last tf32+bf16+channels_last]  GRAPH_MODES [cuda_graph tf32+cuda_graph
+#   bf16+channels_last+cuda_graph]  PROFILE_MODES [fp32 tf32+bf16+channels_last]
+#   OTHERS [ainet cds ssm]  OTHERS_STEPS [10]  OTHERS_BATCH
+#   [their recipes']  CALIB_STEPS [300]  MAX_STEPS [none]: at most this many training steps
+#   SPBENCH_GIT_COMMIT: the commit, recorded in the provenance (the device has no .git)
+set -uo pipefail
 cd "$(dirname "$0")/.."
+T0=$(date +%s)
 OUT=${OUT:-$PWD/gpu-session-out}
-mkdir -p "$OUT"
-BENCH_STEPS=${BENCH_STEPS:-100}
-BENCH_DEVICE=${BENCH_DEVICE:-cuda}
-BENCH_WARMUP=${BENCH_WARMUP:-20}
-BENCH_DIR=logs/gpu-bench
-BENCH_CROP=${BENCH_CROP:-208}
-WAIT_S=${WAIT_S:-540}
+WORK=${WORK:-logs/gpu-session}
 PROFILE=${PROFILE:-config/gpu-short.yaml}
-CORES=${CORES:-16}
-# Jobs sharing the one GPU: more than 1 pays when the step is launch-bound (eager modes).
-export SPBENCH_JOBS_PER_GPU=${JOBS_PER_GPU:-1}
-RUN_LOG=logs/gpu-session-short.log
-export PYTHONUNBUFFERED=1
+DATA=${DATA:-data/bsds500/prepared}
+DEVICE=${DEVICE:-cuda}
+PYTHON=${PYTHON:-python3}
+SITE=${SITE:-/tmp/spbench-site}
+WHEELS=${WHEELS-.whl}
+BUDGET_S=${BUDGET_S:-460}
+PACK_S=${PACK_S:-30}
+SETUP_S=${SETUP_S:-90}
+TESTS_S=${TESTS_S:-120}
+BENCH_S=${BENCH_S:-150}
+TRAIN_S=${TRAIN_S:-240}
+TESTS=${TESTS:-tests/test_step.py}
+BENCH_STEPS=${BENCH_STEPS:-50}
+BENCH_WARMUP=${BENCH_WARMUP:-10}
+BENCH_CROP=${BENCH_CROP:-208}
+BENCH_BATCH=${BENCH_BATCH:-8}
+BENCH_PROFILE_STEPS=${BENCH_PROFILE_STEPS:-5}
+BENCH_MODES=${BENCH_MODES-fp32 tf32 bf16 channels_last bf16+channels_last tf32+bf16+channels_last}
+GRAPH_MODES=${GRAPH_MODES-cuda_graph tf32+cuda_graph bf16+channels_last+cuda_graph}
+PROFILE_MODES=${PROFILE_MODES-fp32 tf32+bf16+channels_last}
+OTHERS=${OTHERS-ainet cds ssm}
+OTHERS_STEPS=${OTHERS_STEPS:-10}
+CALIB_STEPS=${CALIB_STEPS:-300}
+UNTIL=$((T0 + BUDGET_S - PACK_S)) # training and every stage end by then
+export PYTHONUNBUFFERED=1 PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+mkdir -p "$OUT" "$WORK/bench"
+: > "$WORK/session.log"
+printf 'stage\texit\tseconds\n' > "$WORK/stages.tsv"
 
-say() { printf '[gpu_session %s] %s\n' "$(date -u +%H:%M:%S)" "$*" | tee -a "$OUT/session.log"; }
+say() { printf '[gpu_session +%ss] %s\n' "$(($(date +%s) - T0))" "$*" | tee -a "$WORK/session.log"; }
+spbench() { "$PYTHON" -m spbench.cli "$@"; }
 
-environment() {
-  export PYTHONPATH="$PWD/.site:$PWD${PYTHONPATH:+:$PYTHONPATH}" PATH="$PWD/.site/bin:$PATH"
+# run_stage NAME LIMIT_S COMMAND...: COMMAND under `timeout` (LIMIT_S, at most what is left
+# before the deadline), output to $WORK/NAME.txt, its exit status and seconds to stages.tsv.
+run_stage() {
+  local name=$1 limit=$2 start rc=0
+  shift 2
+  ((limit > UNTIL - $(date +%s))) && limit=$((UNTIL - $(date +%s)))
+  if ((limit < 5)); then
+    say "$name skipped: no time left"
+    printf '%s\tskipped\t0\n' "$name" >> "$WORK/stages.tsv"
+    return 1
+  fi
+  say "$name (at most $limit s)"
+  start=$(date +%s)
+  timeout -k 10 "$limit" "$@" > "$WORK/$name.txt" 2>&1 || rc=$?
+  printf '%s\t%s\t%s\n' "$name" "$rc" "$(($(date +%s) - start))" >> "$WORK/stages.tsv"
+  say "$name: exit $rc after $(($(date +%s) - start)) s$( ((rc == 124)) && echo ' (time limit)')"
+  return "$rc"
 }
+
+# The import checks of stage (a): what the stages need (predict's cv2 too) and the device.
+read -r -d '' SETUP_PY << 'EOF'
+import sys
+import cv2, jsonschema, torch  # noqa: F401
+import spbench, spbench.cli, spbench.config, spbench.predict, spbench.session
+from importlib.metadata import version
+print(f"python {sys.version.split()[0]}, spbench {spbench.__version__}, torch {torch.__version__}, "
+      f"cv2 {cv2.__version__}, jsonschema {version('jsonschema')}")
+cuda = torch.cuda.is_available()
+print(f"cuda: {cuda}, device 0: {torch.cuda.get_device_name(0) if cuda else '-'}")
+if sys.argv[1] == "cuda" and not cuda:
+    sys.exit("DEVICE=cuda but torch sees no CUDA device")
+EOF
 
 setup() {
-  environment
-  if [[ ${SPBENCH_SKIP_SETUP:-0} == 1 ]]; then
-    say "setup skipped (SPBENCH_SKIP_SETUP=1)"
-  elif [[ -d .whl ]]; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --target "$PWD/.site" .whl/*.whl
-    say "installed $(ls .whl | wc -l) wheels into .site"
-  elif [[ ! -d .site ]]; then
-    echo "no .whl/ to install and no .site/ from an earlier call: carry .whl" >&2
-    exit 2
+  local rc
+  if [[ -n $WHEELS ]] && compgen -G "$WHEELS/*.whl" > /dev/null; then
+    run_stage install "$SETUP_S" "$PYTHON" -m pip install -q --no-index --no-deps --no-compile \
+      --no-cache-dir --upgrade --target "$SITE" "$WHEELS"/*.whl || return 1
   fi
-  mkdir -p .site/bin
-  # The rules call `spbench` and `python`; this tree is importable through PYTHONPATH.
-  printf '#!/bin/sh\nexec python3 -m spbench.cli "$@"\n' > .site/bin/spbench
-  command -v python > /dev/null || printf '#!/bin/sh\nexec python3 "$@"\n' > .site/bin/python
-  chmod +x .site/bin/*
-  python3 -c "import spbench, snakemake, torch; print('spbench', spbench.__version__, \
-'snakemake', snakemake.__version__, 'torch', torch.__version__, 'cuda', torch.cuda.is_available())" \
-    | tee -a "$OUT/session.log"
-  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2> /dev/null \
-    | tee -a "$OUT/session.log" || true
-}
-
-tests() {
-  environment
-  say "GPU tests"
-  python3 -m pytest -q -p no:cacheprovider tests/test_step.py tests/test_bench.py 2>&1 \
-    | tee "$OUT/tests.txt" || say "tests FAILED (see tests.txt)"
-}
-
-bench_one() { # label, options...
-  local label=$1
-  shift
-  timeout 240 python3 -m spbench.cli bench train --steps "$BENCH_STEPS" --warmup "$BENCH_WARMUP" \
-    --crop "$BENCH_CROP" --device "$BENCH_DEVICE" --out "$BENCH_DIR/$label.csv" "$@" \
-    > "$BENCH_DIR/$label.txt" 2>&1 || say "bench $label FAILED (see $label.txt in bench.tar.gz)"
-  tail -n 25 "$BENCH_DIR/$label.txt"
-}
-
-bench() {
-  environment
-  mkdir -p "$BENCH_DIR"
-  say "step benchmark: SCN base/lap, batch 8, ${BENCH_CROP}², $BENCH_STEPS steps per row"
-  bench_one scn_fp32 --methods scn --batch-size 8
-  bench_one scn_tf32 --methods scn --batch-size 8 --tf32
-  bench_one scn_bf16_cl --methods scn --batch-size 8 --amp bf16 --channels-last
-  bench_one scn_graph --methods scn --batch-size 8 --cuda-graph
-  bench_one scn_tf32_graph --methods scn --batch-size 8 --tf32 --cuda-graph
-  bench_one scn_bf16_cl_graph --methods scn --batch-size 8 --amp bf16 --channels-last --cuda-graph
-  bench_one scn_compile_graph --methods scn --batch-size 8 --tf32 --compile --cuda-graph
-  say "all four methods at their recipe's batch size"
-  BENCH_STEPS=$((BENCH_STEPS / 4)) bench_one methods_fp32 --methods scn ainet cds ssm
-  BENCH_STEPS=$((BENCH_STEPS / 4)) bench_one methods_tf32_bf16 --methods scn ainet cds ssm \
-    --tf32 --amp bf16 --channels-last
-  say "SSM scan_chunk (forward + backward of stage 2 at the recipe's batch)"
-  timeout 240 python3 benchmarks/bench_scan.py --device "$BENCH_DEVICE" --batch-size 16 \
-    --crop "$BENCH_CROP" --steps 5 --chunks 16 32 64 128 256 > "$BENCH_DIR/ssm_scan_chunk.txt" \
-    2>&1 || say "bench_scan FAILED (see ssm_scan_chunk.txt in bench.tar.gz)"
-  cat "$BENCH_DIR/ssm_scan_chunk.txt" >> "$OUT/session.log"
-  python3 - "$BENCH_DIR" <<'EOF' | tee "$OUT/bench_summary.txt"
-import sys, pathlib, pandas as pd
-folder = pathlib.Path(sys.argv[1])
-frames = [pd.read_csv(p) for p in sorted(folder.glob("*.csv")) if p.name != "all.csv"]
-frame = pd.concat(frames, ignore_index=True)
-frame.to_csv(folder / "all.csv", index=False)
-cols = ["method", "variant", "mode", "batch_size", "median_ms", "images_per_s", "peak_mem_mb",
-        "overhead_pct", "reldiff_max", "error"]
-print(frame[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-EOF
-  tar -czf "$OUT/bench.tar.gz" "$BENCH_DIR"
-}
-
-check() {
-  bench
-  tests
-}
-
-short_start() {
-  environment
-  test -f data/bsds500/prepared/dataset.json || {
-    echo "data/bsds500/prepared is missing: carry it" >&2
-    exit 2
+  test -f "$DATA/dataset.json" || {
+    say "no prepared dataset at $DATA: carry data/bsds500/prepared"
+    return 1
   }
-  local profile=logs/gpu-session-profile.yaml
-  mkdir -p logs
-  # FAST: a YAML/JSON mapping for train.fast (e.g. '{tf32: true, cuda_graph: true}').
-  local fast=${FAST:-"{}"}
-  python3 - "$PROFILE" "$profile" "$fast" <<'EOF'
-import sys, yaml
-config = yaml.safe_load(open(sys.argv[1], encoding="utf-8"))
-config.setdefault("train", {})["fast"] = yaml.safe_load(sys.argv[3]) or {}
-yaml.safe_dump(config, open(sys.argv[2], "w", encoding="utf-8"), sort_keys=False)
-print("train.fast:", config["train"]["fast"])
-EOF
-  say "gpu-short started ($PROFILE, log $RUN_LOG)"
-  date -u +%s > logs/gpu-session-start
-  setsid nohup snakemake --cores "$CORES" --resources gpu="$SPBENCH_JOBS_PER_GPU" \
-    --configfile "$profile" \
-    --rerun-incomplete --keep-going > "$RUN_LOG" 2>&1 < /dev/null &
-  echo $! > logs/gpu-session-pid
-}
-
-short_wait() {
-  local pid waited=0
-  pid=$(cat logs/gpu-session-pid)
-  while kill -0 "$pid" 2> /dev/null && ((waited < WAIT_S)); do
-    sleep 15
-    waited=$((waited + 15))
-  done
-  grep -E "steps \([0-9]+%\) done|Finished job|Error" "$RUN_LOG" | tail -n 5 || true
-  if kill -0 "$pid" 2> /dev/null; then
-    say "gpu-short still running after $(($(date -u +%s) - $(cat logs/gpu-session-start))) s: call short-wait again at once"
-  else
-    say "gpu-short ended after $(($(date -u +%s) - $(cat logs/gpu-session-start))) s"
-    tail -n 3 "$RUN_LOG"
+  run_stage setup "$SETUP_S" "$PYTHON" -c "$SETUP_PY" "$DEVICE"
+  rc=$?
+  if [[ $DEVICE == cuda ]]; then
+    timeout 30 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm \
+      --format=csv >> "$WORK/setup.txt" 2>&1 || rc=1
   fi
+  cat "$WORK/setup.txt"
+  return "$rc"
 }
 
-collect() {
-  local run
-  run=$(python3 -c "import yaml,sys; print(yaml.safe_load(open('$PROFILE'))['run_name'])")
-  # Small files only: tables, figures, provenance, per-job benchmarks and training logs.
-  tar -czf "$OUT/$run.tar.gz" --ignore-failed-read \
-    "results/$run/report" "benchmarks/$run" "$RUN_LOG" logs/gpu-session-profile.yaml \
-    $(find "results/$run/models" -name '*_log.jsonl' 2> /dev/null) 2> /dev/null || true
-  say "packed $(du -h "$OUT/$run.tar.gz" | cut -f1) into $run.tar.gz"
+# spare LIMIT_S: LIMIT_S, or less so that TRAIN_S are left for training (stages before it).
+spare() {
+  local left=$((UNTIL - TRAIN_S - $(date +%s)))
+  echo $((left < $1 ? left : $1))
 }
 
-(($#)) || {
-  sed -n '2,28p' "$0"
-  exit 2
+bench() { # NAME bench-train options...
+  local name=$1
+  shift
+  run_stage "bench_$name" "$(spare "$BENCH_S")" "$PYTHON" -m spbench.cli bench train --steps "$BENCH_STEPS" \
+    --warmup "$BENCH_WARMUP" --crop "$BENCH_CROP" --device "$DEVICE" \
+    --out "$WORK/bench/$name.csv" "$@"
 }
-for step in "$@"; do
-  case $step in
-    setup) setup ;;
-    check) check ;;
-    tests) tests ;;
-    bench) bench ;;
-    short-start) short_start ;;
-    short-wait) short_wait ;;
-    collect) collect ;;
-    *)
-      echo "unknown step $step" >&2
-      exit 2
-      ;;
-  esac
-done
+
+train() {
+  local profile=$WORK/profile.yaml
+  # shellcheck disable=SC2086  # the benchmarks' CSVs: whichever exist
+  run_stage plan 120 "$PYTHON" -m spbench.cli session plan --profile "$PROFILE" \
+    --bench $(ls "$WORK"/bench/scn_*.csv 2> /dev/null) --out "$profile" || return 1
+  cat "$WORK/plan.txt"
+  run_stage calibrate $((UNTIL - $(date +%s) + 15)) "$PYTHON" -m spbench.cli session calibrate \
+    --profile "$profile" --data "$DATA" --work "$WORK/calibration" --until "$UNTIL" \
+    --steps "$CALIB_STEPS" ${MAX_STEPS:+--max-steps "$MAX_STEPS"} || return 1
+  rm -f "$WORK"/calibration/models/*.pt
+  cat "$WORK/calibrate.txt"
+  run_stage train $((UNTIL - $(date +%s) + 15)) "$PYTHON" -m spbench.cli session train \
+    --profile "$profile" --data "$DATA" --out-dir "$WORK/models" --log-dir "$WORK/train" \
+    --until "$UNTIL"
+  cat "$WORK/train.txt"
+}
+
+summary() {
+  echo "spbench GPU session, $(date -u +%FT%TZ), commit ${SPBENCH_GIT_COMMIT:-unknown}"
+  echo "budget $BUDGET_S s, ran $(($(date +%s) - T0)) s; profile $PROFILE, data $DATA"
+  echo
+  cat "$WORK/setup.txt" 2> /dev/null
+  echo
+  column -t "$WORK/stages.tsv" 2> /dev/null || cat "$WORK/stages.tsv"
+  for part in plan calibrate train; do
+    [[ -s $WORK/$part.txt ]] && printf '\n== %s\n' "$part" && cat "$WORK/$part.txt"
+  done
+  [[ -s $WORK/provenance.md ]] && printf '\n' && cat "$WORK/provenance.md"
+  for name in scn_eager scn_graph profile $OTHERS; do
+    [[ -s $WORK/bench_$name.txt ]] || continue
+    printf '\n== bench %s\n' "$name"
+    grep -v '^USDT' "$WORK/bench_$name.txt" # the profiler's own log lines
+  done
+  grep -h -E "passed|failed|skipped|error" "$WORK/tests.txt" 2> /dev/null | tail -n 3 |
+    sed 's/^/tests: /'
+}
+
+pack() {
+  trap - EXIT
+  say "packing into $OUT"
+  local files missing=()
+  files=$(spbench session files --profile "$PROFILE" 2> /dev/null)
+  for name in $files; do
+    [[ $name == *.pt && -f $WORK/models/$name ]] && cp "$WORK/models/$name" "$OUT/$name"
+  done
+  if compgen -G "$OUT/*.pt" > /dev/null; then
+    spbench report provenance --checkpoints "$OUT"/*.pt --out-dir "$WORK" > /dev/null 2>&1
+  fi
+  spbench session record --work "$WORK" --out "$WORK/session.json" > /dev/null 2>&1 ||
+    say "session.json not written"
+  summary > "$OUT/summary.txt" 2>&1
+  tar -czf "$OUT/session.tar.gz" --exclude='*.pt' -C "$(dirname "$WORK")" "$(basename "$WORK")"
+  for name in $files; do
+    [[ -f $OUT/$name ]] || missing+=("$name")
+  done
+  echo "returned: $(cd "$OUT" && ls | tr '\n' ' ')${missing:+; missing: ${missing[*]}}" \
+    >> "$OUT/summary.txt"
+  cat "$OUT/summary.txt"
+}
+
+trap pack EXIT
+trap 'exit 143' TERM INT
+
+say "start: budget $BUDGET_S s, device $DEVICE, profile $PROFILE"
+setup || {
+  say "setup failed: stopping (see install.txt, setup.txt)"
+  exit 1
+}
+# shellcheck disable=SC2086  # a blank-separated list of test files
+run_stage tests "$(spare "$TESTS_S")" "$PYTHON" -m pytest -q -p no:cacheprovider -m gpu \
+  -k "not compile" $TESTS
+# shellcheck disable=SC2086  # the mode lists are blank-separated labels
+{
+  [[ -n $BENCH_MODES ]] && bench scn_eager --methods scn --batch-size "$BENCH_BATCH" \
+    --modes $BENCH_MODES
+  [[ -n $GRAPH_MODES ]] && bench scn_graph --methods scn --batch-size "$BENCH_BATCH" \
+    --modes $GRAPH_MODES
+  # Where the time goes: the profiler (CUPTI) in a process of its own, so that it cannot cost
+  # the timed rows above if it fails on this machine.
+  [[ -n $PROFILE_MODES ]] && bench profile --methods scn --variants lap \
+    --batch-size "$BENCH_BATCH" --modes $PROFILE_MODES --steps 10 --warmup 3 \
+    --profile-steps "$BENCH_PROFILE_STEPS"
+  # One process per method (SSM's may run out of time); the last --steps and --warmup win.
+  for method in $OTHERS; do
+    bench "$method" --methods "$method" --steps "$OTHERS_STEPS" --warmup 2 \
+      ${OTHERS_BATCH:+--batch-size "$OTHERS_BATCH"}
+  done
+}
+train
+say "done"

@@ -13,7 +13,12 @@ For every row the loss terms of one fixed batch are computed twice from the same
 same sampling seed, in fp32 eager and in the row's mode, and the relative difference of each
 term is reported (``reldiff_<term>``): a fast mode that changes what is optimised (torch.compile
 once computed MSD wrongly on CUDA) shows up there rather than in a slower-to-notice metric. With
-no fast mode the two computations are identical and every difference is 0.
+no fast mode the two computations are identical and every difference is 0. ``term_ok`` says
+whether the largest difference is within the mode's tolerance (:func:`term_tolerance`).
+
+With ``profile_steps`` a few more steps run under ``torch.profiler``: ``gpu_busy_ms`` is the
+kernels' time per step, so ``median_ms`` far above it means the step waits on the host (kernel
+launches), and the table of the costliest operations says where the time goes.
 
 Example::
 
@@ -28,6 +33,7 @@ import argparse
 import copy
 import dataclasses
 import datetime
+import itertools
 import math
 import random
 import time
@@ -60,10 +66,30 @@ __all__ = [
     "run_train",
     "synthetic_batch",
     "term_check",
+    "term_tolerance",
 ]
 
 
-TIME_COLUMNS = ("median_ms", "p10_ms", "p90_ms", "mean_ms", "images_per_s", "peak_mem_mb")
+TIME_COLUMNS = (
+    "median_ms",
+    "p10_ms",
+    "p90_ms",
+    "mean_ms",
+    "images_per_s",
+    "peak_mem_mb",
+    "gpu_busy_ms",
+)
+
+#: Largest relative difference of a loss term to fp32 eager that each fast mode may cause (the
+#: loosest of the modes combined); 1e-4 otherwise (reordered sums in channels-last kernels and
+#: graph replays).
+TERM_TOLERANCES = {"bf16": 5e-2, "tf32": 1e-2, "compile": 1e-3}
+
+
+def term_tolerance(modes: FastModes) -> float:
+    """Return the largest relative term difference to fp32 eager that ``modes`` may cause."""
+    parts = modes.label.split("+")
+    return max([1e-4, *(TERM_TOLERANCES[p] for p in parts if p in TERM_TOLERANCES)])
 
 
 def synthetic_batch(
@@ -309,15 +335,12 @@ def bench_train(
     steps: int = 50,
     warmup: int = 10,
     device: str = "auto",
-    amp: str = "off",
-    channels_last: bool = False,
-    compile: bool = False,
-    cuda_graph: bool = False,
-    tf32: bool = False,
+    modes: Sequence[FastModes] = (FastModes(),),
     seed: int = 0,
     losses: dict[str, Any] | None = None,
     stage: str | None = None,
     n_batches: int = 4,
+    profile_steps: int = 0,
 ) -> pd.DataFrame:
     """Time full training steps of every (method, variant) and check the fast mode's terms.
 
@@ -336,18 +359,10 @@ def bench_train(
         Timed steps after ``warmup`` untimed ones (compilation and capture happen before both).
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
-    amp : {"off", "bf16"}
-        bf16 autocast around forward and loss.
-    channels_last : bool
-        Model and inputs in channels-last memory format.
-    compile : bool
-        ``torch.compile`` the forward + loss function.
-    cuda_graph : bool
-        Capture the whole step (forward, loss, backward, optimiser) in a CUDA graph and replay
-        it; CUDA only. A method whose step cannot be captured gets an ``error`` note instead of
-        times.
-    tf32 : bool
-        TF32 matmuls and cuDNN convolutions (CUDA; off means strict fp32).
+    modes : sequence of FastModes
+        The fast modes to time, each a set of rows (``FastModes.from_label("tf32+cuda_graph")``
+        builds one). With ``cuda_graph`` (CUDA only) the whole step is captured and replayed;
+        a method whose step cannot be captured gets an ``error`` note instead of times.
     seed : int
         Seed of the weights, the batches and the loss's sampling.
     losses : dict, optional
@@ -356,31 +371,36 @@ def bench_train(
         Stage of multi-stage methods (default: each method's last stage).
     n_batches : int
         Distinct synthetic batches cycled through.
+    profile_steps : int
+        Steps run under ``torch.profiler`` after the timed ones (0: none); they give
+        ``gpu_busy_ms`` and, in ``frame.attrs["profiles"]``, a table of the costliest operations
+        per row.
 
     Returns
     -------
     pandas.DataFrame
-        One row per (method, variant): ``method, variant, stage, mode, device, device_name,
-        torch, batch_size, crop, steps, warmup``, the times ``median_ms, p10_ms, p90_ms,
-        mean_ms`` (per step), ``images_per_s`` (from the median), ``peak_mem_mb`` (NaN on the
-        CPU), ``overhead_pct`` (lap vs base median, on the lap row), ``reldiff_<term>`` per loss
-        term and ``reldiff_max``, and ``error`` (empty when the row ran).
+        One row per (mode, method, variant): ``method, variant, stage, mode, device,
+        device_name, torch, batch_size, crop, steps, warmup``, the times ``median_ms, p10_ms,
+        p90_ms, mean_ms`` (per step), ``images_per_s`` (from the median), ``peak_mem_mb`` (NaN
+        on the CPU), ``gpu_busy_ms`` (kernel time per step, milliseconds; NaN unless profiled
+        on CUDA), ``overhead_pct`` (lap vs base median, on the lap row), ``reldiff_<term>`` per
+        loss term, ``reldiff_max``, ``tolerance`` and ``term_ok`` (``reldiff_max`` within the
+        mode's :func:`term_tolerance`), and ``error`` (empty when the row ran).
 
     Raises
     ------
     ValueError
-        Unknown variant, bad ``amp``, or ``cuda_graph`` on a device that is not CUDA.
+        Unknown variant, or ``cuda_graph`` on a device that is not CUDA.
     """
-    modes = FastModes(amp, channels_last, compile, cuda_graph, tf32)
     for variant in variants:
         _losses(variant, losses)
     dev = resolve_device(device)
-    if cuda_graph and dev.type != "cuda":
+    if any(m.cuda_graph for m in modes) and dev.type != "cuda":
         raise ValueError(f"cuda_graph needs a CUDA device; the benchmark runs on {dev}")
     if steps <= 0 or warmup < 0:
         raise ValueError("steps must be positive and warmup non-negative")
     name = device_name(dev)
-    rows = []
+    rows, profiles = [], {}
     for method in methods:
         stage_spec = get_stage(method, stage)
         recipe = effective_recipe(method, {}, stage_spec)
@@ -399,12 +419,12 @@ def bench_train(
             )
             for _ in range(max(1, n_batches))
         ]
-        for variant in variants:
+        for mode, variant in itertools.product(modes, variants):
             row: dict[str, Any] = {
                 "method": method,
                 "variant": variant,
                 "stage": stage_spec.name,
-                "mode": modes.label,
+                "mode": mode.label,
                 "device": str(dev),
                 "device_name": name,
                 "torch": torch.__version__,
@@ -423,16 +443,20 @@ def bench_train(
                         variant,
                         recipe,
                         dev,
-                        modes,
+                        mode,
                         batches,
                         steps,
                         warmup,
                         seed,
                         losses,
+                        profile_steps,
                     )
                 )
             except Exception as err:  # report per row; one failing mode must not hide the rest
                 row["error"] = f"{type(err).__name__}: {err}".splitlines()[0][:300]
+            table = row.pop("profile", None)
+            if table:
+                profiles[f"{method}/{variant} {mode.label}"] = table
             rows.append(row)
     frame = pd.DataFrame(rows)
     frame["overhead_pct"] = math.nan
@@ -446,8 +470,13 @@ def bench_train(
             ) * 100.0
     diffs = [c for c in frame.columns if c.startswith("reldiff_")]
     frame["reldiff_max"] = frame[diffs].max(axis=1, skipna=True) if diffs else math.nan
-    front = [c for c in frame.columns if not c.startswith("reldiff_") and c != "error"]
-    return frame[[*front, *diffs, "reldiff_max", "error"]]
+    frame["tolerance"] = [term_tolerance(FastModes.from_label(m)) for m in frame["mode"]]
+    frame["term_ok"] = (frame["error"] == "") & (frame["reldiff_max"] <= frame["tolerance"])
+    checks = ["reldiff_max", "tolerance", "term_ok", "error"]
+    front = [c for c in frame.columns if not c.startswith("reldiff_") and c not in checks]
+    frame = frame[[*front, *diffs, *checks]]
+    frame.attrs["profiles"] = profiles
+    return frame
 
 
 def _bench_one(
@@ -462,6 +491,7 @@ def _bench_one(
     warmup: int,
     seed: int,
     losses: dict[str, Any] | None,
+    profile_steps: int,
 ) -> dict[str, Any]:
     setup = _Setup.create(method, stage_spec, variant, recipe, device, seed, losses)
     runner = setup.step(modes, seed)
@@ -482,8 +512,35 @@ def _bench_one(
             torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else math.nan
         ),
     }
+    if profile_steps > 0:
+        try:
+            out["gpu_busy_ms"], out["profile"] = _profile(runner, batches, profile_steps)
+        except Exception as err:  # the profiler needs CUPTI; keep the row's times without it
+            out["profile"] = f"profiler failed: {type(err).__name__}: {err}"
     out.update({f"reldiff_{k}": v for k, v in diffs.items()})
     return out
+
+
+def _profile(runner: TrainStep, batches: Sequence[Batch], steps: int) -> tuple[float, str]:
+    """Run ``steps`` steps under ``torch.profiler``; return the kernels' milliseconds per step
+    (NaN on the CPU) and a table of the 15 costliest operations (device time on CUDA)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = runner.device.type == "cuda"
+    activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]
+    with profile(activities=activities) as prof:
+        for index in range(steps):
+            runner(batches[index % len(batches)])
+        _sync(runner.device)
+    kernels_us = sum(
+        e.self_device_time_total
+        for e in prof.events()
+        if e.device_type == torch.autograd.DeviceType.CUDA
+    )
+    # No kernel events (CUDA without a working CUPTI) is no measurement, not an idle GPU.
+    busy = kernels_us / 1000.0 / steps if cuda and kernels_us > 0 else math.nan
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    return busy, prof.key_averages().table(sort_by=key, row_limit=15)
 
 
 def format_table(frame: pd.DataFrame) -> str:
@@ -499,14 +556,16 @@ def format_table(frame: pd.DataFrame) -> str:
         "p90_ms",
         "images_per_s",
         "peak_mem_mb",
+        "gpu_busy_ms",
         "overhead_pct",
         "reldiff_max",
+        "term_ok",
     ]
     shown = frame[[c for c in columns if c in frame.columns]].copy()
     text = shown.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-")
     diffs = [c for c in frame.columns if c.startswith("reldiff_") and c != "reldiff_max"]
     if diffs:
-        per_term = frame[["method", "variant", *diffs]].rename(
+        per_term = frame[["method", "variant", "mode", *diffs]].rename(
             columns={c: c.removeprefix("reldiff_") for c in diffs}
         )
         text += "\n\nfast mode vs fp32 eager, relative difference of each loss term:\n"
@@ -514,6 +573,8 @@ def format_table(frame: pd.DataFrame) -> str:
     errors = frame.loc[frame["error"] != "", ["method", "variant", "error"]]
     for _, err in errors.iterrows():
         text += f"\nerror {err['method']}/{err['variant']}: {err['error']}"
+    for row, table in frame.attrs.get("profiles", {}).items():
+        text += f"\n\nwhere the time goes, {row} (profiled steps):\n{table}"
     return text
 
 
@@ -526,13 +587,17 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=50, help="timed steps")
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps before timing")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--amp", default="off", choices=["off", "bf16"], help="autocast dtype")
-    parser.add_argument("--channels-last", action="store_true", help="channels-last memory")
-    parser.add_argument("--compile", action="store_true", help="torch.compile forward + loss")
     parser.add_argument(
-        "--cuda-graph", action="store_true", help="capture the whole step in a CUDA graph"
+        "--modes",
+        nargs="+",
+        type=_mode,
+        default=[FastModes()],
+        help="fast modes to time, each fp32 or parts joined by '+': tf32, bf16, channels_last, "
+        "compile, cuda_graph (e.g. fp32 tf32+cuda_graph)",
     )
-    parser.add_argument("--tf32", action="store_true", help="TF32 matmuls and convolutions")
+    parser.add_argument(
+        "--profile-steps", type=int, default=0, help="steps profiled per row (where time goes)"
+    )
     parser.add_argument("--stage", help="stage of multi-stage methods (default: the last)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="CSV file to write the rows to")
@@ -570,6 +635,13 @@ def record_rows(frame: pd.DataFrame, path: str | Path) -> Path:
     return record(figures, path)
 
 
+def _mode(label: str) -> FastModes:
+    try:
+        return FastModes.from_label(label)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def run_train(args: argparse.Namespace) -> pd.DataFrame:
     """Run :func:`bench_train` from parsed arguments, print the table and write ``--out``."""
     device = resolve_device(args.device)
@@ -584,13 +656,10 @@ def run_train(args: argparse.Namespace) -> pd.DataFrame:
         steps=args.steps,
         warmup=args.warmup,
         device=args.device,
-        amp=args.amp,
-        channels_last=args.channels_last,
-        compile=args.compile,
-        cuda_graph=args.cuda_graph,
-        tf32=args.tf32,
+        modes=args.modes,
         seed=args.seed,
         stage=args.stage,
+        profile_steps=args.profile_steps,
     )
     frame.insert(0, "date", when)
     print(format_table(frame))

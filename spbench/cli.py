@@ -218,6 +218,24 @@ def _import_weights(args: argparse.Namespace) -> None:
     )
 
 
+def _adopt(args: argparse.Namespace) -> None:
+    from spbench.jobs import train_job
+    from spbench.weights import adopt_checkpoint
+
+    job = _settings(args, lambda c: train_job(c, args.method, args.variant, args.stage))
+    print(
+        adopt_checkpoint(
+            args.source,
+            args.out,
+            method=args.method,
+            variant=args.variant,
+            seed=args.seed,
+            stage=args.stage,
+            job=job,
+        )
+    )
+
+
 def _bench(args: argparse.Namespace) -> None:
     # The benchmark's own parser lives beside it (it imports torch, which other commands skip).
     from spbench.bench import add_train_arguments, run_train
@@ -225,6 +243,50 @@ def _bench(args: argparse.Namespace) -> None:
     parser = argparse.ArgumentParser(prog="spbench bench train")
     add_train_arguments(parser)
     run_train(parser.parse_args(args.options))
+
+
+def _session(args: argparse.Namespace) -> None:
+    # The one-command GPU session (benchmarks/gpu_session.sh), where Snakemake is missing.
+    from spbench import session
+
+    if args.action == "plan":
+        lines = session.plan_profile(args.profile, args.bench, args.out)
+    elif args.action == "calibrate":
+        lines = session.calibrate(
+            args.profile,
+            args.data,
+            args.work,
+            until=args.until,
+            steps=args.steps,
+            max_steps=args.max_steps,
+        )
+    elif args.action == "record":
+        record = session.session_record(args.work)
+        args.out.write_text(json.dumps(record, indent=1, default=str) + "\n", encoding="utf-8")
+        lines = [str(args.out)]
+    elif args.action == "files":
+        config = _load_profile(args.profile)
+        lines = session.returned_files(config)
+    else:
+        results = session.run_jobs(
+            _load_profile(args.profile), args.data, args.out_dir, args.log_dir, until=args.until
+        )
+        lines = [
+            f"{'/'.join(map(str, r.run))}: "
+            + ("killed at the deadline" if r.returncode is None else f"exit {r.returncode}")
+            + f" after {r.wall_s:.0f} s ({r.log})"
+            for r in results
+        ]
+        if any(r.returncode != 0 for r in results):
+            print("\n".join(lines))
+            raise SystemExit(1)
+    print("\n".join(lines))
+
+
+def _load_profile(path: Path) -> dict:
+    from spbench.config import load_config
+
+    return load_config(path, check_methods=False)
 
 
 def _plan(args: argparse.Namespace) -> None:
@@ -373,6 +435,16 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--out", type=Path, required=True)
     imp.set_defaults(func=_import_weights)
 
+    adopt = sub.add_parser("adopt-checkpoint", help="a checkpoint trained elsewhere -> a run")
+    _add_settings(adopt)
+    adopt.add_argument("--source", type=Path, required=True, help="spbench checkpoint")
+    adopt.add_argument("--method", required=True)
+    adopt.add_argument("--variant", required=True)
+    adopt.add_argument("--seed", type=int, required=True)
+    adopt.add_argument("--stage", required=True)
+    adopt.add_argument("--out", type=Path, required=True)
+    adopt.set_defaults(func=_adopt)
+
     bench = sub.add_parser("bench", help="benchmarks (spbench bench train --help)")
     bench.add_argument("benchmark", choices=["train"])
     bench.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's options")
@@ -391,6 +463,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="step-time tables to read, first wins (default: the user's, then spbench's)",
     )
     plan.set_defaults(func=_plan)
+
+    sess = sub.add_parser("session", help="the one-command GPU session's planning and training")
+    sess.set_defaults(func=_session)
+    ssub = sess.add_subparsers(dest="action", required=True)
+    splan = ssub.add_parser("plan", help="profile + step benchmark CSVs -> the profile to train")
+    splan.add_argument("--profile", type=Path, required=True)
+    splan.add_argument("--bench", type=Path, nargs="*", default=[], help="`bench train` CSVs")
+    splan.add_argument("--out", type=Path, required=True, help="the profile to write")
+    for name, text in (
+        ("calibrate", "time the concurrent jobs briefly; set the profile's train.steps"),
+        ("train", "train every (method, variant, seed) of the profile at once"),
+    ):
+        p = ssub.add_parser(name, help=text)
+        p.add_argument("--profile", type=Path, required=True)
+        p.add_argument("--data", type=Path, required=True, help="prepared dataset folder")
+        p.add_argument("--until", type=float, required=True, help="deadline, epoch seconds")
+    cal = ssub.choices["calibrate"]
+    cal.add_argument("--work", type=Path, required=True, help="folder of the short runs")
+    cal.add_argument("--steps", type=int, default=300, help="steps of each short run")
+    cal.add_argument("--max-steps", type=int, help="train at most this many steps")
+    run = ssub.choices["train"]
+    run.add_argument("--out-dir", type=Path, required=True, help="checkpoints")
+    run.add_argument("--log-dir", type=Path, required=True, help="loss logs and job output")
+    rec = ssub.add_parser("record", help="a session's work folder -> session.json")
+    rec.add_argument("--work", type=Path, required=True)
+    rec.add_argument("--out", type=Path, required=True)
+    files = ssub.add_parser("files", help="the files a session with this profile returns")
+    files.add_argument("--profile", type=Path, required=True)
 
     methods = sub.add_parser("methods", help="list the registered methods")
     methods.set_defaults(func=_methods)

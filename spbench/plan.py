@@ -225,7 +225,9 @@ def _train_estimate(
     if found is None:
         measure = (
             f"spbench bench train --methods {method} --stage {stage} --variants {loss} "
-            f"--batch-size {batch} --crop {crop} --record"
+            f"--batch-size {batch} --crop {crop}"
+            + (f" --modes {mode}" if mode != "fp32" else "")
+            + " --record"
         )
         return work, None, f"unknown ({mode}): {measure}"
     ms, note = found

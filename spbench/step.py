@@ -87,6 +87,25 @@ class FastModes:
             raise ValueError(f"unknown train.fast keys {sorted(unknown)}")
         return cls(**fast)
 
+    @classmethod
+    def from_label(cls, label: str) -> FastModes:
+        """Parse a :attr:`label` back (``"fp32"``, ``"tf32+bf16+cuda_graph"``, ...).
+
+        Raises
+        ------
+        ValueError
+            Naming an unknown part and the known ones.
+        """
+        flags = {"tf32", "channels_last", "compile", "cuda_graph"}
+        parts = [] if label == "fp32" else label.split("+")
+        unknown = [p for p in parts if p not in flags | {"bf16"}]
+        if unknown:
+            raise ValueError(
+                f"unknown fast mode {label!r}: join fp32 or any of "
+                f"{sorted(flags | {'bf16'})} with '+'"
+            )
+        return cls(amp="bf16" if "bf16" in parts else "off", **{f: f in parts for f in flags})
+
     @property
     def label(self) -> str:
         """Short name, e.g. ``"bf16+cuda_graph"`` or ``"fp32"``; the step-time table is keyed

@@ -17,22 +17,30 @@ Loading rules (``baselines.md`` §7, item 2):
 
 The file is untrusted input: it is read with :func:`spbench.checkpoint.read_checkpoint`, which
 builds tensors, plain containers and hyper-parameters only, so nothing in it runs. Its sha256 is
-recorded in the checkpoint (``weights_sha256``, shown by ``spbench provenance``); a URL given
-without ``sha256`` gets a warning with the value to pin.
+recorded in the checkpoint (``weights_sha256``, shown by ``spbench report provenance``); a URL
+given without ``sha256`` gets a warning with the value to pin.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
 
-from spbench.checkpoint import CheckpointMeta, read_checkpoint, save_checkpoint, state_dict_of
+from spbench.checkpoint import (
+    CheckpointMeta,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+    state_dict_of,
+)
 from spbench.errors import UserError
-from spbench.io import CorruptFileError, sha256_file
+from spbench.io import CorruptFileError, atomic_path, sha256_file
+from spbench.jobs import canonical
 from spbench.models import create_model, get_method
 
 log = logging.getLogger(__name__)
@@ -95,6 +103,75 @@ def load_published(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> li
             "ignored %d checkpoint keys the model lacks, e.g. %s", len(unexpected), unexpected[:5]
         )
     return unexpected
+
+
+def adopt_checkpoint(
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    method: str,
+    variant: str,
+    seed: int,
+    stage: str,
+    job: dict,
+) -> Path:
+    """Copy a spbench checkpoint trained elsewhere into a run, after checking it is that run's.
+
+    Its method, variant, seed, stage and job settings (its ``settings``: what determines the
+    weights, :func:`spbench.jobs.train_job`) must be the run's, so that the run's labels and
+    the report's provenance (device, steps, wall time, fast modes, all kept from the
+    checkpoint) are true. Its runtime settings (device, fast modes, cadences) are not compared:
+    they legitimately differ where it was trained, and the checkpoint records them.
+
+    Parameters
+    ----------
+    source
+        The checkpoint trained elsewhere.
+    out
+        Where the run's checkpoint goes (a copy of ``source``).
+    method, variant, seed, stage
+        The run and stage it must be.
+    job
+        The run's job settings (the ``--settings`` of its ``spbench train`` in the workflow).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
+
+    Raises
+    ------
+    WeightsMismatchError
+        Naming the first field or settings key that differs and both values.
+    """
+    ckpt = load_checkpoint(source)
+    wanted = {"method": method, "variant": variant, "seed": seed, "stage": stage}
+    for key, value in wanted.items():
+        if ckpt.get(key) != value:
+            raise WeightsMismatchError(
+                f"{source}: trained as {key} {ckpt.get(key)!r}, the run needs {value!r}"
+            )
+    diff = _first_difference(canonical(ckpt.get("settings")), canonical(job))
+    if diff is not None:
+        key, theirs, ours = diff
+        raise WeightsMismatchError(
+            f"{source}: trained with {key} = {theirs!r}, the profile says {ours!r}; score it "
+            "with the profile it was trained with (profile.yaml of its GPU session)"
+        )
+    with atomic_path(Path(out)) as tmp:
+        shutil.copyfile(source, tmp)
+    return Path(out)
+
+
+def _first_difference(a: object, b: object, key: str = "settings") -> tuple | None:
+    """Return ``(key path, a's value, b's value)`` of the first difference, or None."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for name in sorted(set(a) | set(b)):
+            diff = _first_difference(a.get(name), b.get(name), f"{key}.{name}")
+            if diff is not None:
+                return diff
+        return None
+    return None if a == b else (key, a, b)
 
 
 def import_weights(

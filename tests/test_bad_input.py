@@ -384,6 +384,23 @@ def _plan_with_other_csv(tmp_path: Path) -> list[str]:
     return ["plan", "--config", str(BASE_CONFIG), "--times", str(times)]
 
 
+def _adopt_other_steps(tmp_path: Path) -> list[str]:
+    """``spbench adopt-checkpoint`` of a checkpoint trained for 10 more steps than the profile."""
+    from spbench.checkpoint import CheckpointMeta, save_checkpoint
+    from spbench.config import load_config
+    from spbench.jobs import train_job
+    from spbench.models import create_model
+
+    job = train_job(load_config(BASE_CONFIG), "scn", "lap")
+    job["steps"] += 10
+    meta = CheckpointMeta("scn", "lap", "main", ["main"], seed=0, weights="trained", settings=job)
+    source = tmp_path / "scn_lap_seed0.pt"
+    save_checkpoint(source, meta.payload(create_model("scn"), job["steps"]))
+    run = ["--method", "scn", "--variant", "lap", "--seed", "0", "--stage", "main"]
+    out = ["--out", str(tmp_path / "main.pt")]
+    return ["adopt-checkpoint", "--config", str(BASE_CONFIG), "--source", str(source), *run, *out]
+
+
 def _score_truncated_prediction(tmp_path: Path) -> list[str]:
     root = _synthetic(tmp_path)
     bad = tmp_path / "scale1.npz"
@@ -584,6 +601,17 @@ CASES = [
         "`spbench plan --times` on a CSV that is not a step-time table",
         ("spbench plan: error:", "times.csv: not a step-time table (columns kind, method"),
         cli(_plan_with_other_csv),
+    ),
+    Case(
+        "cli-adopt-mismatch",
+        "`spbench adopt-checkpoint` on a checkpoint trained with other job settings than the run's",
+        (
+            "spbench adopt-checkpoint: error:",
+            "scn_lap_seed0.pt: trained with settings.steps = ",
+            "the profile says",
+            "profile.yaml of its GPU session",
+        ),
+        cli(_adopt_other_steps),
     ),
     Case(
         "cli-corrupt-prediction",

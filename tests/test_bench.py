@@ -15,6 +15,7 @@ from spbench.bench import (
     record_rows,
     synthetic_batch,
     term_check,
+    term_tolerance,
 )
 from spbench.steptimes import read_table
 
@@ -51,6 +52,7 @@ def test_columns_and_times(frame: pd.DataFrame) -> None:
     assert frame["peak_mem_mb"].isna().all()  # CPU
     assert frame["images_per_s"].iloc[0] == pytest.approx(2 / (frame["median_ms"].iloc[0] / 1e3))
     assert (frame["mode"] == "fp32").all()
+    assert frame["term_ok"].all() and (frame["tolerance"] == 1e-4).all()
     assert "median_ms" in format_table(frame)
 
 
@@ -82,7 +84,7 @@ def test_overhead_from_the_two_rows(frame: pd.DataFrame) -> None:
 
 def test_bad_requests() -> None:
     with pytest.raises(ValueError, match="cuda_graph needs a CUDA device"):
-        bench_train(["scn"], device="cpu", cuda_graph=True, steps=1, crop=32)
+        bench_train(["scn"], device="cpu", modes=[FastModes(cuda_graph=True)], steps=1, crop=32)
     with pytest.raises(ValueError, match="unknown variant"):
         bench_train(["scn"], ("nope",), device="cpu", steps=1, crop=32)
     with pytest.raises(ValueError, match="amp"):
@@ -105,6 +107,44 @@ def test_fp32_term_check_is_exact_with_drop_path() -> None:
     assert diffs and all(v == 0 for v in diffs.values()), diffs
 
 
+def test_several_modes_in_one_call_with_a_profile() -> None:
+    """Each mode is a set of rows with its own term check; profiled steps say where time goes."""
+    modes = [FastModes(), FastModes(amp="bf16", channels_last=True)]
+    frame = bench_train(
+        ["scn"],
+        ("lap",),
+        modes=modes,
+        batch_size=1,
+        crop=32,
+        steps=1,
+        warmup=0,
+        device="cpu",
+        profile_steps=1,
+    )
+    assert list(frame["mode"]) == ["fp32", "bf16+channels_last"]
+    assert list(frame["tolerance"]) == [1e-4, 5e-2]
+    assert frame.loc[1, "reldiff_recon"] > 0 and frame.loc[0, "reldiff_max"] == 0
+    assert frame["term_ok"].iloc[0]
+    assert frame["gpu_busy_ms"].isna().all()  # no kernels on the CPU
+    text = format_table(frame)
+    assert "where the time goes, scn/lap bf16+channels_last" in text
+    assert "aten::convolution" in text or "aten::conv2d" in text
+
+
+@pytest.mark.parametrize("label", ["fp32", "tf32", "bf16+channels_last", "tf32+bf16+cuda_graph"])
+def test_mode_labels_round_trip(label: str) -> None:
+    assert FastModes.from_label(label).label == label
+
+
+def test_mode_tolerance_and_bad_labels() -> None:
+    assert term_tolerance(FastModes(cuda_graph=True)) == 1e-4
+    assert term_tolerance(FastModes(tf32=True, amp="bf16")) == 5e-2
+    with pytest.raises(ValueError, match="unknown fast mode 'fp16'"):
+        FastModes.from_label("fp16")
+    with pytest.raises(ValueError, match="unknown fast mode"):
+        FastModes.from_label("")
+
+
 def test_cli_bench_train_passes_its_options_and_writes_the_csv(tmp_path, capsys) -> None:
     """``spbench bench train`` (the CLI wrapper) reaches bench_train with its options."""
     from spbench.cli import main
@@ -112,7 +152,7 @@ def test_cli_bench_train_passes_its_options_and_writes_the_csv(tmp_path, capsys)
     out = tmp_path / "bench/train.csv"
     argv = ["bench", "train", "--methods", "scn", "--variants", "lap", "--device", "cpu"]
     argv += ["--steps", "1", "--warmup", "0", "--crop", "32", "--batch-size", "2"]
-    assert main([*argv, "--amp", "bf16", "--out", str(out)]) == 0
+    assert main([*argv, "--modes", "bf16", "--out", str(out)]) == 0
     row = pd.read_csv(out, keep_default_na=False).iloc[0]
     assert (row["method"], row["variant"], row["mode"], row["device"]) == (
         "scn",

@@ -1,14 +1,15 @@
-"""Published weights: upstream and DLM checkpoint layouts load, mismatches are named."""
+"""Published weights: upstream and DLM checkpoint layouts load, mismatches are named; checkpoints
+trained elsewhere are adopted only by their own run."""
 
 import hashlib
 
 import pytest
 import torch
 
-from spbench.checkpoint import checkpoint_header, load_checkpoint, state_dict_of
+from spbench.checkpoint import checkpoint_header, load_checkpoint, save_checkpoint, state_dict_of
 from spbench.io import CorruptFileError
 from spbench.models import create_model
-from spbench.weights import WeightsMismatchError, import_weights
+from spbench.weights import WeightsMismatchError, adopt_checkpoint, import_weights
 
 LAP = {
     "use_lap": True,
@@ -186,3 +187,67 @@ def test_url_without_sha256_is_pinned_in_the_log_and_the_provenance(tmp_path, se
     md, csv = write_provenance([out], tmp_path / "report/provenance.md")
     assert f"published weights cds_lap.ckpt: sha256 `{digest}`" in md.read_text()
     assert f",{digest}," in csv.read_text()
+
+
+#: The job settings of a run (spbench.jobs.train_job's shape, abridged).
+JOB = {"steps": 4000, "lr_halve_at": None, "losses": {"use_lap": True, "lambda_lap": 1}}
+
+
+def _trained_elsewhere(tmp_path, job=JOB):
+    path = tmp_path / "scn_lap_seed1.pt"
+    payload = {
+        **checkpoint_header(),
+        "method": "scn",
+        "variant": "lap",
+        "seed": 1,
+        "stage": "main",
+        "settings": job,
+        # Where and how it ran: provenance, never compared with the run's.
+        "runtime": {"device": "auto", "fast": {"tf32": True}, "log_every": 100},
+        "device_name": "NVIDIA H200",
+        "step": 4000,
+        "model": _reference(),
+    }
+    save_checkpoint(path, payload)
+    return path
+
+
+def test_adopt_checkpoint_copies_its_own_run(tmp_path):
+    """A checkpoint with the run's job settings is taken as trained, whatever its runtime."""
+    source = _trained_elsewhere(tmp_path)
+    out = adopt_checkpoint(
+        source,
+        tmp_path / "run/main.pt",
+        method="scn",
+        variant="lap",
+        seed=1,
+        stage="main",
+        # The same job as the profile gives it: keys in another order, 1.0 for 1.
+        job={"losses": {"lambda_lap": 1.0, "use_lap": True}, "lr_halve_at": None, "steps": 4000},
+    )
+    assert out.read_bytes() == source.read_bytes()  # provenance kept as trained
+    ckpt = load_checkpoint(out)
+    assert ckpt["device_name"] == "NVIDIA H200" and ckpt["runtime"]["fast"] == {"tf32": True}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"seed": 0}, "trained as seed 1, the run needs 0"),
+        ({"variant": "base"}, "trained as variant 'lap', the run needs 'base'"),
+        (
+            {"job": {**JOB, "steps": 5000}},
+            "trained with settings.steps = 4000, the profile says 5000",
+        ),
+        (
+            {"job": {**JOB, "losses": {"use_lap": True, "lambda_lap": 2}}},
+            "trained with settings.losses.lambda_lap = 1, the profile says 2",
+        ),
+    ],
+)
+def test_adopt_checkpoint_names_what_differs(tmp_path, change, message):
+    source = _trained_elsewhere(tmp_path)
+    run = {"method": "scn", "variant": "lap", "seed": 1, "stage": "main", "job": JOB}
+    with pytest.raises(WeightsMismatchError, match=message):
+        adopt_checkpoint(source, tmp_path / "main.pt", **{**run, **change})
+    assert not (tmp_path / "main.pt").exists()

@@ -26,6 +26,7 @@ from spbench.errors import UserError
 from spbench.plan import plan_text
 from spbench.predictions import format_scale
 from spbench.report.artefacts import ARTEFACT_FILES
+from spbench.session import run_file
 
 # Validate against workflow/schemas/config.schema.yaml, fill defaults, check the method names.
 config.update(validate_config(config))
@@ -73,6 +74,12 @@ def previous_stage_checkpoint(wildcards):
     return stage_checkpoint(
         wildcards.method, wildcards.variant, wildcards.seed, names[index - 1]
     )
+
+
+def adopted_checkpoint(wildcards):
+    """The checkpoint of a run in config.trained_elsewhere (named as gpu_session.sh returns it)."""
+    name = run_file(wildcards.method, wildcards.variant, int(wildcards.seed))
+    return os.path.join(config["trained_elsewhere"], name)
 
 
 def init_option(wildcards, input):

@@ -36,6 +36,35 @@ rule train_stage:
         "--log {output.losses} --no-progress > {log} 2>&1"
 
 
+# Checkpoints trained elsewhere (config.trained_elsewhere, e.g. by benchmarks/gpu_session.sh)
+# become the last-stage checkpoints of the profile's learned runs without training.
+if config["trained_elsewhere"]:
+
+    ruleorder: adopt_checkpoint > train_stage
+
+    rule adopt_checkpoint:
+        input:
+            adopted_checkpoint,
+        output:
+            f"{RESULTS}/models/{RUN_KEY}/{{stage}}.pt",
+        log:
+            f"{LOGS}/adopt_checkpoint/{RUN_KEY}/{{stage}}.log",
+        wildcard_constraints:
+            method="|".join(config["methods"]),
+            variant="|".join(config["variants"]),
+            stage="|".join({get_card(m).stages[-1].name for m in config["methods"]}),
+        localrule: True
+        conda:
+            "../../environment.yml"
+        params:
+            settings=train_params,
+            impl=IMPL,
+        shell:
+            "spbench adopt-checkpoint --settings {params.settings:q} --source {input} "
+            "--method {wildcards.method} --variant {wildcards.variant} "
+            "--seed {wildcards.seed} --stage {wildcards.stage} --out {output} > {log} 2>&1"
+
+
 # Published weights (config.published) become the last-stage checkpoint of run
 # <method>/pub_<variant>/seed0 without training.
 ruleorder: import_weights > train_stage

@@ -1,0 +1,452 @@
+"""The training stage of the one-command GPU session (``benchmarks/gpu_session.sh``).
+
+The device that session runs on has no Snakemake, so this module does what the workflow's
+``train_stage`` rule would, for every (method, variant, seed) of a profile's Table 2 runs: the
+same ``spbench train --settings JOB --runtime RUNTIME`` command (:func:`spbench.jobs.train_job`,
+:func:`spbench.jobs.train_runtime`, as canonical JSON), all jobs at once on the one GPU. Around
+it:
+
+:func:`plan_profile`
+    The profile the session trains with: the fastest fast mode whose loss terms matched fp32
+    eager in the step benchmark (``term_ok``; fp32 eager when none did) and the device.
+:func:`calibrate`
+    A short run of the same concurrent jobs; their loss logs give the step time with every job
+    sharing the GPU, hence the number of steps that fits before the deadline (the profile's
+    ``train.steps`` is the floor).
+:func:`run_jobs`
+    The jobs themselves, killed at the deadline; each writes ``<method>_<variant>_seed<k>.pt``.
+:func:`returned_files`
+    What the session hands back: the summary, one archive and one checkpoint per run.
+
+Only the jobs import torch; this module does not, nor pandas until a function reads a table
+(the workflow imports :func:`run_file` while it builds the DAG; :func:`plan_profile` parses mode
+labels with :class:`spbench.step.FastModes`, imported when called).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from spbench.catalogue import get_card
+from spbench.config import load_config
+from spbench.errors import UserError
+from spbench.io import atomic_path
+from spbench.jobs import canonical_json, train_job, train_runtime
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "ARCHIVE",
+    "SUMMARY",
+    "JobResult",
+    "calibrate",
+    "choose_fast_mode",
+    "plan_profile",
+    "returned_files",
+    "run_jobs",
+    "session_record",
+    "session_runs",
+]
+
+#: Files the device hands back at most (``/work/.library/device/README.md``).
+MAX_RETURNED = 8
+#: The short human-readable summary and the archive of everything else.
+SUMMARY, ARCHIVE = "summary.txt", "session.tar.gz"
+
+
+class SessionError(UserError, RuntimeError):
+    """The session cannot go on (no training job finished, a profile that does not fit)."""
+
+
+def session_runs(config: dict) -> list[tuple[str, str, int]]:
+    """Return the (method, variant, seed) runs the session trains: every learned method of the
+    profile × every configured variant × every seed (Table 2 without the references).
+
+    Raises
+    ------
+    SessionError
+        If a method trains in several stages (the session trains each run's one stage).
+    """
+    staged = [m for m in config["methods"] if len(get_card(m).stages) > 1]
+    if staged:
+        raise SessionError(
+            f"methods {staged} train in several stages; the GPU session trains single-stage "
+            "methods only: list those in the profile's methods"
+        )
+    return [
+        (m, v, s) for m in config["methods"] for v in config["variants"] for s in config["seeds"]
+    ]
+
+
+def run_file(method: str, variant: str, seed: int) -> str:
+    """Return the returned checkpoint's name of one run, e.g. ``scn_lap_seed0.pt``."""
+    return f"{method}_{variant}_seed{seed}.pt"
+
+
+def returned_files(config: dict) -> list[str]:
+    """Return the names of every file the session hands back, the summary first.
+
+    Raises
+    ------
+    SessionError
+        If the profile's runs need more files than the device returns.
+    """
+    files = [SUMMARY, ARCHIVE, *(run_file(*run) for run in session_runs(config))]
+    if len(files) > MAX_RETURNED:
+        raise SessionError(
+            f"{len(files) - 2} checkpoints and 2 more files exceed the {MAX_RETURNED} files a "
+            "device call returns: fewer seeds or variants in the profile"
+        )
+    return files
+
+
+def choose_fast_mode(frame: pd.DataFrame, method: str = "scn") -> tuple[str, list[str]]:
+    """Return the fastest mode of ``method`` whose every row ran with ``term_ok``, and why.
+
+    A mode is ranked by its slowest variant's median step (the LAP row); ``fp32`` (eager) is
+    chosen when no other mode qualifies.
+
+    Returns
+    -------
+    (str, list of str)
+        The mode's label and one line per benchmarked mode (median ms per variant, verdict).
+    """
+    if frame.empty:
+        return "fp32", ["no benchmark rows", "chosen: fp32 (no faster mode passed)"]
+    rows = frame[frame["method"] == method]
+    rows = rows.assign(error=rows["error"].astype(object).fillna(""))  # blank in a CSV: NaN
+    lines, times = [], {"fp32": float("inf")}
+    for mode, group in rows.groupby("mode", sort=False):
+        ran = (group["error"] == "").all()
+        ok = ran and group["term_ok"].astype(bool).all()
+        pairs = zip(group["variant"], group["median_ms"], strict=True)
+        medians = ", ".join(f"{v} {t:.2f} ms" for v, t in pairs)
+        if not ran:
+            verdict = "failed: " + "; ".join(e for e in group["error"] if e)
+        elif not ok:
+            worst = group["reldiff_max"].max()
+            verdict = f"terms differ from fp32 eager ({worst:.2e} > {group['tolerance'].iloc[0]:g})"
+        else:
+            verdict = "terms match fp32 eager"
+            times[mode] = float(group["median_ms"].max())
+        lines.append(f"{mode}: {medians or '-'}; {verdict}")
+    best = min(times, key=times.get)
+    lines.append(f"chosen: {best}" + (" (no faster mode passed)" if best == "fp32" else ""))
+    return best, lines
+
+
+def _read_yaml(path: str | os.PathLike[str]) -> dict:
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+
+
+def _write_yaml(config: dict, path: str | os.PathLike[str]) -> None:
+    with atomic_path(Path(path)) as tmp:
+        tmp.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+
+def plan_profile(
+    profile: str | os.PathLike[str],
+    bench_csvs: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+) -> list[str]:
+    """Write the profile the session trains with: ``profile`` with ``train.fast`` set to the
+    mode :func:`choose_fast_mode` picks from the benchmark CSVs.
+
+    The profile is validated before and after. Missing or empty CSVs (a benchmark stage that
+    crashed or ran out of time) count as no rows.
+
+    Returns
+    -------
+    list of str
+        The lines explaining the choice (also printed by ``spbench session plan``).
+    """
+    import pandas as pd
+
+    from spbench.step import FastModes
+
+    load_config(profile, check_methods=False)
+    frames = [pd.read_csv(p) for p in bench_csvs if Path(p).is_file() and Path(p).stat().st_size]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    config = _read_yaml(profile)
+    mode, lines = choose_fast_mode(frame, config["methods"][0])
+    fast = dataclasses.asdict(FastModes.from_label(mode))
+    config["train"] = {**config.get("train", {}), "fast": fast}
+    _write_yaml(config, out)
+    load_config(out, check_methods=False)
+    return lines
+
+
+@dataclasses.dataclass(frozen=True)
+class JobResult:
+    """How one training job ended: its run, exit status (None: killed at the deadline), wall
+    seconds, and the checkpoint and logs it wrote."""
+
+    run: tuple[str, str, int]
+    returncode: int | None
+    wall_s: float
+    checkpoint: Path
+    loss_log: Path
+    log: Path
+
+
+def _job_command(
+    config: dict, run: tuple[str, str, int], data: Path, checkpoint: Path, loss_log: Path
+) -> list[str]:
+    """The command the workflow's ``train_stage`` runs for ``run``'s last stage, without the
+    device lease."""
+    method, variant, seed = run
+    stage = get_card(method).stages[-1].name
+    return [
+        sys.executable,
+        "-m",
+        "spbench.cli",
+        "train",
+        "--settings",
+        canonical_json(train_job(config, method, variant, stage)),
+        "--runtime",
+        canonical_json(train_runtime(config, method, stage)),
+        "--data",
+        str(data),
+        "--method",
+        method,
+        "--variant",
+        variant,
+        "--seed",
+        str(seed),
+        "--stage",
+        stage,
+        "--out",
+        str(checkpoint),
+        "--log",
+        str(loss_log),
+        "--no-progress",
+    ]
+
+
+def run_jobs(
+    config: dict,
+    data: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    log_dir: str | os.PathLike[str],
+    *,
+    until: float,
+) -> list[JobResult]:
+    """Train every run of :func:`session_runs` at once; kill what is still running at ``until``.
+
+    Parameters
+    ----------
+    config
+        A validated profile (:func:`spbench.config.load_config`).
+    data
+        Prepared dataset folder.
+    out_dir
+        Where the checkpoints go (``<method>_<variant>_seed<k>.pt``).
+    log_dir
+        Where each job's loss log (``<name>_log.jsonl``) and output (``<name>.log``) go.
+    until
+        Deadline, seconds since the epoch (:func:`time.time`).
+
+    Returns
+    -------
+    list of JobResult
+        One per run, in :func:`session_runs` order.
+    """
+    out_dir, log_dir, data = Path(out_dir), Path(log_dir), Path(data)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for run in session_runs(config):
+        name = run_file(*run).removesuffix(".pt")
+        checkpoint, loss_log, log = (
+            out_dir / f"{name}.pt",
+            log_dir / f"{name}_log.jsonl",
+            log_dir / f"{name}.log",
+        )
+        with open(log, "w", encoding="utf-8") as stream:
+            command = _job_command(config, run, data, checkpoint, loss_log)
+            proc = subprocess.Popen(command, stdout=stream, stderr=subprocess.STDOUT)
+        jobs.append((run, proc, time.time(), checkpoint, loss_log, log))
+    results = []
+    for run, proc, started, checkpoint, loss_log, log in jobs:
+        try:
+            code: int | None = proc.wait(timeout=max(0.0, until - time.time()))
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            code = None
+        results.append(JobResult(run, code, time.time() - started, checkpoint, loss_log, log))
+    return results
+
+
+def _ms_per_step(loss_log: Path) -> float:
+    """Milliseconds per step between the first and the last ``train`` record of a loss log
+    (the start-up, first steps and final validation excluded)."""
+    records = [json.loads(line) for line in loss_log.read_text(encoding="utf-8").splitlines()]
+    train = [r for r in records if r.get("kind") == "train"]
+    if len(train) < 2:
+        raise SessionError(f"{loss_log}: fewer than two logged steps to time")
+    first, last = train[0], train[-1]
+    return 1000.0 * (last["time_s"] - first["time_s"]) / (last["step"] - first["step"])
+
+
+def _with_train(config: dict, **train: object) -> dict:
+    out = copy.deepcopy(config)
+    out["train"].update(train)
+    return out
+
+
+def calibrate(
+    profile: str | os.PathLike[str],
+    data: str | os.PathLike[str],
+    work: str | os.PathLike[str],
+    *,
+    until: float,
+    steps: int = 300,
+    margin: float = 0.9,
+    max_steps: int | None = None,
+    limit_s: float = 120.0,
+) -> list[str]:
+    """Time the session's jobs sharing the device and set the profile's ``train.steps``.
+
+    Every job of :func:`run_jobs` trains ``steps`` steps under ``work``. From the slowest job's
+    step time and the longest start-up (process start to first step, plus final validation and
+    saving) the steps that fit before ``until`` are ``margin`` × (time left − start-up) /
+    step time, and are written into ``profile`` as ``train.steps``. Fewer than the profile's
+    own ``train.steps`` (the floor) come with a line saying that the floor does not fit: the
+    jobs then train what fits, equally for every run, rather than overrun the deadline and
+    return nothing; ``max_steps`` caps them. The short jobs are killed after ``limit_s``
+    seconds (or at ``until``), so that a stuck one cannot eat the training's time. If a job
+    crashes in a fast mode, the profile falls back to fp32 eager (``train.fast: {}``) and is
+    timed again.
+
+    Returns
+    -------
+    list of str
+        What was measured and decided.
+
+    Raises
+    ------
+    SessionError
+        If a job crashed in fp32 eager or ran out of time, or no step fits.
+    """
+    raw = _read_yaml(profile)
+    config = load_config(profile, check_methods=False)
+    floor = int(config["train"]["steps"])
+    short = _with_train(
+        config,
+        steps=steps,
+        log_every=max(1, steps // 5),
+        val_every=steps,
+        checkpoint_every=steps,
+    )
+    lines = []
+    stop = min(until, time.time() + limit_s)
+    results = run_jobs(short, data, Path(work) / "models", Path(work) / "logs", until=stop)
+    killed = [r for r in results if r.returncode is None]
+    if killed:
+        raise SessionError(f"calibration ran out of time: see {killed[0].log}")
+    failed = [r for r in results if r.returncode != 0]
+    if failed and any(config["train"]["fast"].values()):
+        lines.append(
+            f"calibration failed in fast mode {config['train']['fast']} "
+            f"({failed[0].log}): falling back to fp32 eager"
+        )
+        raw["train"]["fast"] = {}
+        _write_yaml(raw, profile)
+        return lines + calibrate(
+            profile,
+            data,
+            work,
+            until=until,
+            steps=steps,
+            margin=margin,
+            max_steps=max_steps,
+            limit_s=limit_s,
+        )
+    if failed:
+        raise SessionError(f"calibration job failed even in fp32 eager: see {failed[0].log}")
+    ms = max(_ms_per_step(r.loss_log) for r in results)
+    startup = max(r.wall_s - ms * (steps - 1) / 1000.0 for r in results)
+    left = until - time.time()
+    fits = int(margin * (left - startup) * 1000.0 / ms)
+    lines.append(
+        f"{len(results)} concurrent jobs: {ms:.2f} ms/step (slowest job), start-up and final "
+        f"validation {startup:.1f} s, {left:.0f} s left: {fits} steps fit"
+    )
+    if max_steps and fits > max_steps:
+        fits = max_steps
+        lines.append(f"capped at {max_steps} steps")
+    if fits < 1:
+        raise SessionError("no training step fits before the deadline")
+    if fits < floor:
+        lines.append(
+            f"DOES NOT FIT: the floor of {floor} steps needs about "
+            f"{startup + floor * ms / 1000.0 / margin:.0f} s; every run trains {fits} steps instead"
+        )
+    raw["train"]["steps"] = fits
+    _write_yaml(raw, profile)
+    lines.append(f"train.steps = {fits}")
+    return lines
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+
+
+def session_record(work: str | os.PathLike[str]) -> dict:
+    """Return the machine-readable record of a session from its work folder.
+
+    Returns
+    -------
+    dict
+        ``commit`` (``SPBENCH_GIT_COMMIT`` or git), ``written`` (ISO 8601), ``setup`` (versions
+        and device lines), ``stages`` (name, exit status, seconds), ``plan`` and ``calibration``
+        (their lines), ``trained`` (steps, seeds, methods, variants and fast modes of the
+        profile trained, if any) and ``runs`` (one provenance row per returned checkpoint:
+        steps, wall time, ms/step, device name, fast modes, finish time).
+    """
+    import datetime
+
+    import pandas as pd
+
+    from spbench.report.provenance import git_commit
+
+    work = Path(work)
+    stages = work / "stages.tsv"
+    profile, runs = work / "profile.yaml", work / "provenance.csv"
+    trained = None
+    if profile.is_file():
+        config = _read_yaml(profile)
+        trained = {
+            "steps": config["train"]["steps"],
+            "fast": config["train"].get("fast", {}),
+            "seeds": config["seeds"],
+            "methods": config["methods"],
+            "variants": list(config.get("variants") or {"base": None, "lap": None}),
+        }
+    return {
+        "commit": git_commit(),
+        "written": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "setup": _lines(work / "setup.txt"),
+        "stages": pd.read_csv(stages, sep="\t").to_dict("records") if stages.is_file() else [],
+        "plan": _lines(work / "plan.txt"),
+        "calibration": _lines(work / "calibrate.txt"),
+        "trained": trained,
+        "runs": pd.read_csv(runs).to_dict("records") if runs.is_file() else [],
+    }

@@ -1,0 +1,343 @@
+"""The one-command GPU session (``benchmarks/gpu_session.sh``) run end to end on the CPU.
+
+The same script as on the GPU machine, on the synthetic dataset at toy sizes with every stage on
+the CPU (the GPU tests skip, the CUDA-graph benchmark fails as it must there), so that a broken
+script is found before device time is spent on it. It must return every file the real run
+returns (:func:`spbench.session.returned_files` of ``config/gpu-short.yaml``), well-formed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from spbench.config import load_config
+from spbench.data.synthetic import generate_synthetic
+from spbench.jobs import canonical_json, train_job, train_runtime
+from spbench.session import (
+    ARCHIVE,
+    SUMMARY,
+    SessionError,
+    _job_command,
+    _ms_per_step,
+    choose_fast_mode,
+    returned_files,
+    run_file,
+    session_runs,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "gpu_session.sh"
+PROFILE = ROOT / "config" / "gpu-short.yaml"
+STEPS = 3
+COMMIT = "0123abc"
+
+#: The end-to-end tests run the whole script (minutes on two cores); the helpers' are quick.
+slow = pytest.mark.slow
+
+
+def _toy_profile(tmp: Path, data: Path) -> Path:
+    """config/gpu-short.yaml (its methods, variants and seeds) on toy synthetic data."""
+    config = yaml.safe_load(PROFILE.read_text(encoding="utf-8"))
+    config["dataset"] = {"name": "synthetic", "root": str(data)}
+    config["train"].update(
+        steps=STEPS,
+        batch_size=1,
+        crop=32,
+        val_crop=32,
+        val_every=STEPS,
+        val_batches=1,
+        log_every=1,
+        checkpoint_every=2,
+        device="cpu",
+        threads=1,
+    )
+    path = tmp / "profile.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _run(tmp: Path, data: Path, **env: str) -> subprocess.CompletedProcess:
+    variables = {
+        **os.environ,
+        "OUT": str(tmp / "out"),
+        "WORK": str(tmp / "work"),
+        "PROFILE": str(_toy_profile(tmp, data)),
+        "DATA": str(data),
+        "DEVICE": "cpu",
+        "PYTHON": sys.executable,
+        "PYTHONPATH": str(ROOT),
+        "SITE": str(tmp / "site"),
+        "WHEELS": "",  # the checkout's .whl/ is for the device's Python
+        "SPBENCH_GIT_COMMIT": COMMIT,
+        "BUDGET_S": "500",
+        "PACK_S": "60",
+        "BENCH_STEPS": "1",
+        "BENCH_WARMUP": "0",
+        "BENCH_CROP": "32",
+        "BENCH_BATCH": "1",
+        "BENCH_PROFILE_STEPS": "1",
+        "BENCH_MODES": "fp32 bf16",
+        "PROFILE_MODES": "bf16",
+        "TRAIN_S": "150",
+        "OTHERS": "cds",
+        "OTHERS_BATCH": "1",
+        "OTHERS_STEPS": "1",
+        "CALIB_STEPS": "3",
+        "MAX_STEPS": str(STEPS),
+        **env,
+    }
+    return subprocess.run(
+        ["bash", str(SCRIPT)], env=variables, capture_output=True, text=True, timeout=900
+    )
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    tmp = tmp_path_factory.mktemp("gpu_session")
+    data = tmp / "data"
+    generate_synthetic(data, seed=0, n_train=3, n_val=2, n_test=1, height=48, width=64)
+    return tmp, _run(tmp, data)
+
+
+@pytest.fixture(scope="module")
+def archive(session) -> dict[str, bytes]:
+    tmp, _ = session
+    with tarfile.open(tmp / "out" / ARCHIVE) as tar:
+        return {
+            Path(m.name).relative_to(Path(m.name).parts[0]).as_posix(): tar.extractfile(m).read()
+            for m in tar.getmembers()
+            if m.isfile()
+        }
+
+
+@slow
+def test_returns_exactly_the_files_of_the_real_run(session) -> None:
+    tmp, proc = session
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    expected = returned_files(load_config(PROFILE, check_methods=False))
+    assert sorted(os.listdir(tmp / "out")) == sorted(expected)
+    assert len(expected) <= 8
+    for name in expected:
+        assert (tmp / "out" / name).stat().st_size < 16 * 2**20, name
+
+
+@slow
+def test_checkpoints_are_the_runs_the_workflow_would_train(session, archive) -> None:
+    """Each returned checkpoint is its run's, with the job and runtime settings the workflow
+    passes, the same steps for every run, and no optimiser state."""
+    from spbench.checkpoint import load_checkpoint
+
+    tmp, _ = session
+    (tmp / "trained.yaml").write_bytes(archive["profile.yaml"])
+    trained = load_config(tmp / "trained.yaml", check_methods=False)
+    config = load_config(PROFILE, check_methods=False)
+    assert trained["train"]["steps"] == STEPS
+    assert (trained["methods"], trained["variants"], trained["seeds"]) == (
+        config["methods"],
+        config["variants"],
+        config["seeds"],
+    )
+    runs = session_runs(config)
+    assert len(runs) >= 4
+    for method, variant, seed in runs:
+        ckpt = load_checkpoint(tmp / "out" / run_file(method, variant, seed))
+        assert (ckpt["method"], ckpt["variant"], ckpt["seed"]) == (method, variant, seed)
+        assert ckpt["step"] == STEPS
+        assert ckpt["settings"] == train_job(trained, method, variant)
+        assert ckpt["runtime"] == train_runtime(trained, method)
+        assert "optimizer" not in ckpt
+
+
+@slow
+def test_archive_holds_every_record(archive) -> None:
+    names = set(archive)
+    expected = {
+        "session.log",
+        "stages.tsv",
+        "setup.txt",
+        "tests.txt",
+        "bench_scn_eager.txt",
+        "bench/scn_eager.csv",
+        "bench/cds.csv",
+        "bench/profile.csv",
+        "bench_profile.txt",
+        "plan.txt",
+        "calibrate.txt",
+        "train.txt",
+        "profile.yaml",
+        "provenance.md",
+        "provenance.csv",
+        "session.json",
+    }
+    assert expected <= names, expected - names
+    assert len([n for n in names if n.startswith("train/") and n.endswith("_log.jsonl")]) == 4
+    assert not [n for n in names if n.endswith(".pt")]
+
+
+@slow
+def test_stages_ran_and_a_failing_one_did_not_stop_the_rest(archive) -> None:
+    stages = dict(line.split("\t")[:2] for line in archive["stages.tsv"].decode().splitlines())
+    ran = ("setup", "tests", "bench_scn_eager", "bench_profile", "bench_cds", "plan", "calibrate")
+    for name in (*ran, "train"):
+        assert stages[name] == "0", (name, stages)
+    assert stages["bench_scn_graph"] != "0"  # CUDA graphs need a CUDA device
+    assert "7 skipped" in archive["tests.txt"].decode()  # the GPU tests, torch.compile left out
+
+
+@slow
+def test_session_json_records_the_run(archive) -> None:
+    record = json.loads(archive["session.json"])
+    assert record["commit"] == COMMIT
+    assert record["trained"]["steps"] == STEPS and record["trained"]["seeds"] == [0, 1]
+    assert len(record["runs"]) == 4
+    assert all(r["steps"] == STEPS and r["ms_per_step"] > 0 for r in record["runs"])
+    assert any(line.startswith("chosen: ") for line in record["plan"])
+
+
+@slow
+def test_plan_follows_the_benchmark(archive, tmp_path: Path) -> None:
+    """The profile trains in the mode choose_fast_mode picks from the benchmark's rows."""
+    (tmp_path / "eager.csv").write_bytes(archive["bench/scn_eager.csv"])
+    frame = pd.read_csv(tmp_path / "eager.csv")
+    assert set(frame["mode"]) == {"fp32", "bf16"} and "term_ok" in frame
+    mode, _ = choose_fast_mode(frame)
+    fast = yaml.safe_load(archive["profile.yaml"])["train"]["fast"]
+    assert (fast["amp"] == "bf16") == (mode == "bf16")
+
+
+@slow
+def test_summary_says_what_happened(session) -> None:
+    tmp, proc = session
+    text = (tmp / "out" / SUMMARY).read_text(encoding="utf-8")
+    assert f"commit {COMMIT}" in text
+    for part in ("== plan", "chosen: ", f"train.steps = {STEPS}", "# Provenance", "tests: "):
+        assert part in text, part
+    assert "where the time goes, scn/lap" in text
+    assert "missing" not in text.splitlines()[-1]
+    assert text.splitlines()[-1] in proc.stdout
+
+
+@slow
+def test_workflow_adopts_the_returned_checkpoints(session, archive) -> None:
+    """The returned profile + trained_elsewhere: the workflow takes the four checkpoints as they
+    are (labels and provenance of the session) and trains only the reference."""
+    tmp, _ = session
+    config = yaml.safe_load(archive["profile.yaml"])
+    config["trained_elsewhere"] = str(tmp / "out")
+    profile = tmp / "score.yaml"
+    profile.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    report = "results/gpu-short/report/provenance"
+    command = [
+        *(
+            sys.executable,
+            "-m",
+            "snakemake",
+            f"{report}.md",
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+        ),
+        *("--directory", str(tmp), "--configfile", str(profile), "--cores", "2"),
+        *("--resources", "gpu=0"),
+    ]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    output = (proc.stdout + proc.stderr).splitlines()
+    stats = output[output.index("Job stats:") :]
+    jobs = {p[0]: int(p[1]) for p in map(str.split, stats) if len(p) == 2 and p[1].isdigit()}
+    assert jobs["adopt_checkpoint"] == 4 and jobs["train_stage"] == 1  # SLIC alone
+    rows = pd.read_csv(tmp / f"{report}.csv")
+    scn = rows[rows["method"] == "scn"]
+    assert len(scn) == 4 and (scn["steps"] == STEPS).all()
+    for method, variant, seed in session_runs(load_config(PROFILE, check_methods=False)):
+        adopted = tmp / f"results/gpu-short/models/{method}/{variant}/seed{seed}/main.pt"
+        assert adopted.read_bytes() == (tmp / "out" / run_file(method, variant, seed)).read_bytes()
+
+
+def test_setup_failure_stops_at_once_and_still_packs(tmp_path: Path) -> None:
+    proc = _run(tmp_path, tmp_path / "no-data")
+    assert proc.returncode == 1
+    assert sorted(os.listdir(tmp_path / "out")) == [ARCHIVE, SUMMARY]
+    log = (tmp_path / "work" / "session.log").read_text(encoding="utf-8")
+    assert "no prepared dataset" in log and "tests (" not in log
+
+
+# --------------------------------------------------------------------------- the helpers
+
+
+def _row(mode: str, variant: str, ms: float, ok: bool = True, error: str = "") -> dict:
+    return {
+        "method": "scn",
+        "variant": variant,
+        "mode": mode,
+        "median_ms": ms,
+        "term_ok": ok,
+        "reldiff_max": 0.0 if ok else 0.5,
+        "tolerance": 1e-4,
+        "error": error,
+    }
+
+
+def test_choose_fast_mode_takes_the_fastest_that_matches_fp32() -> None:
+    frame = pd.DataFrame(
+        [
+            _row("fp32", "base", 10),
+            _row("fp32", "lap", 12),
+            _row("tf32", "base", 6),
+            _row("tf32", "lap", 8),
+            _row("cuda_graph", "base", 2, ok=False),  # terms differ: never chosen
+            _row("cuda_graph", "lap", 3),
+            _row("tf32+cuda_graph", "base", 1, ok=False, error="RuntimeError: capture"),
+            _row("tf32+cuda_graph", "lap", 1, ok=False, error="RuntimeError: capture"),
+        ]
+    )
+    mode, lines = choose_fast_mode(frame)
+    assert mode == "tf32"
+    assert "terms differ" in lines[2] and "failed: RuntimeError" in lines[3]
+    assert choose_fast_mode(frame.iloc[4:])[0] == "fp32"  # nothing passed: eager
+    assert choose_fast_mode(pd.DataFrame())[0] == "fp32"  # no benchmark ran
+
+
+def test_returned_files_fit_the_device() -> None:
+    config = load_config(PROFILE, check_methods=False)
+    assert returned_files(config)[:2] == [SUMMARY, ARCHIVE]
+    with pytest.raises(SessionError, match="exceed the 8 files"):
+        returned_files({**config, "seeds": [0, 1, 2, 3]})
+
+
+def test_job_command_is_the_workflows_train_command(tmp_path: Path) -> None:
+    """The session's `spbench train` gets what rule train_stage passes: the run's job and
+    runtime settings as canonical JSON, its method, variant, seed and last stage."""
+    config = load_config(PROFILE, check_methods=False)
+    command = _job_command(config, ("scn", "lap", 1), tmp_path, tmp_path / "c.pt", tmp_path / "l")
+    options = dict(zip(command[4::2], command[5::2], strict=False))
+    assert command[3] == "train" and command[-1] == "--no-progress"
+    assert options["--settings"] == canonical_json(train_job(config, "scn", "lap", "main"))
+    assert options["--runtime"] == canonical_json(train_runtime(config, "scn", "main"))
+    assert (options["--method"], options["--variant"], options["--seed"]) == ("scn", "lap", "1")
+    assert options["--stage"] == "main" and options["--data"] == str(tmp_path)
+
+
+def test_multi_stage_methods_are_refused() -> None:
+    config = load_config(PROFILE, check_methods=False)
+    with pytest.raises(SessionError, match=r"methods \['ainet'\] train in several stages"):
+        session_runs({**config, "methods": ["scn", "ainet"]})
+
+
+def test_step_time_from_the_loss_log(tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    records = [
+        {"kind": "train", "step": 10, "time_s": 5.0},
+        {"kind": "val", "step": 10},
+        {"kind": "train", "step": 30, "time_s": 5.5},
+    ]
+    log.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    assert _ms_per_step(log) == pytest.approx(25.0)
