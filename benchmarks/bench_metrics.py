@@ -1,4 +1,4 @@
-"""Time the scoring of the full evaluation protocol for one model (``protocol.md`` §2–§6).
+"""Time the scoring of the full evaluation protocol for one model (``docs/protocol.md`` §2–§6).
 
 For each of the 13 scales s = 0.3 … 1.5 and each test image, a stand-in prediction is built: the
 plain 16-px grid of the network input (320s×480s landscape, 480s×320s portrait) nearest-upsampled
@@ -42,7 +42,7 @@ CELL = 16
 
 
 def nominal_count(scale: float) -> int:
-    """Nominal superpixel count int(600·s²) = (20s)·(30s) grid cells (``protocol.md`` §2).
+    """Nominal superpixel count int(600·s²) = (20s)·(30s) grid cells (``docs/protocol.md`` §2).
 
     Computed from the cell counts: in floating point 600·0.7² = 293.99999999999994, so a plain
     ``int(600 * s * s)`` would give 293 instead of 294 at s = 0.7.
@@ -53,7 +53,7 @@ def nominal_count(scale: float) -> int:
 def legacy_nearest_index(in_size: int, out_size: int) -> np.ndarray:
     """Source indices of PyTorch's legacy ``nearest`` upsampling from ``in_size`` to ``out_size``.
 
-    src = min(⌊fl32(dst · fl32(in/out))⌋, in − 1) (``protocol.md`` §2).
+    src = min(⌊fl32(dst · fl32(in/out))⌋, in − 1) (``docs/protocol.md`` §2).
     """
     scale = np.float32(in_size / out_size)
     dst = np.arange(out_size, dtype=np.float32)

@@ -36,7 +36,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Recipe:
-    """A method's default training recipe (DLM's retraining, ``baselines.md`` §6.1).
+    """A method's default training recipe (DLM's retraining, ``docs/baselines.md`` §6.1).
 
     Attributes
     ----------
@@ -56,7 +56,7 @@ class Recipe:
         ``seed_everything`` value.
     schedule : str
         ``"constant"``, or ``"poly"``: lr·max(0, 1 − step/schedule_steps)^schedule_power on
-        every group, stepped per optimiser step (CDS in DLM, baselines.md §6.1).
+        every group, stepped per optimiser step (CDS in DLM, docs/baselines.md §6.1).
     schedule_steps : int
         Length of the poly schedule in steps.
     schedule_power : float
@@ -81,7 +81,8 @@ class Recipe:
 
 @dataclass(frozen=True)
 class Stage:
-    """One training stage of a multi-stage recipe (AINet and SSM train twice, baselines.md §6.1).
+    """One training stage of a multi-stage recipe (AINet and SSM train twice,
+    docs/baselines.md §6.1).
 
     Attributes
     ----------
@@ -137,11 +138,11 @@ class UnknownMethodError(UserError, KeyError):
         return str(self.args[0])
 
 
-#: DLM's SCN retraining recipe (``baselines.md`` §6.1; weight decay of the tv stage, t_sep_v
+#: DLM's SCN retraining recipe (``docs/baselines.md`` §6.1; weight decay of the tv stage, t_sep_v
 #: uses 0 and the config overrides it).
 SCN_RECIPE = Recipe(lr=5e-5, weight_decay=4e-4, batch_size=8, crop=208, val_crop=320, seed=42)
 
-#: DLM's AINet retraining recipe (``baselines.md`` §6.1; tv stage values, stage 1 overrides).
+#: DLM's AINet retraining recipe (``docs/baselines.md`` §6.1; tv stage values, stage 1 overrides).
 AINET_RECIPE = Recipe(
     lr=4e-5, weight_decay=4e-4, batch_size=16, crop=208, val_crop=208, n_classes=51, seed=2020
 )
@@ -159,7 +160,7 @@ CDS_POLY_STEPS = 150_000
 CDS_POLY_POWER = 0.9
 #: Learning rate of CDS's CLUB estimator (its own Adam, no schedule).
 CLUB_LR = 5e-4
-#: DLM's CDS retraining recipe (``baselines.md`` §6.1; the weight decay of the tv stage,
+#: DLM's CDS retraining recipe (``docs/baselines.md`` §6.1; the weight decay of the tv stage,
 #: t_sep_v uses 0 and the config overrides it).
 CDS_RECIPE = Recipe(
     lr=5e-4,
@@ -174,7 +175,7 @@ CDS_RECIPE = Recipe(
     aux_lr=CLUB_LR,
 )
 
-#: DLM's SSM recipe (``baselines.md`` §6.1: tv only, batch 16 as asserted).
+#: DLM's SSM recipe (``docs/baselines.md`` §6.1: tv only, batch 16 as asserted).
 SSM_RECIPE = Recipe(lr=5e-4, weight_decay=4e-4, batch_size=16, crop=208, val_crop=320, seed=42)
 #: SSMamba stage 1 (GEncoder, no DLM losses) then stage 2 (LEncoder, the variant's losses).
 SSM_STAGES = (

@@ -66,7 +66,8 @@ CHECKPOINT_FORMAT = "spbench-checkpoint"
 CHECKPOINT_VERSION = 2
 
 #: Leading key prefixes of published state dicts: DLM's Lightning module (``model.``) and
-#: DataParallel (``module.``). Only one, only at the start of a key (``baselines.md`` §7 item 2).
+#: DataParallel (``module.``). Only one, only at the start of a key
+#: (``docs/baselines.md`` §7 item 2).
 LEADING_PREFIXES = ("model.", "module.")
 
 

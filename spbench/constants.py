@@ -4,7 +4,7 @@ Only plain Python here: importing this module must not import torch.
 """
 
 CELL_SIZE: int = 16
-"""Side of a superpixel grid cell in pixels (``S`` of ``method.md`` §0).
+"""Side of a superpixel grid cell in pixels (``S`` of ``docs/method.md`` §0).
 
 Every method predicts an assignment to the 3 × 3 cells around a pixel's own cell of this grid;
 the network inputs, the losses' pooling windows, the prediction sizes (``predict.base_size`` ×

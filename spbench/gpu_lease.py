@@ -1,4 +1,6 @@
-"""Node-local GPU lease: claim devices with ``flock``, then run a command (``snakemake.md`` §2.1).
+"""Node-local GPU lease: claim devices with ``flock``, then run a command.
+
+See ``docs/workflow.md`` §2.1.
 
 Snakemake caps *how many* GPU jobs run (``--resources gpu=N``) but never says *which* device a
 job gets. A job therefore claims its devices itself::

@@ -1,4 +1,4 @@
-"""The regular superpixel grid shared by every model and loss (``method.md`` §0–§1).
+"""The regular superpixel grid shared by every model and loss (``docs/method.md`` §0–§1).
 
 Every network in spbench predicts, for each pixel, a distribution over the nine grid cells
 around the pixel's own cell. Channel ``k`` of the assignment tensor ``Q`` (``B×9×H×W``) points

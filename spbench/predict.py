@@ -1,7 +1,7 @@
 """Prediction stage: a checkpoint's hard superpixel labels at every scale, with and without EC.
 
-Protocol (``protocol.md`` §2–3): each test image is resized with OpenCV bicubic on its ``uint8``
-pixels to ``(short·s) × (long·s)`` (320s × 480s for BSDS500, portrait images transposed),
+Protocol (``docs/protocol.md`` §2–3): each test image is resized with OpenCV bicubic on its
+``uint8`` pixels to ``(short·s) × (long·s)`` (320s × 480s for BSDS500, portrait images transposed),
 normalised, run once through the network in eval mode (batch 1), turned into hard grid labels
 (arg-max over the 9 candidates), and nearest-upsampled back to the original size with PyTorch's
 legacy ``nearest`` mode. That map is the "no EC" output; the "EC" output applies the SLIC
@@ -72,7 +72,7 @@ def upsample_labels(labels: torch.Tensor, height: int, width: int) -> np.ndarray
     """Nearest-upsample a ``[h, w]`` label map to ``[height, width]`` (PyTorch legacy ``nearest``).
 
     The legacy mode's source index is ``min(floor(fl32(dst · fl32(in/out))), in − 1)``, which is
-    what DLM and SCN evaluate with (``protocol.md`` §2); labels are exact in float32 below 2²⁴.
+    what DLM and SCN evaluate with (``docs/protocol.md`` §2); labels are exact in float32 below 2²⁴.
     """
     up = F.interpolate(labels[None, None].float(), size=(height, width), mode="nearest")
     return up[0, 0].to(torch.int64).cpu().numpy()

@@ -1,7 +1,7 @@
 """Scoring stage: prediction files and ground truth in, one long-format Parquet table out.
 
 One row per (run, scale, EC setting, image, annotation): every (image, annotation) pair is a
-sample (``protocol.md`` §6). Columns:
+sample (``docs/protocol.md`` §6). Columns:
 
 - run: ``method, variant, seed, use_lap, use_msd, use_wr, lambda_lap, msd_mode, weights,
   train_steps``

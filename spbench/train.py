@@ -1,8 +1,8 @@
 """Training: one stage of a (method, variant, seed) run, from a prepared dataset to a checkpoint.
 
 A stage's weights are fully described by its job settings (:func:`spbench.jobs.train_job`): the
-method's recipe (``baselines.md`` §6.1) with the config's overrides, the step count, and the
-variant's loss switches (``method.md`` §7), never an edit of the code. Its runtime settings
+method's recipe (``docs/baselines.md`` §6.1) with the config's overrides, the step count, and the
+variant's loss switches (``docs/method.md`` §7), never an edit of the code. Its runtime settings
 (:func:`spbench.jobs.train_runtime`: cadences, device, fast modes) change how it runs, not what it
 learns.
 

@@ -3,9 +3,9 @@
 So that a user can check our evaluation against the authors' own models, ``spbench
 import-weights`` reads a checkpoint given by path or URL and writes the same checkpoint format
 as training does, with the provenance "published weights <file>"; prediction, scoring and the
-report then treat it like any trained run (``baselines.md`` §7).
+report then treat it like any trained run (``docs/baselines.md`` §7).
 
-Loading rules (``baselines.md`` §7, item 2):
+Loading rules (``docs/baselines.md`` §7, item 2):
 
 - the weights are the file's ``state_dict`` (Lightning and upstream ``.tar`` files) or the file
   itself when it is a plain state dict;

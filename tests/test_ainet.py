@@ -1,4 +1,7 @@
-"""Tests of AINet and its boundary-perceiving loss (``baselines.md`` §3, ``method.md`` §6–7)."""
+"""Tests of AINet and its boundary-perceiving loss.
+
+See ``docs/baselines.md`` §3 and ``docs/method.md`` §6–7.
+"""
 
 from __future__ import annotations
 
@@ -239,7 +242,7 @@ def test_expand_pixel_matches_centre_mask():
 
 
 def test_merge_sp_window_taps(model):
-    """The stride-3/padding-1 window sees the nine taps listed in baselines.md §3.1."""
+    """The stride-3/padding-1 window sees the nine taps listed in docs/baselines.md §3.1."""
     h, w = 32, 48
     sp = (100.0 * torch.arange(1, 7, dtype=torch.float64)).view(1, 1, 2, 3)
     z = (1e-3 * torch.arange(1, h * w + 1, dtype=torch.float64)).view(1, 1, h, w)

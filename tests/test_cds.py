@@ -1,4 +1,4 @@
-"""Tests of CDS (``baselines.md`` §4) and its CLUB / KL terms (``spbench.losses.club``)."""
+"""Tests of CDS (``docs/baselines.md`` §4) and its CLUB / KL terms (``spbench.losses.club``)."""
 
 from __future__ import annotations
 

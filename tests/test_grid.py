@@ -1,4 +1,4 @@
-"""Tests of the shared superpixel grid ops (``method.md`` §0–§1)."""
+"""Tests of the shared superpixel grid ops (``docs/method.md`` §0–§1)."""
 
 from __future__ import annotations
 

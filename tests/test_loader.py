@@ -52,7 +52,10 @@ def test_scn_batches_are_the_drawn_crops_and_flips(bank: PairBank) -> None:
 
 
 def _nearest_source(n_out: int, n_in: int) -> np.ndarray:
-    """PyTorch's legacy nearest index min(⌊fl32(dst·fl32(in/out))⌋, in − 1) (protocol.md §2)."""
+    """PyTorch's legacy nearest index min(⌊fl32(dst·fl32(in/out))⌋, in − 1).
+
+    See docs/protocol.md §2.
+    """
     scale = np.float32(n_in) / np.float32(n_out)
     src = np.floor(np.arange(n_out, dtype=np.float32) * scale).astype(np.int64)
     return np.minimum(src, n_in - 1)

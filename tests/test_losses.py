@@ -1,4 +1,4 @@
-"""Tests of the superpixel losses (``method.md`` §2–§7)."""
+"""Tests of the superpixel losses (``docs/method.md`` §2–§7)."""
 
 from __future__ import annotations
 
@@ -126,7 +126,7 @@ def test_normalisers():
 @pytest.mark.parametrize(("h", "w"), [(16, 16), (32, 48), (64, 32)])
 def test_laplacian_hard_grid_reference(h, w):
     # Every window holds one all-ones 16×16 block: tr = 4(S − 1)(2S − 1) = 1860 and
-    # Z_16 = 17860 (method.md §3.5 gives L_LAP = 0.89586 for any image size).
+    # Z_16 = 17860 (docs/method.md §3.5 gives L_LAP = 0.89586 for any image size).
     q = grid.initial_grid_assignment(2, h, w, 16, dtype=D64)
     loss = L.laplacian_loss(q, 16)
     torch.testing.assert_close(loss, torch.tensor(1 - 1860 / 17860, dtype=D64))

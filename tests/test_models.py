@@ -1,4 +1,4 @@
-"""Tests of the method registry and SCN (``baselines.md`` §1–§2)."""
+"""Tests of the method registry and SCN (``docs/baselines.md`` §1–§2)."""
 
 from __future__ import annotations
 

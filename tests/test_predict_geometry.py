@@ -1,5 +1,5 @@
-"""Prediction geometry (``protocol.md`` §2): network input sizes, portrait images, bad scales and
-the nearest upsampling back to the original size, against values derived here."""
+"""Prediction geometry (``docs/protocol.md`` §2): network input sizes, portrait images, bad
+scales and the nearest upsampling back to the original size, against values derived here."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from spbench.models import SuperpixelOutput
 from spbench.predict import network_size, predict_image, upsample_labels
 
 SCALES = [round(0.3 + 0.1 * k, 1) for k in range(13)]
-# protocol.md §2: the nominal superpixel count int(600·s²) of each scale (in exact arithmetic:
+# docs/protocol.md §2: the nominal superpixel count int(600·s²) of each scale (in exact arithmetic:
 # float int(600·1.4²) is 1175)
 NOMINAL = [54, 96, 150, 216, 294, 384, 486, 600, 726, 864, 1014, 1176, 1350]
 BSDS = (320, 480)

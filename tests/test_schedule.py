@@ -16,12 +16,12 @@ from spbench.train import lr_factor
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Iterations per epoch with drop_last (protocol.md §1.3): 1087 train and 546 val annotations.
+# Iterations per epoch with drop_last (docs/protocol.md §1.3): 1087 train and 546 val annotations.
 TRAIN, TRAIN_VAL = 1087, 1087 + 546
 
 
 def test_paper_step_counts_follow_the_upstream_epochs():
-    """config/config.yaml's steps are DLM's epochs × iterations per epoch (baselines.md §6.1),
+    """config/config.yaml's steps are DLM's epochs × iterations per epoch (docs/baselines.md §6.1),
     or upstream's own step counts where the run follows upstream."""
     train = load_config(ROOT / "config/config.yaml")["train"]
     expected = {

@@ -2,7 +2,7 @@
 (``gt_cap50``), how many annotations (``max_annotations``), and ``ec_relabelled``.
 
 One 8×8 test image with two annotations; the first has 60 raw segments, so the 50-label cap
-(protocol.md §1.4: raw id r ≤ 50 becomes r − 1, every later id joins raw id 1, i.e. label 0)
+(docs/protocol.md §1.4: raw id r ≤ 50 becomes r − 1, every later id joins raw id 1, i.e. label 0)
 changes it. The metric values themselves are checked against the reference tool elsewhere
 (``tests/metrics/test_metrics_reference_vectors.py``); here the expected rows are the metrics of
 the ground truth each option must select, built by hand.

@@ -65,7 +65,7 @@ def uncommented_keys(text: str) -> list[str]:
 @pytest.mark.parametrize("folder", [SLURM_PROFILE, DEFAULT_PROFILE], ids=["slurm", "default"])
 def test_profile_parses_and_every_entry_is_commented(folder):
     """The profile is a YAML mapping, every key line is explained by a comment, and it sets no
-    global ``resources`` (a ``gpu`` cap there would cap every run, snakemake.md §2)."""
+    global ``resources`` (a ``gpu`` cap there would cap every run, docs/workflow.md §2)."""
     text = (folder / "config.yaml").read_text()
     assert isinstance(yaml.safe_load(text), dict)
     assert uncommented_keys(text) == []

@@ -1,4 +1,4 @@
-"""Tests of SSMamba (``baselines.md`` §5), L_edge and the SSM augmentation helpers."""
+"""Tests of SSMamba (``docs/baselines.md`` §5), L_edge and the SSM augmentation helpers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SSM-specific augmentation helpers (``protocol.md`` §1.7), pure functions for the loader.
+"""SSM-specific augmentation helpers (``docs/protocol.md`` §1.7), pure functions for the loader.
 
 - :func:`photometric_distortion`: SSD-style photometric distortion of SSMamba
   (``jiaxhm/SSMamba: flow_transforms.py: PhotometricDistort``, copied in DLM
@@ -202,7 +202,7 @@ def photometric_distortion(
 ) -> Tensor:
     """SSMamba's ``PhotometricDistort`` on a batch, each image with its own draws.
 
-    Per image (``protocol.md`` §1.7): brightness ``+U(−32, 32)`` (p 0.5); then with p 0.5
+    Per image (``docs/protocol.md`` §1.7): brightness ``+U(−32, 32)`` (p 0.5); then with p 0.5
     either *contrast → HSV block* or *HSV block → contrast*. Contrast is ``×U(0.5, 1.5)``
     (p 0.5). The HSV block always converts with OpenCV's "BGR→HSV" formulas on the RGB array,
     multiplies S by ``U(0.5, 1.5)`` (p 0.5), adds ``U(−18, 18)`` degrees to H (p 0.5; then

@@ -4,7 +4,7 @@ The Berkeley Segmentation Data Set 500 (P. Arbeláez, M. Maire, C. Fowlkes, J. M
 Detection and Hierarchical Image Segmentation", IEEE TPAMI 33(5), 2011) is provided for research
 and education; cite it when you use it.
 
-Steps (``protocol.md`` §1):
+Steps (``docs/protocol.md`` §1):
 
 1. :func:`download_bsds500` obtains ``BSR_bsds500.tgz`` (a local copy first, else the official
    URLs and mirrors, with resume and retries);
@@ -59,9 +59,9 @@ DATA_ONLY_SHA256 = "7ddb256c057d2421e26b610ff8fee77e8dee657785938517d51d59868d0e
 SPLITS = prepared.SPLITS
 KINDS = ("images", "groundTruth")
 SUFFIX = {"images": ".jpg", "groundTruth": ".mat"}
-#: (image, annotation) pairs per split (``protocol.md`` §1.3).
+#: (image, annotation) pairs per split (``docs/protocol.md`` §1.3).
 EXPECTED_PAIRS: dict[str, int] = {"train": 1087, "val": 546, "test": 1063}
-#: Images per split (``protocol.md`` §1.1).
+#: Images per split (``docs/protocol.md`` §1.1).
 EXPECTED_IMAGES: dict[str, int] = {"train": 200, "val": 100, "test": 200}
 #: Splits cropped top-left by one row and one column (321×481 -> 320×480).
 CROPPED_SPLITS = ("train", "val")
@@ -407,7 +407,7 @@ def prepare_bsds500(
     manifest: str | os.PathLike[str] | Mapping[str, str] | None = None,
     expected_pairs: Mapping[str, int] | None = EXPECTED_PAIRS,
 ) -> Path:
-    """Turn the BSDS500 archive into a prepared dataset (``protocol.md`` §1).
+    """Turn the BSDS500 archive into a prepared dataset (``docs/protocol.md`` §1).
 
     Extracts the data tree into a temporary folder beside ``out``, verifies it per file, reads all
     annotations of every image in file order, applies the 50-label cap to the full-resolution map
@@ -475,8 +475,8 @@ def prepare_bsds500(
                     raise CorruptFileError(
                         f"{archive}: split {split!r} has {n_pairs} (image, annotation) pairs in "
                         f"{entry['images']} images, the protocol expects "
-                        f"{expected_pairs.get(split)} (protocol.md §1.3); the archive is not the "
-                        "official BSDS500"
+                        f"{expected_pairs.get(split)} (docs/protocol.md §1.3); the archive is "
+                        "not the official BSDS500"
                     )
                 counts[split] = {
                     "images": entry["images"],
@@ -503,7 +503,7 @@ def prepare_bsds500(
         },
         codec="original JPEG bytes",
         protocol={
-            "reference": "protocol.md §1",
+            "reference": "docs/protocol.md §1",
             "samples": "every (image, annotation) pair; annotations in .mat cell order",
             "label_cap": prepared.LABEL_CAP,
             "label_cap_rule": "raw ids ascending, t-th id -> t for t < 50, later ids -> 0 (SCN)",

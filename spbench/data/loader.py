@@ -2,7 +2,7 @@
 
 The whole training set is held on the training device as ``uint8`` tensors, and crops, flips and
 rescales are tensor operations on that device, so the input pipeline costs a few small kernels
-per step and no host-to-device copies. Augmentations (``protocol.md`` §1.7), chosen by the
+per step and no host-to-device copies. Augmentations (``docs/protocol.md`` §1.7), chosen by the
 method's recipe:
 
 ``"scn"``
@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from spbench.data.prepared import PreparedSplit
 
 AUGMENTATIONS = ("scn", "rescale_bicubic", "ssm")
-RESCALE_FACTORS = tuple(0.7 + k / 10 for k in range(8))  # 0.7 + U{0..7}/10 (protocol.md §1.7)
+RESCALE_FACTORS = tuple(0.7 + k / 10 for k in range(8))  # 0.7 + U{0..7}/10 (docs/protocol.md §1.7)
 
 
 class Batch(NamedTuple):
@@ -54,7 +54,7 @@ class Batch(NamedTuple):
     edges: torch.Tensor | None = None
 
 
-#: Per-channel RGB mean subtracted after dividing by 255 (protocol.md §1.6; std is 1).
+#: Per-channel RGB mean subtracted after dividing by 255 (docs/protocol.md §1.6; std is 1).
 RGB_MEAN = (0.411, 0.432, 0.45)
 
 
@@ -93,7 +93,7 @@ class PairBank:
         Smallest allowed image side; a smaller image raises a ``ValueError`` naming it and the
         ``train.crop`` / ``train.val_crop`` config keys.
     with_edges
-        Also hold each image's consensus edge targets (``protocol.md`` §1.7, SSM).
+        Also hold each image's consensus edge targets (``docs/protocol.md`` §1.7, SSM).
     """
 
     def __init__(

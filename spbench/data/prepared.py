@@ -13,7 +13,7 @@ Each split file holds
     The image as an *encoded* byte string (``uint8``, 1-D): the original JPEG for BSDS500, PNG for
     synthetic data. Keeping the original bytes makes the prepared data compact (BSDS500: about
     60 MB instead of 230 MB of pixels) and means every annotation of an image is evaluated on one
-    decode, with one recorded decoder (``protocol.md`` §1.5).
+    decode, with one recorded decoder (``docs/protocol.md`` §1.5).
 ``gt/<id>``
     ``uint8`` array ``[A, H, W]``: the A human annotations after the protocol's 50-label cap, as
     0-based labels (0..49). ``H, W`` are the image's size *after* the protocol's crop; the decoded
@@ -75,7 +75,7 @@ def encode_png(image: np.ndarray) -> bytes:
 
 
 def cap_labels(raw: np.ndarray, cap: int = LABEL_CAP) -> np.ndarray:
-    """Apply the upstream 50-label cap to one raw annotation (``protocol.md`` §1.4).
+    """Apply the upstream 50-label cap to one raw annotation (``docs/protocol.md`` §1.4).
 
     The distinct raw ids are taken in ascending order; the t-th (t < ``cap``) becomes label t and
     every later id becomes label 0, as SCN's ``convert_label`` (an all-zero one-hot row whose

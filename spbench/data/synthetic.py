@@ -155,7 +155,7 @@ def generate_synthetic(
             portrait = portrait_every > 0 and i % portrait_every == portrait_every - 1
             h, w = (width + 1, height + 1) if portrait else (height + 1, width + 1)
             image, raw = synthesize_image(seed * 1_000_000 + SPLIT_SEED_OFFSET[split] + i, h, w)
-            if split != "test":  # the protocol's top-left crop of train/val (protocol.md §1.5)
+            if split != "test":  # the protocol's top-left crop of train/val (docs/protocol.md §1.5)
                 image, raw = image[:-1, :-1], raw[:, :-1, :-1]
             capped = np.stack([cap_labels(a) for a in raw])
             records.append((f"syn{split[:2]}{i:04d}", encode_png(image), capped, raw))

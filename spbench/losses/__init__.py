@@ -1,4 +1,4 @@
-"""Superpixel losses: pure functions of tensors (``method.md`` §2–§7).
+"""Superpixel losses: pure functions of tensors (``docs/method.md`` §2–§7).
 
 Only :mod:`torch` and :mod:`spbench.grid` are imported here, never models or data.
 """

@@ -1,4 +1,6 @@
-"""AINet's boundary-perceiving loss (BPL) and its patch sampler, vectorised (``baselines.md`` §3.2).
+"""AINet's boundary-perceiving loss (BPL) and its patch sampler, vectorised.
+
+See ``docs/baselines.md`` §3.2.
 
 Upstream (``YanFangCS/AINET``) samples the patches in the data loader with NumPy / Python
 ``random`` (``datasets/data_util.py: local_patch_sampler, select_label``, L145–216) and evaluates
@@ -29,7 +31,7 @@ a sequential reference in ``tests/test_ainet.py``), so the kept-patch distributi
 Only the RNG stream (torch instead of Python's ``random``) differs. Sampling also runs in the loss
 (on the augmented labels of the batch) instead of in the data-loader workers; upstream samples on
 the label after crop and flips, which is what the batch holds, and before patch jitter, which
-DLM never runs (``baselines.md`` §3.3).
+DLM never runs (``docs/baselines.md`` §3.3).
 
 Only :mod:`torch` is imported (pure tensor functions).
 """

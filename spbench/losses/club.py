@@ -1,4 +1,4 @@
-"""CDS's mutual-information and alignment terms (``baselines.md`` §4.2), pure torch.
+"""CDS's mutual-information and alignment terms (``docs/baselines.md`` §4.2), pure torch.
 
 CDS (Xu et al., AAAI 2024, ``rookiie/CDSpixel: loss.py``) adds two terms to the SCN loss of its
 two branches:
@@ -100,7 +100,7 @@ def club_learning_loss(mu: Tensor, logvar: Tensor, y: Tensor) -> Tensor:
     """The estimator's training loss, ``−club_log_likelihood`` (upstream ``CLUB.learning_loss``).
 
     CDS minimises it with its own Adam over the estimator's parameters only, on *detached*
-    features (``baselines.md`` §4.2, "MI step").
+    features (``docs/baselines.md`` §4.2, "MI step").
 
     Returns
     -------

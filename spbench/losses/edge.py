@@ -1,4 +1,4 @@
-"""SSMamba's edge loss L_edge (``baselines.md`` §5.4; ``jiaxhm/SSMamba: loss.py``).
+"""SSMamba's edge loss L_edge (``docs/baselines.md`` §5.4; ``jiaxhm/SSMamba: loss.py``).
 
 ``L_edge = 10 · mean_pixels( w · BCE-with-logits(logit, target) )`` with class-balancing
 weights counted over the whole batch:

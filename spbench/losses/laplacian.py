@@ -1,4 +1,4 @@
-"""``L_LAP``, the graph-Laplacian trace loss as coded in DLM (``method.md`` §3).
+"""``L_LAP``, the graph-Laplacian trace loss as coded in DLM (``docs/method.md`` §3).
 
 For every superpixel ``s`` the probabilities ``q_p(s)`` of the pixels in the 3×3 cells around
 ``s`` are tiled into one ``3S×3S`` window ``X_s`` (zeros outside the image). ``X_s`` is the node

@@ -1,4 +1,4 @@
-"""``L_MSD``, the minimal-semantic-distance embedding loss (``method.md`` §4).
+"""``L_MSD``, the minimal-semantic-distance embedding loss (``docs/method.md`` §4).
 
 As coded in DLM (``utils/lossutils.py: EmbedLoss``): for each image and each class present, 100
 pixels are sampled; two classes are as far apart as the *paired* distance

@@ -1,4 +1,4 @@
-"""The total superpixel loss of a method, assembled from switches (``method.md`` §7, SCN row).
+"""The total superpixel loss of a method, assembled from switches (``docs/method.md`` §7, SCN row).
 
 - baseline: ``R + Pos`` with ``R = 0.005·L_sem`` and ``Pos = 0.005·1.875e-4·L_pos``;
 - DLM (LAP variant): ``R_w + Pos + LAP + MSD`` with ``R_w = λ_WR·0.005·L_WR``,
@@ -102,7 +102,7 @@ def superpixel_loss(
     *,
     generator: torch.Generator | None = None,
 ) -> dict[str, Tensor]:
-    """Total loss of the SCN row of ``method.md`` §7, from the switches of ``config``.
+    """Total loss of the SCN row of ``docs/method.md`` §7, from the switches of ``config``.
 
     Parameters
     ----------

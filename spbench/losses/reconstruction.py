@@ -1,4 +1,4 @@
-"""SCN base loss terms: semantic and position reconstruction (``method.md`` §2).
+"""SCN base loss terms: semantic and position reconstruction (``docs/method.md`` §2).
 
 With the same assignment ``Q``, ``Ŷ = upfeat(poolfeat(Y))`` and ``P̂ = upfeat(poolfeat(P))``
 (``fuy34/superpixel_fcn: loss.py: compute_semantic_pos_loss``). Both terms are *sums* over

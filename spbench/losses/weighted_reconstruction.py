@@ -1,4 +1,4 @@
-"""``L_WR``, the mixed-cell weighted reconstruction loss (``method.md`` §5).
+"""``L_WR``, the mixed-cell weighted reconstruction loss (``docs/method.md`` §5).
 
 DLM ``MyModules.py: _scn_weighted_recon_loss_pool_sum``: pixels of grid cells that contain a
 single class get weight 0.1, pixels of mixed cells 1.0; the weights are normalised to mean 1 per

@@ -1,4 +1,4 @@
-"""Superpixel metrics of the protocol (``protocol.md`` §3–§8): pure NumPy/SciPy/scikit-image.
+"""Superpixel metrics of the protocol (``docs/protocol.md`` §3–§8): pure NumPy/SciPy/scikit-image.
 
 Region metrics (:mod:`.region`), boundary metrics (:mod:`.boundary`), fragmentation XC/Stray
 (:mod:`.fragmentation`), enforced connectivity (:mod:`.connectivity`), curve summaries

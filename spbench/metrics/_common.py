@@ -74,7 +74,7 @@ def default_tolerance(shape: tuple[int, ...]) -> int:
 
     ``std::round`` rounds halves away from zero, so ``floor(x + 0.5)`` is used (not Python's
     banker's ``round``). The benchmark's factor is the C++ ``float`` 0.0025f, promoted to
-    ``double``; it is reproduced here. For BSDS500 (321×481) r = 1 (``protocol.md`` §4).
+    ``double``; it is reproduced here. For BSDS500 (321×481) r = 1 (``docs/protocol.md`` §4).
     """
     h, w = int(shape[0]), int(shape[1])
     return math.floor(_D_FLOAT32 * math.sqrt(h * h + w * w) + 0.5)

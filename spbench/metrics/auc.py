@@ -1,4 +1,4 @@
-"""Curve summaries over the number of superpixels (``protocol.md`` §8).
+"""Curve summaries over the number of superpixels (``docs/protocol.md`` §8).
 
 - :func:`normalized_auc` is the project's primary summary: the mean of the piecewise-linear curve
   over K ∈ [384, 1200].
@@ -87,7 +87,7 @@ def normalized_auc(
     values
         The metric value at each point (same length).
     low, high
-        Range of K; defaults 384 and 1200 (``protocol.md`` §8).
+        Range of K; defaults 384 and 1200 (``docs/protocol.md`` §8).
 
     Returns
     -------
@@ -102,8 +102,8 @@ def normalized_auc(
 
     Notes
     -----
-    Source: ``protocol.md`` §8 (project decision). Test vector: the SSMamba table of
-    ``paper.md`` §5 gives ASA 0.9745, BR 0.9010, BP 0.1225, CO 0.3641.
+    Source: ``docs/protocol.md`` §8 (project decision). Test vector: the SSMamba table of
+    ``docs/paper.md`` §5 gives ASA 0.9745, BR 0.9010, BP 0.1225, CO 0.3641.
     """
     x, y = _points(n_superpixels, values)
     low, high = float(low), float(high)
@@ -163,7 +163,8 @@ def average_metric(
 
     Notes
     -----
-    Source: ``Evaluation::computeAverageMetric`` (``protocol.md`` §8), reimplemented from its rules.
+    Source: ``Evaluation::computeAverageMetric`` (``docs/protocol.md`` §8), reimplemented from
+    its rules.
     spbench's 13 scales reach only K ≈ 1300–1500, so over [200, 5200] this is mostly
     extrapolation; it is listed for completeness.
     """

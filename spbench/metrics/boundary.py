@@ -1,4 +1,4 @@
-"""Boundary metrics of the reference benchmark (``protocol.md`` §4).
+"""Boundary metrics of the reference benchmark (``docs/protocol.md`` §4).
 
 A *boundary pixel* is a pixel whose label differs from one of its existing 4-neighbours (both
 sides of a contour are marked; the image border is no boundary), which equals
@@ -133,7 +133,7 @@ def boundary_recall(labels: np.ndarray, gt: np.ndarray, *, tolerance: int | None
 
     Notes
     -----
-    Source: ``Evaluation::computeBoundaryRecall`` (``protocol.md`` §4).
+    Source: ``Evaluation::computeBoundaryRecall`` (``docs/protocol.md`` §4).
     """
     tp, fn, _ = _counts(labels, gt, tolerance)
     return tp / (tp + fn) if tp + fn > 0 else 0.0
@@ -165,7 +165,7 @@ def boundary_precision(
 
     Notes
     -----
-    Source: ``Evaluation::computeBoundaryPrecision`` (``protocol.md`` §4).
+    Source: ``Evaluation::computeBoundaryPrecision`` (``docs/protocol.md`` §4).
     """
     tp, _, fp = _counts(labels, gt, tolerance)
     return tp / (tp + fp) if tp + fp > 0 else 0.0

@@ -194,7 +194,7 @@ def score_pair(
 
     Notes
     -----
-    Source: ``protocol.md`` §4; the metrics of ``davidstutz/superpixel-benchmark``'s
+    Source: ``docs/protocol.md`` §4; the metrics of ``davidstutz/superpixel-benchmark``'s
     ``eval_summary_cli``.
     """
     return PredictionScorer(labels, image=image, tolerance=tolerance).score(gt)

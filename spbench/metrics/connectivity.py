@@ -1,10 +1,12 @@
-"""Enforced connectivity (EC), the SLIC post-processing used by DLM and SCN (``protocol.md`` §3).
+"""Enforced connectivity (EC), the SLIC post-processing used by DLM and SCN.
+
+See ``docs/protocol.md`` §3.
 
 Upstream: ``connectivity.pyx`` of DLM (identical to SCN's ``third_party/cython/connectivity.pyx``),
 copied from scikit-image's SLIC helper. The compiled scikit-image function
 ``skimage.segmentation._slic._enforce_label_connectivity_cython`` is called with
 ``start_label=0`` on a ``(1, H, W)`` ``intp`` array, which is equivalent to the upstream code for
-non-negative labels (``protocol.md`` §9; verified against a pure-Python transcription of §3 in
+non-negative labels (``docs/protocol.md`` §9; verified against a pure-Python transcription of §3 in
 ``tests/metrics/test_connectivity.py``). With the default ``start_label=1`` it would treat label 0
 as masked background; that mode is never used here.
 """
@@ -33,7 +35,7 @@ def ec_sizes(shape: tuple[int, int], n_nominal: int) -> ECSizes:
     """EC parameters for an ``H×W`` map and a nominal superpixel count.
 
     segment_size = H·W / n_nominal, min_size = int(0.06·segment_size),
-    max_size = int(3·segment_size) (``protocol.md`` §3; DLM ``eval_spixel/infer.py``).
+    max_size = int(3·segment_size) (``docs/protocol.md`` §3; DLM ``eval_spixel/infer.py``).
     For 321×481 and n_nominal = 600 (s = 1.0): (257.3, 15, 772).
 
     Parameters
@@ -87,7 +89,7 @@ def enforce_connectivity(labels: np.ndarray, n_nominal: int) -> np.ndarray:
 
     Notes
     -----
-    Source: DLM ``connectivity.pyx`` (``protocol.md`` §3, §9).
+    Source: DLM ``connectivity.pyx`` (``docs/protocol.md`` §3, §9).
     """
     labels = as_label_map(labels)
     sizes = ec_sizes(labels.shape, n_nominal)

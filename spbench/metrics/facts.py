@@ -77,7 +77,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("xc", "XC", False, 1, with_ec=False, per_pair=False, note="excess components"),
     Metric("stray", "Stray", False, 1, with_ec=False, per_pair=False, note="stray pixels"),
 )
-"""Every metric of a score file, in score-column order (``protocol.md`` §4–§5)."""
+"""Every metric of a score file, in score-column order (``docs/protocol.md`` §4–§5)."""
 
 _BY_NAME = {m.name: m for m in METRICS}
 

@@ -1,4 +1,4 @@
-"""Fragmentation metrics XC and Stray (``protocol.md`` §5).
+"""Fragmentation metrics XC and Stray (``docs/protocol.md`` §5).
 
 Source: DLM ``eval_spixel/infer_newmetrics.py``. Both are computed per prediction (not per
 annotation), on the no-EC full-resolution map, with **8-connectivity**.
@@ -36,7 +36,7 @@ def fragmentation(labels: np.ndarray) -> tuple[int, int]:
 
     Notes
     -----
-    Source: DLM ``eval_spixel/infer_newmetrics.py`` (``protocol.md`` §5). One call of
+    Source: DLM ``eval_spixel/infer_newmetrics.py`` (``docs/protocol.md`` §5). One call of
     ``skimage.measure.label(labels + 1, connectivity=2, background=0)`` labels the regions of equal
     value; XC = #regions − #labels and Stray comes from bincounts of region sizes per label.
     """
@@ -79,7 +79,7 @@ def excess_components(labels: np.ndarray) -> int:
 
     Notes
     -----
-    Source: DLM ``eval_spixel/infer_newmetrics.py`` (``protocol.md`` §5). Use
+    Source: DLM ``eval_spixel/infer_newmetrics.py`` (``docs/protocol.md`` §5). Use
     :func:`fragmentation` to get XC and Stray from one pass.
     """
     return fragmentation(labels)[0]
@@ -101,7 +101,7 @@ def stray_pixels(labels: np.ndarray) -> int:
 
     Notes
     -----
-    Source: DLM ``eval_spixel/infer_newmetrics.py`` (``protocol.md`` §5). Use
+    Source: DLM ``eval_spixel/infer_newmetrics.py`` (``docs/protocol.md`` §5). Use
     :func:`fragmentation` to get XC and Stray from one pass.
     """
     return fragmentation(labels)[1]

@@ -1,4 +1,4 @@
-"""Region metrics of the reference benchmark (``protocol.md`` §4).
+"""Region metrics of the reference benchmark (``docs/protocol.md`` §4).
 
 Every function takes integer label maps ``[H, W]`` (any non-negative ids, gaps allowed) and uses
 the labels *as given*: a label split into several fragments is one superpixel. The formulas follow
@@ -130,7 +130,7 @@ def achievable_segmentation_accuracy(labels: np.ndarray, gt: np.ndarray) -> floa
 
     Notes
     -----
-    Source: ``Evaluation::computeAchievableSegmentationAccuracy`` (``protocol.md`` §4).
+    Source: ``Evaluation::computeAchievableSegmentationAccuracy`` (``docs/protocol.md`` §4).
     """
     return _region(labels, gt)["asa"]
 
@@ -156,7 +156,7 @@ def undersegmentation_error(labels: np.ndarray, gt: np.ndarray) -> float:
 
     Notes
     -----
-    Source: ``Evaluation::computeUndersegmentationError`` (``protocol.md`` §4).
+    Source: ``Evaluation::computeUndersegmentationError`` (``docs/protocol.md`` §4).
     """
     return _region(labels, gt)["ue"]
 
@@ -181,7 +181,7 @@ def undersegmentation_error_np(labels: np.ndarray, gt: np.ndarray) -> float:
 
     Notes
     -----
-    Source: ``Evaluation::computeNPUndersegmentationError`` (``protocol.md`` §4).
+    Source: ``Evaluation::computeNPUndersegmentationError`` (``docs/protocol.md`` §4).
     """
     return _region(labels, gt)["ue_np"]
 
@@ -213,7 +213,7 @@ def undersegmentation_error_levin(
 
     Notes
     -----
-    Source: ``Evaluation::computeLevinUndersegmentationError`` (``protocol.md`` §4).
+    Source: ``Evaluation::computeLevinUndersegmentationError`` (``docs/protocol.md`` §4).
     """
     return _region(labels, gt, n_gt_labels)["ue_levin"]
 
@@ -239,7 +239,7 @@ def oversegmentation_error(labels: np.ndarray, gt: np.ndarray) -> float:
 
     Notes
     -----
-    Source: ``Evaluation::computeOversegmentationError`` (``protocol.md`` §4).
+    Source: ``Evaluation::computeOversegmentationError`` (``docs/protocol.md`` §4).
     """
     return _region(labels, gt)["oe"]
 
@@ -285,7 +285,7 @@ def compactness(labels: np.ndarray) -> float:
 
     Notes
     -----
-    Source: ``Evaluation::computeCompactness`` (``protocol.md`` §4, §9). Fragmented labels get
+    Source: ``Evaluation::computeCompactness`` (``docs/protocol.md`` §4, §9). Fragmented labels get
     long perimeters, so CO penalises fragmentation.
     """
     labels = as_label_map(labels)
@@ -351,7 +351,7 @@ def explained_variation(labels: np.ndarray, image: np.ndarray) -> float:
 
     Notes
     -----
-    Source: ``Evaluation::computeExplainedVariation`` (``protocol.md`` §4). Computed in float64
+    Source: ``Evaluation::computeExplainedVariation`` (``docs/protocol.md`` §4). Computed in float64
     from exact integer sums; the C++ code accumulates in float32, so expect differences of
     order 1e-5 relative to its output.
     """
@@ -371,7 +371,7 @@ def n_superpixels(labels: np.ndarray) -> int:
     Returns
     -------
     int
-        Count of distinct label values; fragments of one label count once (``protocol.md`` §4).
+        Count of distinct label values; fragments of one label count once (``docs/protocol.md`` §4).
 
     Notes
     -----

@@ -4,7 +4,7 @@ Module names follow ``YanFangCS/AINET: models/Spixel_single_layer.py`` (``Spixel
 ``sp_pred`` = ``Recurrent_Attn``, ``bridge_sp1/2``, ``merge_sp``) so that upstream and DLM
 (``models/AInet.py``, after stripping the leading ``model.``) checkpoints load with
 ``load_state_dict``. The SCN encoder/decoder and its layers are reused from
-:class:`spbench.models.scn.SpixelNet`; total parameters **5,991,476** (``baselines.md`` §3.1).
+:class:`spbench.models.scn.SpixelNet`; total parameters **5,991,476** (``docs/baselines.md`` §3.1).
 
 Differences from upstream that do not change any value:
 
@@ -13,7 +13,7 @@ Differences from upstream that do not change any value:
 - ``expand_pixel`` scatters the pixel feature to the centre of its 3×3 block by zero-padding
   instead of ``repeat`` × a centre mask. The mask is built from the input size (upstream's
   ``Train=False`` path); upstream's ``Train=True`` model hard-codes it for 208×208 inputs, which
-  gives the same tensor at 208 and fails at any other size (``baselines.md`` §8 item 5);
+  gives the same tensor at 208 and fails at any other size (``docs/baselines.md`` §8 item 5);
 - the initialisation follows the same scheme (kaiming a = 0.1, zero biases, BN 1/0), applied to
   the SCN part inside ``SpixelNet.__init__`` and to the AINet additions afterwards, so the RNG
   stream differs from upstream's single pass (the distribution does not).
@@ -175,7 +175,7 @@ class AINet(SpixelNet):
         self.bridge_sp2 = conv(64, 16)
         # Stride 3, padding 1: the window of output pixel (o, p) covers rows 3o−1..3o+1 and
         # columns 3p−1..3p+1 of the expanded map, one entry up-left of its own 3×3 block
-        # (upstream quirk, baselines.md §3.1 / §8 item 4; reproduced as is).
+        # (upstream quirk, docs/baselines.md §3.1 / §8 item 4; reproduced as is).
         self.merge_sp = nn.Sequential(
             nn.Conv2d(16, 16, kernel_size=3, stride=3, padding=1, bias=False),
             nn.BatchNorm2d(16),
@@ -230,7 +230,7 @@ def ainet_training_loss(
     stage: str = "stage2",
     **_: Any,
 ) -> dict[str, Tensor]:
-    """DLM's AINet training loss (``method.md`` §7, AINet row).
+    """DLM's AINet training loss (``docs/method.md`` §7, AINet row).
 
     Runs the model once and returns :func:`superpixel_loss` of its output (``recon``, ``pos``,
     ``lap``, ``msd``; ``config.n_classes`` is 51 for AINet) plus ``"bpl"`` =

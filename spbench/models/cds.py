@@ -1,4 +1,4 @@
-"""CDS, "Content Disentangle Superpixel" of Xu et al., AAAI 2024 (``baselines.md`` §4).
+"""CDS, "Content Disentangle Superpixel" of Xu et al., AAAI 2024 (``docs/baselines.md`` §4).
 
 Follows ``rookiie/CDSpixel: models/espixel.py`` (``CDSpixelNet``, ``Disentangle``) and
 ``models/model_util.py`` (``Embedder``, ``water_diffusion``, ``Diffusion``), with DLM's
@@ -15,7 +15,7 @@ The Sobel map of the auxiliary branch is computed inside the model from the norm
 (a non-persistent buffer, so it adds no state-dict key); the data loader does the random
 rescale (``augment="rescale_bicubic"``).
 
-Parameter counts (``baselines.md`` §0, §4.1):
+Parameter counts (``docs/baselines.md`` §0, §4.1):
 
 - 649,001 trainable by the main optimiser: both encoders, ``MI``, ``decoder``, ``head``;
 - 396,649 used at inference: ``encoder``, ``MI``, ``decoder``, ``head``
@@ -23,7 +23,7 @@ Parameter counts (``baselines.md`` §0, §4.1):
 - +584 for CLUB (``mi_estimator``), optimised separately (:meth:`CDSpixelNet.auxiliary_parameters`),
   so ``model.parameters()`` holds 649,585.
 
-Recipe (DLM's retraining, ``baselines.md`` §6.1): Adam lr 5·10⁻⁴ on two name-filtered groups
+Recipe (DLM's retraining, ``docs/baselines.md`` §6.1): Adam lr 5·10⁻⁴ on two name-filtered groups
 (weight decay on "weight"), batch 8, crop 208 after a random bicubic rescale, val crop 320,
 seed 42; **poly** LR ``lr·max(0, 1 − step/CDS_POLY_STEPS)^CDS_POLY_POWER`` on both groups,
 stepped once per optimiser step and clamped at 0 after 150,000 steps (quirks 7–8); a second Adam
@@ -108,7 +108,7 @@ def cds_poly_factor(step: int) -> float:
     Returns
     -------
     float
-        In ``[0, 1]``; 0 from step 150,000 on (``baselines.md`` §8 quirk 8).
+        In ``[0, 1]``; 0 from step 150,000 on (``docs/baselines.md`` §8 quirk 8).
     """
     return max(0.0, 1.0 - step / CDS_POLY_STEPS) ** CDS_POLY_POWER
 
@@ -132,7 +132,7 @@ def sobel_map(x: Tensor, kernels: Tensor | None = None) -> Tensor:
 
     ``out(y, x) = Σ_k Σ_c Σ_{i,j} K_k[i, j]·x_c(y + i − 1, x + j − 1)`` (cross-correlation, as
     ``F.conv2d``; zero padding 1), summed over the RGB channels and over Sobel-y and Sobel-x
-    (a signed sum, not a magnitude), repeated to 3 channels (``protocol.md`` §1.7). A flipped
+    (a signed sum, not a magnitude), repeated to 3 channels (``docs/protocol.md`` §1.7). A flipped
     convolution (``scipy.ndimage.convolve``) gives the negated map.
 
     Parameters
@@ -326,7 +326,7 @@ class CDSpixelNet(nn.Module):
     Notes
     -----
     ``encoder_assit`` is always built (upstream builds it under ``if self.training`` in the
-    constructor, which is always true there, ``baselines.md`` §8 quirk 9) and used only in
+    constructor, which is always true there, ``docs/baselines.md`` §8 quirk 9) and used only in
     training mode. Shared modules (``MI``, ``decoder``, ``head``) run the Sobel branch first,
     then the RGB branch, as upstream, so the shared BatchNorm running statistics see the same
     update order.
@@ -418,7 +418,7 @@ def cds_training_loss(
     generator: torch.Generator | None = None,
     stage: str = "main",
 ) -> dict[str, Tensor]:
-    """CDS's loss for one batch (``baselines.md`` §4.2, ``method.md`` §6–7).
+    """CDS's loss for one batch (``docs/baselines.md`` §4.2, ``docs/method.md`` §6–7).
 
     Training mode (model step, DLM ``_baseline_cds_pixel_train`` / ``_novel_cds_pixel_train``):
     ``total = R(Q)|R_w(Q) + Pos(Q) [+ LAP(Q) + MSD(flow)] + R(Q_a) + Pos(Q_a) + CLUB + KL`` where

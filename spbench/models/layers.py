@@ -1,4 +1,4 @@
-"""Blocks shared by SCN, AINet and CDS (``baselines.md`` §1; upstream ``model_util.py``)."""
+"""Blocks shared by SCN, AINet and CDS (``docs/baselines.md`` §1; upstream ``model_util.py``)."""
 
 from __future__ import annotations
 

@@ -84,7 +84,7 @@ class TrainingBatch(Protocol):
 def default_training_loss(
     model: nn.Module, batch: TrainingBatch, config: Any, *, generator: Any = None, **_: Any
 ) -> dict[str, Tensor]:
-    """SCN's training loss for any model returning :class:`SuperpixelOutput` (method.md §7).
+    """SCN's training loss for any model returning :class:`SuperpixelOutput` (docs/method.md §7).
 
     Runs the model on ``batch.images`` and returns
     :func:`spbench.losses.superpixel_loss` of its output against ``batch.labels``: the weighted
@@ -281,7 +281,7 @@ def create_model(name: str, *, stage: str | None = None, **kwargs: object) -> nn
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Adam parameter groups built by the upstream *name filter* (``baselines.md`` §1).
+    """Adam parameter groups built by the upstream *name filter* (``docs/baselines.md`` §1).
 
     Parameters whose name contains ``"weight"`` (conv/linear weights, BN γ) get ``weight_decay``;
     those whose name contains ``"bias"`` get 0; parameters matching neither are in no group and

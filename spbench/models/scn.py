@@ -1,4 +1,4 @@
-"""SCN, ``SpixelNet1l_bn`` of Yang et al., CVPR 2020 (``baselines.md`` §2).
+"""SCN, ``SpixelNet1l_bn`` of Yang et al., CVPR 2020 (``docs/baselines.md`` §2).
 
 Module names follow ``fuy34/superpixel_fcn: models/Spixel_single_layer.py`` so that upstream
 checkpoints (``checkpoint["state_dict"]``) load with ``load_state_dict``.

@@ -5,7 +5,8 @@ writes: :data:`~spbench.report.artefacts.ARTEFACT_FILES`). The submodules are
 
 - :mod:`spbench.report.artefacts` — every artefact's files, read by the builders and the workflow;
 - :mod:`spbench.report.paper` — the paper's reported numbers, with provenance;
-- :mod:`spbench.report.aggregate` — per-scale means and normalised AUCs (``protocol.md`` §6, §8);
+- :mod:`spbench.report.aggregate` — per-scale means and normalised AUCs
+  (``docs/protocol.md`` §6, §8);
 - :mod:`spbench.report.tables` — Table 2 and Table 3 (loss-switch ablation);
 - :mod:`spbench.report.figures` — metric-vs-K̄ and ASA–CO figures;
 - :mod:`spbench.report.stats` — paired variant − base comparison with an image bootstrap;

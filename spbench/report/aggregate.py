@@ -1,4 +1,4 @@
-"""From score rows to per-scale curves and normalised AUCs (``protocol.md`` §6 and §8).
+"""From score rows to per-scale curves and normalised AUCs (``docs/protocol.md`` §6 and §8).
 
 The score Parquet written by ``spbench score`` holds one row per (run, scale, EC, image,
 annotation). This module
@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 DEFAULT_AUC_RANGE: tuple[float, float] = (384.0, 1200.0)
-"""Default AUC range in superpixels (``protocol.md`` §8)."""
+"""Default AUC range in superpixels (``docs/protocol.md`` §8)."""
 
 METRICS: tuple[str, ...] = metric_names()
 """Per-row metric columns of a score file (:data:`spbench.metrics.facts.METRICS`); each is averaged
@@ -193,7 +193,8 @@ def aggregate_curves(scores: pd.DataFrame) -> pd.DataFrame:
         - ``k_mean``: K̄, the mean actual number of superpixels over the rows (the curve's x);
           ``k_std``, its standard deviation over rows;
         - one column per metric of :data:`METRICS`: the plain mean over all (image, annotation)
-          rows (``protocol.md`` §6; XC and Stray count per prediction, repeated per annotation);
+          rows (``docs/protocol.md`` §6; XC and Stray count per prediction, repeated per
+          annotation);
         - ``xc_per_image``, ``stray_per_image``: XC and Stray averaged first within each image
           and then over images (each image weighs once);
         - ``n_rows`` and ``n_images``.

@@ -7,9 +7,9 @@ EC rows of that prediction. The paper claims that EC changes LAP-trained models 
 Definition, per model (seeds averaged, ± sample sd over seeds):
 
 - per (run, scale): the plain mean of ``ec_relabelled`` over the (image, annotation) rows with
-  EC (protocol.md §6 weighting; the no-EC rows are used only if a run has no EC row carrying the
-  column), against that run's EC K̄ (mean actual number of superpixels with EC);
-- ``ec_relabelled``: the normalised AUC of that curve over [low, high] (protocol.md §8);
+  EC (docs/protocol.md §6 weighting; the no-EC rows are used only if a run has no EC row
+  carrying the column), against that run's EC K̄ (mean actual number of superpixels with EC);
+- ``ec_relabelled``: the normalised AUC of that curve over [low, high] (docs/protocol.md §8);
 - ``at_k``: its value at the scale whose EC K̄ is nearest ``at_k`` (default 600).
 
 No torch is imported here.
@@ -210,7 +210,7 @@ def format_ec_change_markdown(table: pd.DataFrame, *, title: str = "EC change") 
         "differs from their no-EC segment (score column `ec_relabelled`), averaged over the "
         "(image, annotation) pairs of each scale; shown in **percent of pixels**.",
         f"- “AUC”: normalised AUC of that curve over K̄ ∈ [{low:.0f}, {high:.0f}] against the "
-        "EC K̄ (mean actual number of superpixels with EC; protocol.md §8).",
+        "EC K̄ (mean actual number of superpixels with EC; docs/protocol.md §8).",
         f"- “at K̄ ≈ {target:.0f}”: the value at the scale whose EC K̄ is nearest {target:.0f}.",
         "- Mean over seeds, ± sample standard deviation when there are several. The paper claims "
         "EC changes LAP-trained models only a little.",
@@ -237,7 +237,7 @@ def format_ec_change_markdown(table: pd.DataFrame, *, title: str = "EC change") 
         )
     lines += markdown_table(header, rows)
     if table["auc_extrapolated"].any():
-        lines += ["", "† extrapolated at an unbracketed end of the range (protocol.md §8)."]
+        lines += ["", "† extrapolated at an unbracketed end of the range (docs/protocol.md §8)."]
     return "\n".join(lines) + "\n"
 
 

@@ -3,11 +3,11 @@
 Every number here is a normalised AUC over 384–1200 superpixels on the BSDS500 test set unless its
 provenance says otherwise. The DLM rows come from a *secondary summary* of the paper (the "selected"
 rows of Table 2 and the no-EC rows of Table 3), not from the PDF; see
-``shared/reference/paper.md`` §4. The paper's column "B" is boundary **precision** (BP), not
-recall: the values 0.107–0.122 only fit BP in this protocol (``paper.md`` §4, "How to read").
+``docs/paper.md`` §4. The paper's column "B" is boundary **precision** (BP), not
+recall: the values 0.107–0.122 only fit BP in this protocol (``docs/paper.md`` §4, "How to read").
 
 The SSMamba rows are the means of the SSMamba authors' own ``results.csv`` files (EC applied, 999
-(image, annotation) pairs, SSMamba's weights, not DLM's retrained SSM); ``paper.md`` §5.
+(image, annotation) pairs, SSMamba's weights, not DLM's retrained SSM); ``docs/paper.md`` §5.
 """
 
 from __future__ import annotations
@@ -39,15 +39,15 @@ PAPER_SPLIT = "test"
 
 TABLE2_SOURCE = (
     "DLM (CVPR 2026) Table 2, selected rows, via a secondary summary of the paper (not the PDF); "
-    "normalised AUC over 384-1200 superpixels, BSDS500 test; 'B' read as BP (paper.md §4)"
+    "normalised AUC over 384-1200 superpixels, BSDS500 test; 'B' read as BP (docs/paper.md §4)"
 )
 TABLE3_SOURCE = (
     "DLM (CVPR 2026) Table 3 (CDS ablation, no EC), via a secondary summary of the paper "
-    "(not the PDF); 3 decimals; 'B' read as BP (paper.md §4)"
+    "(not the PDF); 3 decimals; 'B' read as BP (docs/paper.md §4)"
 )
 SSM_PUBLISHED_SOURCE = (
     "jiaxhm/SSMamba eval_results/SSMamba_BSDS500_metrics.zip: means of the authors' results.csv "
-    "files, SSMamba's own weights, EC applied, 999 (image, annotation) pairs (paper.md §5)"
+    "files, SSMamba's own weights, EC applied, 999 (image, annotation) pairs (docs/paper.md §5)"
 )
 
 
@@ -103,7 +103,7 @@ class Table3Row:
         Loss switches of the row.
     use_wr
         Whether the weighted reconstruction was used; ``None`` where the sources leave it open
-        (the "LAP only" row, ``method.md`` §7).
+        (the "LAP only" row, ``docs/method.md`` §7).
     asa, co, bp, xc
         Normalised AUCs as reported (3 decimals for ASA/CO/BP).
     """
@@ -154,7 +154,7 @@ SSM_PUBLISHED_AUC: dict[str, float] = {
     "ev": 0.8267,
 }
 """Normalised AUC over [384, 1200] of :data:`SSM_PUBLISHED_CURVE` against the mean actual count
-(``paper.md`` §5); the test vector of ``protocol.md`` §8."""
+(``docs/paper.md`` §5); the test vector of ``docs/protocol.md`` §8."""
 
 
 def paper_table2_frame() -> pd.DataFrame:

@@ -4,9 +4,9 @@ Grid: one row per image, two columns per model (no EC, EC), in the order the mod
 (e.g. ``{"SCN": base.npz, "SCN-LAP": lap.npz}`` gives base no-EC, base EC, LAP no-EC, LAP EC).
 Every panel shows the image with the superpixel boundaries (pixels whose right or lower neighbour
 has another label) in yellow. In the no-EC panels the **stray pixels** are filled red: pixels
-outside the largest 8-connected fragment of their label, with the tie rule of ``protocol.md`` §5
-(if two fragments share the largest size, all pixels of the label count) — so the red area is
-exactly the Stray metric. Each panel is captioned with the number of labels K, and XC / Stray for
+outside the largest 8-connected fragment of their label, with the tie rule of
+``docs/protocol.md`` §5 (if two fragments share the largest size, all pixels of the label
+count) — so the red area is exactly the Stray metric. Each panel is captioned with the number of labels K, and XC / Stray for
 no-EC panels.
 
 Inputs are prediction files of ``spbench predict`` (one per model, all at the same scale; read
@@ -51,7 +51,7 @@ PANEL_WIDTH_IN = 3.3
 
 
 def stray_mask(labels: np.ndarray) -> np.ndarray:
-    """Pixels outside the largest 8-connected fragment of their label (``protocol.md`` §5).
+    """Pixels outside the largest 8-connected fragment of their label (``docs/protocol.md`` §5).
 
     With the tie rule: if two or more fragments of a label share the largest size, all of its
     pixels are stray. ``stray_mask(L).sum() == spbench.metrics.stray_pixels(L)``.

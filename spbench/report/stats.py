@@ -6,7 +6,7 @@ Definition (the same text heads ``paired.md``):
    annotation) pair, the normalised AUC of a metric is taken over that pair's values at the
    run's scales, with the *run's* K̄ per scale as abscissa (the mean actual number of
    superpixels over all pairs of that run, EC setting and scale, i.e. the x of the Table 2
-   curve), over [low, high] with the rule of ``protocol.md`` §8 (linear interpolation at the
+   curve), over [low, high] with the rule of ``docs/protocol.md`` §8 (linear interpolation at the
    ends, linear extrapolation at an unbracketed end). The AUC is linear in the values for fixed
    abscissae, so the mean of these per-pair AUCs over all pairs is exactly the run's Table 2 AUC.
    A pair that lacks a value at any of the run's scales gets no AUC and is left out.
@@ -14,7 +14,7 @@ Definition (the same text heads ``paired.md``):
    averaged (over the seeds that have the pair).
 3. **Difference.** Δ = variant − base per pair, over the pairs both models have, for the same
    method, dataset, split and EC setting; the reported value is the plain mean of Δ over pairs
-   (every (image, annotation) pair weighs once, as in ``protocol.md`` §6).
+   (every (image, annotation) pair weighs once, as in ``docs/protocol.md`` §6).
 4. **Interval.** 95 % percentile bootstrap: resample the *images* with replacement (each image
    with all of its pairs), recompute the pair-weighted mean Δ, 2000 resamples by default, with a
    seeded :class:`numpy.random.Generator` (one fresh generator per comparison, so a comparison's
@@ -362,7 +362,7 @@ def format_paired_markdown(table: pd.DataFrame, *, title: str = "Paired comparis
         f"- **Per-pair AUC**: for each (image, annotation) pair, the normalised AUC over "
         f"K̄ ∈ [{low:.0f}, {high:.0f}] of that pair's metric values at the run's scales, with the "
         "run's K̄ per scale (mean actual number of superpixels over all pairs) as the shared "
-        "abscissa (protocol.md §8). Its mean over pairs equals the Table 2 AUC of the run.",
+        "abscissa (docs/protocol.md §8). Its mean over pairs equals the Table 2 AUC of the run.",
         "- **Seeds pooled**: a model's per-pair AUCs are averaged over its seeds before "
         "differencing.",
         "- **Δ = variant − base** per pair (same method, data and EC setting, pairs both have); "

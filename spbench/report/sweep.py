@@ -310,7 +310,7 @@ def format_sweep_markdown(table: pd.DataFrame, *, title: str = "λ_LAP sweep") -
     if table["auc_extrapolated"].any():
         lines += [
             "",
-            "Some AUCs are extrapolated at an unbracketed end of the range (protocol.md §8).",
+            "Some AUCs are extrapolated at an unbracketed end of the range (docs/protocol.md §8).",
         ]
     return "\n".join(lines) + "\n"
 

@@ -3,7 +3,7 @@
 Rows: every (method, variant, EC) present, ordered by method, EC yes before no (as the paper),
 ``base`` before ``lap`` before any other variant. For the columns the paper reports (ASA, CO, B =
 BP, XC, Stray) the paper's value and the difference ours − paper are placed beside ours where the
-paper has that row (``paper.md`` §4; secondary-summary caveat).
+paper has that row (``docs/paper.md`` §4; secondary-summary caveat).
 """
 
 from __future__ import annotations
@@ -182,14 +182,14 @@ def format_table2_markdown(table: pd.DataFrame, *, title: str = "Table 2") -> st
         f"- Every number is a **normalised AUC over K̄ ∈ [{low:.0f}, {high:.0f}]**: "
         f"(1/{high - low:.0f})·∫ v(K̄) dK̄, trapezoids through the per-scale points, where v is "
         "the plain mean of the metric over all (image, annotation) pairs and K̄ the mean "
-        "*actual* number of superpixels at that scale (protocol.md §6, §8).",
+        "*actual* number of superpixels at that scale (docs/protocol.md §6, §8).",
         "- XC and Stray are counted per prediction and averaged over the same pairs.",
         f"- Data: {_data_description(table)}.",
-        "- **BP is the paper's “B”** (boundary precision; paper.md §4).",
+        "- **BP is the paper's “B”** (boundary precision; docs/paper.md §4).",
         "- Mean over seeds, ± sample standard deviation when there is more than one seed. "
         "“K̄ range”: the K̄ measured by every seed.",
         "- Δ = ours − paper. The paper's numbers are selected rows of its Table 2 taken from a "
-        "*secondary summary* of the paper, not the PDF (paper.md §4): provisional until "
+        "*secondary summary* of the paper, not the PDF (docs/paper.md §4): provisional until "
         "checked against the PDF. “—”: the paper has no such number"
         + ("" if comparable else " (paper numbers apply to BSDS500 test only)")
         + ".",
@@ -201,7 +201,7 @@ def format_table2_markdown(table: pd.DataFrame, *, title: str = "Table 2") -> st
         lines.append(
             f"{EXTRAPOLATED_MARK} The measured K̄ does not bracket [{low:.0f}, {high:.0f}] for "
             "this run: the AUC uses a linear extrapolation from the two nearest points at the "
-            "unbracketed end (protocol.md §8) and is less reliable."
+            "unbracketed end (docs/protocol.md §8) and is less reliable."
         )
         lines.append("")
     lines += ["Runs (weights provenance and loss settings):", ""]
@@ -367,7 +367,7 @@ def table3_frame(summary: pd.DataFrame, *, method: str) -> pd.DataFrame:
 
     The paper's Table 3 (CDS ablation, BSDS500 test) is placed beside a row whose switches match
     a paper configuration: ``use_lap`` and ``use_msd`` must agree, and ``use_wr`` too where the
-    paper's row states it (its "LAP only" row does not, ``method.md`` §7, so it matches both
+    paper's row states it (its "LAP only" row does not, ``docs/method.md`` §7, so it matches both
     "LAP only" and "LAP+WR"). Paper numbers are given only for ``cds`` on BSDS500 test.
 
     Parameters
@@ -540,12 +540,12 @@ def format_table3_markdown(table: pd.DataFrame, *, title: str = "Table 3") -> st
         f"- Loss-switch ablation of **{model_label_for(method)}** without EC: every run of the "
         "method is a row, named by its switches (baseline = LAP, MSD and WR off).",
         f"- Numbers: normalised AUC over K̄ ∈ [{low:.0f}, {high:.0f}] as in Table 2 (mean over "
-        "(image, annotation) pairs per scale, actual K̄; protocol.md §6, §8); mean over seeds "
+        "(image, annotation) pairs per scale, actual K̄; docs/protocol.md §6, §8); mean over seeds "
         "± sample standard deviation when there are several. BP is the paper's “B”.",
         "- Paper: its Table 3 (CDS ablation, no EC; 3 decimals; from a *secondary summary* of the "
-        "paper, paper.md §4), shown beside the run whose switches match. Its “LAP only” row does "
-        "not state WR (method.md §7), so it is shown beside both “LAP only” and “LAP+WR”. "
-        "Δ = ours − paper; “—”: no paper number.",
+        "paper, docs/paper.md §4), shown beside the run whose switches match. Its “LAP only” row "
+        "does not state WR (docs/method.md §7), so it is shown beside both “LAP only” and "
+        "“LAP+WR”. Δ = ours − paper; “—”: no paper number.",
         "",
     ]
     header, body = _table3_rows(table, pm=" ± ", mark=EXTRAPOLATED_MARK)
@@ -554,7 +554,7 @@ def format_table3_markdown(table: pd.DataFrame, *, title: str = "Table 3") -> st
         lines += [
             "",
             f"{EXTRAPOLATED_MARK} AUC extrapolated at an unbracketed end of "
-            f"[{low:.0f}, {high:.0f}] (protocol.md §8).",
+            f"[{low:.0f}, {high:.0f}] (docs/protocol.md §8).",
         ]
     return "\n".join(lines) + "\n"
 

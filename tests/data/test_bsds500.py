@@ -468,7 +468,7 @@ def test_prepare_real_archive(prepared_bsds500, annotation_counts):
     size_mb = sum(p.stat().st_size for p in out.iterdir()) / 1e6
     manifest = prepared.read_manifest(out)
     over = {split: c["over_cap"] for split, c in annotation_counts.items()}
-    assert over == {"train": 74, "val": 25, "test": 85}  # protocol.md §1.4
+    assert over == {"train": 74, "val": 25, "test": 85}  # docs/protocol.md §1.4
     for split, pairs in EXPECTED_PAIRS.items():
         assert manifest["splits"][split]["pairs"] == pairs
         assert manifest["counts"][split]["annotations_over_cap_full_resolution"] == over[split]

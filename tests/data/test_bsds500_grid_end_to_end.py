@@ -2,7 +2,7 @@
 
 The grid needs no training and its cells are rectangles, so several numbers are known exactly:
 its no-EC labels are connected (XC = Stray = 0) and it has exactly the nominal number of
-superpixels, ``int(600·s²)`` (protocol.md §2), at every scale.
+superpixels, ``int(600·s²)`` (docs/protocol.md §2), at every scale.
 """
 
 import numpy as np

@@ -1,6 +1,6 @@
 """Brute-force reference implementations of the metrics, written from the definitions.
 
-Loops over pixels are intended: these transcribe ``protocol.md`` §3–§5 (and the loops of the
+Loops over pixels are intended: these transcribe ``docs/protocol.md`` §3–§5 (and the loops of the
 reference benchmark's ``evaluation.cpp``) as literally as possible, for small maps only.
 """
 
@@ -180,7 +180,7 @@ def ref_fragmentation(labels) -> tuple[int, int]:
 
 
 def ref_enforce_connectivity(labels: np.ndarray, min_size: int, max_size: int) -> np.ndarray:
-    """Pure-Python transcription of ``protocol.md`` §3 (upstream ``connectivity.pyx``)."""
+    """Pure-Python transcription of ``docs/protocol.md`` §3 (upstream ``connectivity.pyx``)."""
     h, w = labels.shape
     out = np.full((h, w), -1, dtype=np.int64)
     counter = 0

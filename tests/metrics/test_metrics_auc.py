@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from spbench.metrics import AUCResult, average_metric, normalized_auc
 
-# paper.md §5: SSMamba's own results.csv means (EC applied), nominal 54 .. 1944.
+# docs/paper.md §5: SSMamba's own results.csv means (EC applied), nominal 54 .. 1944.
 SSM_TABLE = np.array(
     [
         # mean #SP, ASA, BR, BP, CO

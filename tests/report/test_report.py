@@ -151,7 +151,7 @@ def test_auc_interior_point_weight(scores):
 
 
 def test_ssm_published_test_vector():
-    """protocol.md §8: the published SSM curve gives the published normalised AUCs."""
+    """docs/protocol.md §8: the published SSM curve gives the published normalised AUCs."""
     curve = ssm_published_curve_frame().assign(
         dataset="bsds500",
         split="test",
@@ -172,7 +172,7 @@ def test_ssm_published_test_vector():
     )
     auc = compute_auc(curve, auc_range=RANGE, metrics=list(SSM_PUBLISHED_AUC))
     for metric, value in SSM_PUBLISHED_AUC.items():
-        # protocol.md §8 names ASA, BR, BP and CO as the 4-decimal test vector; UE_np and EV
+        # docs/protocol.md §8 names ASA, BR, BP and CO as the 4-decimal test vector; UE_np and EV
         # from the rounded per-scale means land within 1e-4 (UE_np: 0.05085 vs 0.0509).
         tol = 5e-5 if metric in ("asa", "br", "bp", "co") else 1e-4
         assert auc[metric].iloc[0] == pytest.approx(value, abs=tol), metric

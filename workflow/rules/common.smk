@@ -41,7 +41,7 @@ RUN_KEY = "{method}/{variant}/seed{seed}"
 # (method, variant, seed) runs of each experiment: table2, table3 (ablation), sweep.
 EXPERIMENTS = experiment_runs(config)
 REPORT = f"{RESULTS}/report"
-# Rules whose command is package code rerun when spbench's version changes (snakemake.md §3).
+# Rules whose command is package code rerun when spbench's version changes (docs/workflow.md §3).
 IMPL = spbench.__version__
 
 
@@ -309,7 +309,7 @@ def output_folder(wildcards, output):
 
 
 def gpu_guard(workflow):
-    """Warn when GPU rules run locally without `--resources gpu=N` (snakemake.md section 2).
+    """Warn when GPU rules run locally without `--resources gpu=N` (docs/workflow.md section 2).
 
     Without the cap Snakemake starts every ready GPU job at once; the device lease still puts
     at most one job on a device, so the others only wait, each holding a core. Internal

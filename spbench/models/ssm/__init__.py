@@ -1,4 +1,4 @@
-"""SSMamba (``baselines.md`` §5) in pure PyTorch; importing this package registers ``"ssm"``.
+"""SSMamba (``docs/baselines.md`` §5) in pure PyTorch; importing this package registers ``"ssm"``.
 
 - :mod:`~spbench.models.ssm.scan`: selective scan with ``d_state = 1`` (chunked parallel scan);
 - :mod:`~spbench.models.ssm.vmamba`: VSS blocks, SS2D with CrossScan/CrossMerge, the backbone;

@@ -1,4 +1,4 @@
-"""Selective scan with ``d_state = 1`` in pure PyTorch (``baselines.md`` §5.6).
+"""Selective scan with ``d_state = 1`` in pure PyTorch (``docs/baselines.md`` §5.6).
 
 VMamba's ``v05`` forward calls the CUDA extension ``selective_scan_cuda_oflex``
 (``jiaxhm/SSMamba: models/csms6s.py``, ``SelectiveScanOflex``). With one state per channel the

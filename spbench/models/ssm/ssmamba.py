@@ -1,4 +1,4 @@
-"""SSMamba (Jia et al., IEEE SPL 2025): global and local encoders (``baselines.md`` §5).
+"""SSMamba (Jia et al., IEEE SPL 2025): global and local encoders (``docs/baselines.md`` §5).
 
 Follows ``jiaxhm/SSMamba: models/Global_Model.py`` (``GEncoder``) and
 ``models/Local_Model.py`` (``unetUp``, ``SFTLayer``, ``SFTLayerl``, ``Local8x8_fuse_head``,
@@ -6,7 +6,7 @@ Follows ``jiaxhm/SSMamba: models/Global_Model.py`` (``GEncoder``) and
 feature is returned as the MSD embedding). Module names are upstream's, so the SSMamba
 stage-1 (``GEncoder``) and final (``LEncoder``) checkpoints load by state-dict name.
 
-Two stages (``baselines.md`` §6.1, §7 item 4):
+Two stages (``docs/baselines.md`` §6.1, §7 item 4):
 
 - ``build(stage="stage1")`` → :class:`GEncoder`, trained with SCN loss + L_edge;
 - ``build(stage="stage2")`` → :class:`LEncoder`: the stage-1 model frozen inside
@@ -58,7 +58,7 @@ _VMAMBA_UNEXPECTED = (re.compile(r"^classifier\."), re.compile(r"^layers\.3\.blo
 #: Keys of SSMamba's backbone that an ImageNet VMamba checkpoint does not have (§5.5).
 _VMAMBA_MISSING = (re.compile(r"^npt_conv[12]\."), re.compile(r"^outnorm\d+\."))
 
-# The SSMamba backbone configuration (baselines.md §5.2).
+# The SSMamba backbone configuration (docs/baselines.md §5.2).
 _BACKBONE_DEFAULTS: dict[str, Any] = {
     "dims": 96,
     "depths": (2, 2, 15, 0),
@@ -195,7 +195,7 @@ class GEncoder(nn.Module):
 
     Notes
     -----
-    Two explicit forward modes (``baselines.md`` §8 item 18): :meth:`forward` is stage 1
+    Two explicit forward modes (``docs/baselines.md`` §8 item 18): :meth:`forward` is stage 1
     (superpixel and edge heads), :meth:`features` the feature list used by
     :class:`LEncoder`.
     """
@@ -299,7 +299,7 @@ class Local8x8_fuse_head(nn.Module):
     """Fusion head (``models/Local_Model.py: Local8x8_fuse_head``).
 
     ``fuse = global_rate·F1 + local_rate + F2``: ``local_rate`` is *added*, as upstream
-    (L116; ``baselines.md`` §8 item 10). ``fix_fusion=True`` multiplies it with F2 instead
+    (L116; ``docs/baselines.md`` §8 item 10). ``fix_fusion=True`` multiplies it with F2 instead
     (ablation only, not checkpoint-behaviour compatible).
 
     Parameters
@@ -331,7 +331,7 @@ class Local8x8_fuse_head(nn.Module):
         -------
         (sup, edge, fuse) : tuple of Tensor
             Assignment ``[B, 9, H, W]`` (softmax), edge logits ``[B, 1, H, W]`` and the fused
-            feature ``[B, 24, H, W]`` (the MSD embedding, ``method.md`` §4.1).
+            feature ``[B, 24, H, W]`` (the MSD embedding, ``docs/method.md`` §4.1).
         """
         f1 = self.SFT_head(local_features, global_features)
         f2 = self.SFT_head1(local_features, global_features)
@@ -429,7 +429,7 @@ class LEncoder(nn.Module):
         """
         self.global_encoder.load_state_dict(state_dict_of(state_dict))
         # eval() as upstream's constructor leaves it; a later model.train() flips it back
-        # (baselines.md §8 item 12) unless freeze_global_bn.
+        # (docs/baselines.md §8 item 12) unless freeze_global_bn.
         self._freeze_global()
 
     def train(self, mode: bool = True) -> LEncoder:
@@ -501,7 +501,7 @@ def ssm_training_loss(
     stage: str = "stage2",
     **_: Any,
 ) -> dict[str, Tensor]:
-    """SSMamba's loss: SCN row of ``method.md`` §7 plus L_edge in training mode.
+    """SSMamba's loss: SCN row of ``docs/method.md`` §7 plus L_edge in training mode.
 
     Parameters
     ----------
@@ -519,7 +519,7 @@ def ssm_training_loss(
     -------
     dict of str to Tensor
         ``recon, pos, lap, msd, edge, total`` (unitless, weighted). ``edge`` is 0 in eval
-        mode: DLM's SSM validation has no L_edge (``method.md`` §7).
+        mode: DLM's SSM validation has no L_edge (``docs/method.md`` §7).
     """
     out = model(batch.images)
     losses = superpixel_loss(out, batch.labels, config, generator=generator)

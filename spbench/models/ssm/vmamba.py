@@ -1,4 +1,4 @@
-"""VMamba backbone of SSMamba in pure PyTorch (``baselines.md`` §5.2).
+"""VMamba backbone of SSMamba in pure PyTorch (``docs/baselines.md`` §5.2).
 
 Follows ``jiaxhm/SSMamba: models/vmamba.py`` (VMamba's ``vmamba.py`` with SSMamba's CNN stem
 "Dulbrn") for the configuration SSMamba builds (``Backbone_VSSM`` in ``Global_Model.py`` and
