@@ -6,8 +6,8 @@ Every panel shows the image with the superpixel boundaries (pixels whose right o
 has another label) in yellow. In the no-EC panels the **stray pixels** are filled red: pixels
 outside the largest 8-connected fragment of their label, with the tie rule of
 ``docs/protocol.md`` §5 (if two fragments share the largest size, all pixels of the label
-count) — so the red area is exactly the Stray metric. Each panel is captioned with the number of labels K, and XC / Stray for
-no-EC panels.
+count) — so the red area is exactly the Stray metric. Each panel is captioned with the number
+of labels K, and XC / Stray for no-EC panels.
 
 Inputs are prediction files of ``spbench predict`` (one per model, all at the same scale; read
 with :func:`spbench.predictions.load_predictions`) and the prepared dataset
