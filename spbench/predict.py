@@ -156,6 +156,8 @@ def predict(
         "loss_config": ckpt["loss_config"],
         "weights": ckpt["weights"],
         "train_steps": ckpt["step"],
+        # train.budget: the fraction of the profile's step counts this run trained (1: all).
+        "budget": (ckpt.get("settings") or {}).get("budget", 1),
         "checkpoint": str(checkpoint),
         "dataset": split.dataset,
         "split": split.split,

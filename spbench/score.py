@@ -77,6 +77,7 @@ def score_predictions(
             "msd_mode": loss["msd_mode"],
             "weights": meta["weights"],
             "train_steps": int(meta["train_steps"]),
+            "budget": float(meta.get("budget", 1)),
             "dataset": meta["dataset"],
             "split": meta["split"],
             "scale": float(meta["scale"]),

@@ -25,6 +25,7 @@ SCORE_COLUMNS = {
     "msd_mode",
     "weights",
     "train_steps",
+    "budget",
     "dataset",
     "split",
     "image_id",

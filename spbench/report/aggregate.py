@@ -65,6 +65,7 @@ RUN_ATTRIBUTES: tuple[str, ...] = (
     "msd_mode",
     "weights",
     "train_steps",
+    "budget",
 )
 """Run description columns; they must be constant within a run (:data:`RUN_KEYS`)."""
 
@@ -139,6 +140,8 @@ def load_scores(score_files: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
         if not path.is_file():
             raise FileNotFoundError(f"score file {path} does not exist")
         frame = pd.read_parquet(path)
+        if "budget" not in frame:  # score files written before train.budget existed
+            frame["budget"] = 1.0
         validate_scores(frame, path)
         frames.append(frame.assign(source_file=str(path)))
     if not frames:

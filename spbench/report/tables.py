@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from spbench.config import budget_label
 from spbench.metrics import metric
 from spbench.report.aggregate import format_number, markdown_table, model_label
 from spbench.report.paper import PAPER_DATASET, PAPER_SPLIT, TABLE2, TABLE3
@@ -97,6 +98,7 @@ def table2_frame(summary: pd.DataFrame) -> pd.DataFrame:
         for col in ("weights", "msd_mode", "use_lap", "use_msd", "use_wr", "lambda_lap"):
             row[col] = rec.get(col)
         row["train_steps"] = rec.get("train_steps")
+        row["budget"] = rec.get("budget")
         row["paper_source"] = ref.source if ref is not None else ""
         rows.append(row)
     return pd.DataFrame(rows)
@@ -205,13 +207,16 @@ def format_table2_markdown(table: pd.DataFrame, *, title: str = "Table 2") -> st
         )
         lines.append("")
     lines += ["Runs (weights provenance and loss settings):", ""]
-    cols = ["model", "weights", "train_steps", "use_lap", "use_msd", "use_wr", "lambda_lap"]
+    cols = ["model", "weights", "train_steps", "budget", "use_lap", "use_msd", "use_wr"]
+    cols.append("lambda_lap")
     for rec in table[[*cols, "msd_mode", "seeds"]].drop_duplicates(cols).to_dict("records"):
         lap = _onoff(rec["use_lap"])
         if lap == "on":
             lap += f" (λ_LAP = {rec['lambda_lap']})"
         # Untrained rows (references, published weights) say what they are in `weights`.
         steps = f"{rec['train_steps']} training steps; " if rec["train_steps"] else ""
+        if rec["train_steps"] and rec["budget"] != 1:
+            steps += f"{budget_label(rec['budget'])}; "
         lines.append(
             f"- {rec['model']}: {rec['weights']}; {steps}"
             f"LAP {lap}, MSD {_onoff(rec['use_msd'])} (mode {rec['msd_mode']}), "

@@ -82,6 +82,7 @@ def make_scores(methods=METHODS, variants=VARIANTS) -> pd.DataFrame:
                             "msd_mode": "per_image",
                             "weights": "trained here, random init",
                             "train_steps": 1000,
+                            "budget": 1.0,
                             "dataset": "bsds500",
                             "split": "test",
                             "image_id": image_id,

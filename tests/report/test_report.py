@@ -169,6 +169,7 @@ def test_ssm_published_test_vector():
         msd_mode="per_image",
         weights="published",
         train_steps=0,
+        budget=1.0,
     )
     auc = compute_auc(curve, auc_range=RANGE, metrics=list(SSM_PUBLISHED_AUC))
     for metric, value in SSM_PUBLISHED_AUC.items():
@@ -315,6 +316,19 @@ def test_runs_line_says_what_an_untrained_reference_is(scores):
     assert any(
         line.startswith("- SCN: trained here, random init; 1000 training steps;") for line in runs
     )
+
+
+def test_a_partial_budget_is_stated_in_the_runs_and_the_csv(scores):
+    """Runs trained at train.budget 0.1 say so in Table 2's Runs line and carry it in the CSV
+    rows; full-budget runs say nothing of it."""
+    frame = scores.assign(budget=np.where(scores["method"] == "scn", 0.1, 1.0))
+    table = table2_frame(summarise_seeds(compute_auc(aggregate_curves(frame), auc_range=RANGE)))
+    assert set(table.loc[table["model"].str.startswith("SCN"), "budget"]) == {0.1}
+    runs = format_table2_markdown(table).split("Runs (weights provenance")[1].splitlines()
+    scn = next(line for line in runs if line.startswith("- SCN: "))
+    cds = next(line for line in runs if line.startswith("- CDS: "))
+    assert "1000 training steps; training budget 10 %;" in scn
+    assert "training budget" not in cds
 
 
 def test_table3_matches_by_switches(scores):
