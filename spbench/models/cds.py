@@ -75,7 +75,6 @@ __all__ = [
     "Embedder",
     "WaterDiffusion",
     "cds",
-    "cds_poly_factor",
     "cds_training_loss",
     "sobel_kernels",
     "sobel_map",
@@ -100,17 +99,6 @@ CDS_LOSS_KEYS = (
 
 #: Embedding width of the encoders, the decoder and CLUB (``x_dim = y_dim = 32``).
 _DIM = 32
-
-
-def cds_poly_factor(step: int) -> float:
-    """Poly LR multiplier after ``step`` optimiser steps, ``max(0, 1 − step/150k)^0.9``.
-
-    Returns
-    -------
-    float
-        In ``[0, 1]``; 0 from step 150,000 on (``docs/baselines.md`` §8 quirk 8).
-    """
-    return max(0.0, 1.0 - step / CDS_POLY_STEPS) ** CDS_POLY_POWER
 
 
 def sobel_kernels(dtype: torch.dtype = torch.float32) -> Tensor:
