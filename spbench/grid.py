@@ -244,9 +244,14 @@ def hard_labels(q: Tensor, stride: int) -> Tensor:
         candidate ids.
     """
     n_h, n_w = _check_assignment(q, stride)
-    ids = candidate_ids(n_h, n_w, stride, device=q.device)
-    k_star = q.argmax(dim=1, keepdim=True)  # first maximum on ties
-    return ids.unsqueeze(0).expand(q.shape[0], -1, -1, -1).gather(1, k_star).squeeze(1)
+    # The arg-max over a contiguous last axis is about twice as fast on the CPU as over the
+    # strided channel axis, and the id follows from k* by arithmetic: no [9, H, W] id map.
+    k_star = q.permute(0, 2, 3, 1).contiguous().argmax(dim=-1)  # first maximum on ties
+    offsets = torch.tensor(OFFSETS, device=q.device)
+    height, width = q.shape[-2:]
+    rows = torch.arange(height, device=q.device).view(1, -1, 1) // stride + offsets[:, 0][k_star]
+    cols = torch.arange(width, device=q.device).view(1, 1, -1) // stride + offsets[:, 1][k_star]
+    return rows.clamp_(0, n_h - 1) * n_w + cols.clamp_(0, n_w - 1)
 
 
 def initial_grid_assignment(

@@ -8,7 +8,8 @@ legacy ``nearest`` mode. That map is the "no EC" output; the "EC" output applies
 enforce-connectivity procedure to it with sizes derived from the grid's cell count.
 
 One compressed ``.npz`` per scale holds ``noec/<image_id>`` and ``ec/<image_id>`` (``uint16``)
-and a ``meta`` JSON string (run identity, scale, grid size, device, TF32 flags, weights).
+and a ``meta`` JSON string (run identity, scale, grid size, device, CPU threads, TF32 flags,
+weights).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def upsample_labels(labels: torch.Tensor, height: int, width: int) -> np.ndarray
     return up[0, 0].to(torch.int64).cpu().numpy()
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_image(
     model: torch.nn.Module,
     image: np.ndarray,
@@ -121,6 +122,7 @@ def predict(
     outputs: dict[float, str | os.PathLike[str]],
     *,
     settings: dict,
+    threads: int | None = None,
 ) -> list[Path]:
     """Predict every image of the configured split at every scale and write one file per scale.
 
@@ -134,6 +136,9 @@ def predict(
         ``{scale: output .npz path}``; the scales predicted are its keys.
     settings
         The ``predict`` config section (split, base_size, max_images, device).
+    threads
+        CPU threads for torch and OpenCV (the job's share of the cores); ``None`` leaves their
+        defaults, one thread per core, which oversubscribes the CPU when jobs run side by side.
 
     Returns
     -------
@@ -141,14 +146,17 @@ def predict(
         The written files, in the order of ``outputs``.
     """
     import_method_modules(settings.get("method_modules", []))
+    if threads:
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(threads)
     device = resolve_device(settings.get("device", "auto"))
     ckpt = load_checkpoint(checkpoint, map_location=device)
     segment = get_method(ckpt["method"]).segment
     model = create_model(ckpt["method"]).to(device)
     model.load_state_dict(ckpt["model"])
     model.eval()
-    split = load_split(data_root, settings["split"])
-    samples = split.samples[: settings.get("max_images") or None]
+    split = load_split(data_root, settings["split"], max_images=settings.get("max_images") or None)
+    samples = split.samples
     base_meta = {
         "method": ckpt["method"],
         "variant": ckpt["variant"],
@@ -162,6 +170,7 @@ def predict(
         "dataset": split.dataset,
         "split": split.split,
         "device": str(device),
+        "threads": torch.get_num_threads(),
         "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
         "matmul_precision": torch.get_float32_matmul_precision(),
         "spbench_version": __version__,

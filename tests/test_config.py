@@ -23,6 +23,7 @@ MINIMAL = {"run_name": "t", "dataset": {"name": "synthetic"}, "methods": ["scn"]
         "config/config.yaml",
         "config/smoke.yaml",
         "config/gpu-short.yaml",
+        "config/cpu-short.yaml",
         ".test/config/config.yaml",
     ],
 )

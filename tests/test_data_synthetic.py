@@ -33,6 +33,14 @@ def test_annotations_differ_like_human_ones():
     assert all(g.min() >= 1 for g in gts)  # raw ids are 1..K like BSDS
 
 
+def test_load_split_max_images_decodes_a_prefix_in_id_order(synthetic):
+    full = load_split(synthetic, "test")
+    first = load_split(synthetic, "test", max_images=2)
+    assert [s.image_id for s in first.samples] == [s.image_id for s in full.samples][:2]
+    assert [s.image_id for s in full.samples] == sorted(s.image_id for s in full.samples)
+    np.testing.assert_array_equal(first.samples[1].image, full.samples[1].image)
+
+
 def test_splits_shapes_and_pairs(synthetic):
     manifest = read_manifest(synthetic)
     assert set(manifest["splits"]) == {"train", "val", "test"}

@@ -160,6 +160,20 @@ def test_hard_labels():
     assert grid.hard_labels(qt, 2)[0, 2:, ::2][0].tolist() == [0, 1, 2]
 
 
+@pytest.mark.parametrize("shape", [(1, 2, 3), (3, 5, 4), (2, 1, 1)])
+def test_hard_labels_is_the_candidate_id_of_the_argmax(shape):
+    # Reference: gather the id map of candidate_ids at the first arg-max channel (§1.4).
+    batch, n_h, n_w = shape
+    stride = 4
+    gen = torch.Generator().manual_seed(sum(shape))
+    q = torch.rand(batch, 9, n_h * stride, n_w * stride, generator=gen)
+    q[:, 5, :2] = q[:, 2, :2] = 2.0  # exact ties on two rows: channel 2 must win
+    ids = grid.candidate_ids(n_h, n_w, stride).expand(batch, -1, -1, -1)
+    expected = ids.gather(1, q.argmax(dim=1, keepdim=True)).squeeze(1)
+    assert torch.equal(grid.hard_labels(q, stride), expected)
+    assert torch.all(grid.hard_labels(q, stride)[:, :2] == ids[:, 2, :2])
+
+
 def test_initial_grid_assignment():
     q = grid.initial_grid_assignment(3, 32, 48, 16, dtype=torch.float64)
     assert q.shape == (3, 9, 32, 48)

@@ -9,6 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from spbench.config import load_config
+from spbench.predictions import load_predictions
 from spbench.report.artefacts import ARTEFACT_FILES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,6 +117,46 @@ def test_paper_profile_dry_run_lists_the_full_graph(tmp_path):
         assert f"results/paper/models/scn/{variant}/seed0/main.pt" in out
 
 
+def test_cpu_short_profile_dry_run_lists_its_jobs(tmp_path):
+    """config/cpu-short.yaml: SCN base and LAP x 2 seeds and SLIC, 9 scales, Table 2 only."""
+    config = load_config(ROOT / "config/cpu-short.yaml")
+    nominal = [600 * s**2 for s in config["predict"]["scales"]]
+    low, high = config["report"]["auc_range"]
+    assert min(nominal) < low and max(nominal) > high  # the AUC range lies inside the scales
+    out = run(
+        [
+            *SNAKEMAKE,
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(ROOT / "config/cpu-short.yaml"),
+            "-n",
+            "--cores",
+            "2",
+            "--resources",
+            "gpu=1",
+        ],
+        ROOT,
+    )
+    counts = job_counts(out)
+    for rule in ("train_stage", "predict_scales", "score_run"):
+        assert counts.pop(rule) == 5, rule  # SCN base and LAP x seeds 0 and 1, and SLIC
+    assert counts == {
+        "download_bsds500": 1,
+        "prepare_bsds500": 1,
+        "dataset_summary": 1,
+        "table2": 1,
+        "figures": 1,
+        "provenance": 1,
+        "all": 1,
+    }
+    for variant in ("base", "lap"):
+        for seed in (0, 1):
+            assert f"results/cpu-short/models/scn/{variant}/seed{seed}/main.pt" in out
+    assert "results/cpu-short/predictions/scn/lap/seed1/scale1.5.npz" in out
+    assert "scale1.6.npz" not in out and "scale0.6.npz" not in out
+
+
 def test_bad_config_fails_at_start_naming_the_key(tmp_path):
     (tmp_path / "config").mkdir()
     text = (ROOT / ".test/config/config.yaml").read_text().replace("steps: 6", "steps: -1")
@@ -145,6 +187,9 @@ def test_ci_profile_end_to_end(ci_run):
     assert {"base", "lap", "abl_lap", "lap_l0", "lap_l1440"} <= set(scores["variant"])
     assert sorted(scores["scale"].unique()) == [0.4, 0.6, 0.8, 1.0, 1.2]
     assert (scores.loc[scores["ec"], ["xc", "stray"]] == 0).all().all()  # EC output is connected
+    # The predict rule passes its 2 threads on: torch and OpenCV do not take every core.
+    meta, _, _ = load_predictions(next((results / "predictions").rglob("scale1.npz")))
+    assert meta["threads"] == 2
     assert scores["asa"].between(0, 1).all() and scores["bp"].between(0, 1).all()
     pairs = scores.groupby(["method", "variant", "seed", "scale", "ec"]).size()
     assert pairs.nunique() == 1  # every (variant, scale, EC) scores the same pairs

@@ -26,7 +26,7 @@ rule predict_scales:
     shell:
         "python -m spbench.gpu_lease --n {resources.gpu} -- "
         "spbench predict --settings {params.settings:q} --runtime {params.runtime:q} "
-        "--checkpoint {input.checkpoint} "
+        "--checkpoint {input.checkpoint} --threads {threads} "
         "--data {params.data} --out-dir {params.out_dir} > {log} 2>&1"
 
 
