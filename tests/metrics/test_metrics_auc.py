@@ -71,6 +71,17 @@ def test_without_ec_upper_end_unbracketed():
     assert res.value == pytest.approx(0.9745, abs=2e-4)
 
 
+def test_points_at_the_same_k_merge_into_their_mean():
+    # scikit-image's SLIC gives the same K for its two largest scales: the upper end is
+    # extrapolated from the two distinct K (900 and 1000, the merged value 0.6), not refused.
+    res = normalized_auc([400, 900, 1000, 1000], [0.2, 0.5, 0.5, 0.7], low=400, high=1100)
+    v_high = 0.6 + (0.6 - 0.5) / 100 * 100
+    area = 0.5 * (0.2 + 0.5) * 500 + 0.5 * (0.5 + 0.6) * 100 + 0.5 * (0.6 + v_high) * 100
+    assert res.extrapolated and res.value == pytest.approx(area / 700)
+    with pytest.raises(ValueError, match="2 distinct K"):
+        normalized_auc([500, 500], [0.9, 0.8])
+
+
 def test_errors():
     with pytest.raises(ValueError, match="NaN"):
         normalized_auc([400, 800, 1300], [0.9, math.nan, 0.95])
