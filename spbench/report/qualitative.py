@@ -152,7 +152,7 @@ def plot_qualitative(
     ncols = 2 * len(models)
     heights = [images[i].shape[0] / images[i].shape[1] for i in image_ids]
     row_in = [PANEL_WIDTH_IN * h + 0.3 for h in heights]
-    fig = plt.figure(figsize=(PANEL_WIDTH_IN * ncols, sum(row_in) + 0.9))
+    fig = plt.figure(figsize=(PANEL_WIDTH_IN * ncols, sum(row_in) + (1.2 if title else 0.9)))
     grid = fig.add_gridspec(len(image_ids), ncols, height_ratios=row_in, hspace=0.12, wspace=0.04)
     for r, image_id in enumerate(image_ids):
         image = images[image_id]
@@ -186,10 +186,12 @@ def plot_qualitative(
         frameon=False,
         fontsize=9,
     )
+    height = fig.get_figheight()
+    top_in = 0.45  # room for the column titles
     if title:
-        fig.suptitle(title, fontsize=11)
-    fig.subplots_adjust(left=0.03, right=0.99, top=1 - 0.45 / fig.get_figheight(),
-                        bottom=0.45 / fig.get_figheight())  # fmt: skip
+        fig.suptitle(title, fontsize=11, y=1 - 0.12 / height, va="top")
+        top_in += 0.3  # and above them the figure title, without overlap
+    fig.subplots_adjust(left=0.03, right=0.99, top=1 - top_in / height, bottom=0.45 / height)
     return fig
 
 
