@@ -142,9 +142,7 @@ def _predict(args: argparse.Namespace) -> None:
     settings = {**_settings(args, predict_job), **(_runtime(args, predict_runtime) or {})}
     scales = args.scales or settings["scales"]
     outputs = {s: Path(args.out_dir) / f"scale{format_scale(s)}.npz" for s in scales}
-    for path in predict(
-        args.checkpoint, args.data, outputs, settings=settings, threads=args.threads
-    ):
+    for path in predict(args.checkpoint, args.data, outputs, settings=settings):
         print(path)
 
 
@@ -416,9 +414,6 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--data", type=Path, required=True)
     pred.add_argument("--out-dir", type=Path, required=True)
     pred.add_argument("--scales", type=float, nargs="+", help="override predict.scales")
-    pred.add_argument(
-        "--threads", type=int, help="CPU threads for torch and OpenCV (default: one per core)"
-    )
     pred.set_defaults(func=_predict)
 
     score = sub.add_parser("score", help="metrics per (image, annotation, scale, EC) to Parquet")

@@ -266,9 +266,17 @@ def predict_job(config: dict) -> dict:
     return canonical({key: predict[key] for key in keys})
 
 
-def predict_runtime(config: dict) -> dict:
-    """Return a prediction job's settings that cannot change its labels (device, modules)."""
-    return {"device": config["predict"]["device"], "method_modules": config["method_modules"]}
+def predict_runtime(config: dict, threads: int | None = None) -> dict:
+    """Return a prediction job's settings that cannot change its labels.
+
+    ``device``, ``method_modules`` and ``threads``: the CPU threads torch and OpenCV may use
+    (the job's Snakemake ``threads``; ``None``: their defaults, one per core).
+    """
+    return {
+        "device": config["predict"]["device"],
+        "method_modules": config["method_modules"],
+        "threads": threads,
+    }
 
 
 def score_job(config: dict) -> dict:

@@ -122,7 +122,6 @@ def predict(
     outputs: dict[float, str | os.PathLike[str]],
     *,
     settings: dict,
-    threads: int | None = None,
 ) -> list[Path]:
     """Predict every image of the configured split at every scale and write one file per scale.
 
@@ -135,10 +134,10 @@ def predict(
     outputs
         ``{scale: output .npz path}``; the scales predicted are its keys.
     settings
-        The ``predict`` config section (split, base_size, max_images, device).
-    threads
-        CPU threads for torch and OpenCV (the job's share of the cores); ``None`` leaves their
-        defaults, one thread per core, which oversubscribes the CPU when jobs run side by side.
+        The job's settings (split, scales, base_size, max_images; :func:`spbench.jobs.predict_job`)
+        and its runtime settings (device, method_modules, threads;
+        :func:`spbench.jobs.predict_runtime`). ``threads`` caps the CPU threads of torch and
+        OpenCV, whose default of one per core oversubscribes the CPU when jobs run side by side.
 
     Returns
     -------
@@ -146,9 +145,9 @@ def predict(
         The written files, in the order of ``outputs``.
     """
     import_method_modules(settings.get("method_modules", []))
-    if threads:
-        torch.set_num_threads(threads)
-        cv2.setNumThreads(threads)
+    if settings.get("threads"):
+        torch.set_num_threads(settings["threads"])
+        cv2.setNumThreads(settings["threads"])
     device = resolve_device(settings.get("device", "auto"))
     ckpt = load_checkpoint(checkpoint, map_location=device)
     segment = get_method(ckpt["method"]).segment

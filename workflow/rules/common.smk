@@ -277,8 +277,8 @@ def predict_params(wildcards):
     return canonical_json(predict_job(config))
 
 
-def predict_runtime_params(wildcards, resources):
-    return canonical_json(predict_runtime(config))
+def predict_runtime_params(wildcards, resources, threads):
+    return canonical_json(predict_runtime(config, threads))
 
 
 def score_params(wildcards):

@@ -26,7 +26,7 @@ rule predict_scales:
     shell:
         "python -m spbench.gpu_lease --n {resources.gpu} -- "
         "spbench predict --settings {params.settings:q} --runtime {params.runtime:q} "
-        "--checkpoint {input.checkpoint} --threads {threads} "
+        "--checkpoint {input.checkpoint} "
         "--data {params.data} --out-dir {params.out_dir} > {log} 2>&1"
 
 
