@@ -62,7 +62,9 @@ def time_image(model, image: np.ndarray, scale: float, batch: int) -> dict[str, 
     x = normalize(torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1)))[None])
     out, t_forward = _timed(lambda: model(x).assignment)
     labels, t_argmax = _timed(lambda: hard_labels(out, CELL_SIZE)[0])
-    _, t_gather = _timed(lambda: _gather_labels(out))
+    gathered, t_gather = _timed(lambda: _gather_labels(out))
+    if not torch.equal(gathered[0], labels):  # the two must agree, or the timing is moot
+        raise AssertionError("hard_labels and the id-map gather disagree")
     noec, t_upsample = _timed(lambda: upsample_labels(labels, height, width))
     _, t_ec = _timed(lambda: enforce_connectivity(noec, (h_in // CELL_SIZE) * (w_in // CELL_SIZE)))
     row = {
