@@ -8,7 +8,8 @@ opposite of channel ``k`` is ``8 - k``).
 The functions here reproduce the upstream SCN / DLM helpers (``fuy34/superpixel_fcn:
 train_util.py``, DLM ``utils/trainutils.py``):
 
-- :func:`candidate_ids` — the id map used for hard labels, **edge-replicated** (§1.1);
+- :func:`candidate_ids` — the id map of each pixel's nine candidates, **edge-replicated**
+  (§1.1); :func:`hard_labels` computes the same ids by arithmetic and is tested against it;
 - :func:`poolfeat` / :func:`upfeat` — soft pooling to cells and back, **zero-padded**, with the
   upstream accumulation order so that results match bit for bit on the same device (§1.2–1.3);
 - :func:`hard_labels` — arg-max superpixel labels (§1.4).
@@ -241,7 +242,7 @@ def hard_labels(q: Tensor, stride: int) -> Tensor:
     LongTensor
         ``[B, H, W]`` row-major superpixel ids ``id_{k*}(p)`` with ``k* = argmax_k Q_k(p)`` (first
         maximum on exact ties, where upstream would add the tied ids) and edge-replicated
-        candidate ids.
+        candidate ids: the entry of :func:`candidate_ids` at ``k*``.
     """
     n_h, n_w = _check_assignment(q, stride)
     # The arg-max over a contiguous last axis, with the id from k* by arithmetic instead of a
