@@ -65,6 +65,24 @@ def section_defaults(section: str) -> dict[str, Any]:
     return filled
 
 
+#: Why a number can arrive as a string: Snakemake reads the nested values of ``--config`` verbatim.
+STRING_HINT = (
+    "(a value inside a mapping given with `snakemake --config key={...}` arrives as a string: "
+    "Snakemake reads nested values verbatim. Put those keys in a YAML file and pass it after "
+    "the profile, `--configfile PROFILE.yaml OVERRIDES.yaml`, e.g. config/full-protocol.yaml)"
+)
+
+
+def _quoted_scalar(error: jsonschema.ValidationError) -> bool:
+    """Whether a type error's value is a string that YAML would read as a number, bool or null."""
+    if error.validator != "type" or not isinstance(error.instance, str):
+        return False
+    try:
+        return not isinstance(yaml.safe_load(error.instance), str)
+    except yaml.YAMLError:
+        return False
+
+
 def _key_path(error: jsonschema.ValidationError) -> str:
     return "config" + "".join(
         f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path
@@ -100,6 +118,8 @@ def validate_config(config: dict, *, check_methods: bool = True) -> dict:
     errors = sorted(validator.iter_errors(full), key=lambda e: list(e.absolute_path))
     if errors:
         lines = [f"{_key_path(e)}: {e.message}" for e in errors[:10]]
+        if any(_quoted_scalar(e) for e in errors):
+            lines.append(STRING_HINT)
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
     if not full["dataset"]["root"]:
         full["dataset"]["root"] = f"data/{full['dataset']['name']}/prepared"

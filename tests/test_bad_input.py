@@ -468,6 +468,13 @@ CASES = [
         with_config("scales: [0.4,", "scales: [5,"),
     ),
     Case(
+        "config-quoted-number",
+        "a number inside a mapping given with `snakemake --config`, which arrives as a string "
+        "(`--config 'predict={scales: [0.4]}'`)",
+        ("config.predict.scales[0]", "'0.4' is not of type 'number'", "arrives as a string"),
+        with_config("scales: [0.4,", "scales: ['0.4',"),
+    ),
+    Case(
         "config-unknown-method",
         "a method that is not registered (`methods: [snc]`)",
         ("config.methods", "unknown method(s) ['snc']", "registered methods are", "'scn'"),

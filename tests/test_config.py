@@ -143,3 +143,20 @@ def test_section_defaults_are_the_schema_defaults():
     assert losses == validate_config(profile)["losses"]
     losses["lambda_lap"] = 0.0  # a fresh dict: the next call is unaffected
     assert section_defaults("losses")["lambda_lap"] == 360.0
+
+
+def test_strings_from_nested_command_line_values_get_a_hint():
+    """`--config 'predict={scales: [0.3]}'` gives strings: the error says why and what to do."""
+    config = {**MINIMAL, "predict": {"scales": ["0.3"], "max_images": "null"}}
+    with pytest.raises(ConfigError) as error:
+        validate_config(config)
+    text = str(error.value)
+    assert "config.predict.max_images: 'null' is not of type" in text
+    assert "config.predict.scales[0]: '0.3' is not of type 'number'" in text
+    assert "--configfile PROFILE.yaml OVERRIDES.yaml" in text
+
+
+def test_no_string_hint_for_other_errors():
+    with pytest.raises(ConfigError) as error:
+        validate_config({**MINIMAL, "predict": {"scales": [5]}})
+    assert "verbatim" not in str(error.value)

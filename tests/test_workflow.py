@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from spbench.config import load_config
+from spbench.config import load_config, section_defaults
 from spbench.predictions import load_predictions
 from spbench.report.artefacts import ARTEFACT_FILES
 
@@ -155,6 +155,35 @@ def test_cpu_short_profile_dry_run_lists_its_jobs(tmp_path):
             assert f"results/cpu-short/models/scn/{variant}/seed{seed}/main.pt" in out
     assert "results/cpu-short/predictions/scn/lap/seed1/scale1.5.npz" in out
     assert "scale1.6.npz" not in out and "scale0.6.npz" not in out
+
+
+def test_full_protocol_overlay_restores_every_image_and_scale(tmp_path):
+    """config/full-protocol.yaml after cpu-short: the paper's 13 scales on all 200 images."""
+    out = run(
+        [
+            *SNAKEMAKE,
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(ROOT / "config/cpu-short.yaml"),
+            str(ROOT / "config/full-protocol.yaml"),
+            "--config",
+            "run_name=cpu-short-full",
+            "-n",
+            "-p",
+            "--cores",
+            "2",
+            "--resources",
+            "gpu=1",
+        ],
+        ROOT,
+    )
+    assert job_counts(out)["predict_scales"] == 5
+    for scale in ("0.3", "1", "1.5"):
+        assert f"results/cpu-short-full/predictions/scn/lap/seed1/scale{scale}.npz" in out
+    paper_scales = ",".join(f"{s:g}" for s in section_defaults("predict")["scales"])
+    assert f'"max_images":null,"scales":[{paper_scales}]' in out
+    assert '"device":"cpu"' in out  # the rest of cpu-short's predict section stays
 
 
 def test_bad_config_fails_at_start_naming_the_key(tmp_path):
