@@ -5,6 +5,7 @@ initialisation from the previous stage, augmentation, auxiliary optimiser, edge 
 the numbers.
 """
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -99,3 +100,40 @@ def test_method_runs_through_every_stage(method, data, tmp_path):
     paths = build_table2([tmp_path / "scores.parquet"], tmp_path / "report", auc_range=(6, 24))
     table = pd.read_csv(paths["table2_csv"])
     assert len(table) == 4  # base and LAP, with and without EC
+
+
+def test_a_classical_method_predicts_the_same_on_more_threads(tmp_path):
+    """SLIC segments several images at once with ``threads`` > 1: the files do not change."""
+    generate_synthetic(tmp_path / "data", seed=6, n_train=1, n_val=1, n_test=5, height=64, width=96)
+    checkpoint = tmp_path / "slic.pt"
+    train(
+        tmp_path / "data",
+        checkpoint,
+        method="slic",
+        variant="base",
+        seed=0,
+        **settings("slic", "base", "main"),
+        stage="main",
+        progress=False,
+    )
+    threads = torch.get_num_threads()
+    maps = {}
+    try:
+        for n in (1, 3):
+            outputs = {scale: tmp_path / f"threads{n}_scale{scale}.npz" for scale in (1.0, 2.0)}
+            predict(
+                checkpoint,
+                tmp_path / "data",
+                outputs,
+                settings={"split": "test", "base_size": [32, 48], "device": "cpu", "threads": n},
+            )
+            for scale, file in outputs.items():
+                with np.load(file) as npz:
+                    maps[n, scale] = {k: npz[k] for k in npz.files if k != "meta"}
+    finally:
+        torch.set_num_threads(threads)
+    for scale in (1.0, 2.0):
+        one, three = maps[1, scale], maps[3, scale]
+        assert len(one) == 10 and one.keys() == three.keys()  # 5 images, no EC and EC
+        for key in one:
+            np.testing.assert_array_equal(one[key], three[key], err_msg=f"{scale} {key}")
