@@ -131,7 +131,20 @@ def label_maps(
 
     A network predicts one image after another (torch already spreads each forward pass over
     the job's threads); a classical method (``segment`` given, e.g. SLIC) segments ``threads``
-    images at once, since scikit-image's SLIC and EC release the GIL (2.1x faster on 2 cores).
+    images at once, since scikit-image's SLIC and EC release the GIL (1.9x faster on 2 cores).
+
+    Parameters
+    ----------
+    samples
+        Prepared samples (``.image``: ``[H, W, 3]`` ``uint8`` RGB).
+    scale, base_size
+        As :func:`predict_image`.
+    model, device
+        The network and its device (unused when ``segment`` is given).
+    segment
+        A classical method's ``segment(image, n_segments)``, or None for a network.
+    threads
+        How many images a classical method segments at once.
 
     Returns
     -------
