@@ -60,6 +60,13 @@ def run(args, cwd):
     return result.stdout + result.stderr
 
 
+def dry_run(folder: Path, *configfiles: str, extra: tuple = (), cores: int = 2, gpus: int = 1):
+    """Output of a dry run (``-n -p``) in ``folder`` with the repository's ``configfiles``."""
+    files = [str(ROOT / f) for f in configfiles]
+    command = [*SNAKEMAKE, "--directory", str(folder), "--configfile", *files, *extra]
+    return run([*command, "-n", "-p", "--cores", str(cores), "--resources", f"gpu={gpus}"], ROOT)
+
+
 def job_counts(dry_run_output: str) -> dict[str, int]:
     """Jobs per rule from the "Job stats" table of a dry run (empty if nothing is to be done)."""
     if "Job stats:" not in dry_run_output:
@@ -80,21 +87,7 @@ def test_lint_is_clean():
 
 
 def test_paper_profile_dry_run_lists_the_full_graph(tmp_path):
-    out = run(
-        [
-            *SNAKEMAKE,
-            "--directory",
-            str(tmp_path),
-            "--configfile",
-            str(ROOT / "config/config.yaml"),
-            "-n",
-            "--cores",
-            "8",
-            "--resources",
-            "gpu=2",
-        ],
-        ROOT,
-    )
+    out = dry_run(tmp_path, "config/config.yaml", cores=8, gpus=2)
     counts = {}
     for line in out.splitlines():
         parts = line.split()
@@ -123,21 +116,7 @@ def test_cpu_short_profile_dry_run_lists_its_jobs(tmp_path):
     nominal = [600 * s**2 for s in config["predict"]["scales"]]
     low, high = config["report"]["auc_range"]
     assert min(nominal) < low and max(nominal) > high  # the AUC range lies inside the scales
-    out = run(
-        [
-            *SNAKEMAKE,
-            "--directory",
-            str(tmp_path),
-            "--configfile",
-            str(ROOT / "config/cpu-short.yaml"),
-            "-n",
-            "--cores",
-            "2",
-            "--resources",
-            "gpu=1",
-        ],
-        ROOT,
-    )
+    out = dry_run(tmp_path, "config/cpu-short.yaml")
     counts = job_counts(out)
     for rule in ("train_stage", "predict_scales", "score_run"):
         assert counts.pop(rule) == 5, rule  # SCN base and LAP x seeds 0 and 1, and SLIC
@@ -159,24 +138,11 @@ def test_cpu_short_profile_dry_run_lists_its_jobs(tmp_path):
 
 def test_full_protocol_overlay_restores_every_image_and_scale(tmp_path):
     """config/full-protocol.yaml after cpu-short: the paper's 13 scales on all 200 images."""
-    out = run(
-        [
-            *SNAKEMAKE,
-            "--directory",
-            str(tmp_path),
-            "--configfile",
-            str(ROOT / "config/cpu-short.yaml"),
-            str(ROOT / "config/full-protocol.yaml"),
-            "--config",
-            "run_name=cpu-short-full",
-            "-n",
-            "-p",
-            "--cores",
-            "2",
-            "--resources",
-            "gpu=1",
-        ],
-        ROOT,
+    out = dry_run(
+        tmp_path,
+        "config/cpu-short.yaml",
+        "config/full-protocol.yaml",
+        extra=("--config", "run_name=cpu-short-full"),
     )
     assert job_counts(out)["predict_scales"] == 5
     for scale in ("0.3", "1", "1.5"):
@@ -309,22 +275,7 @@ def test_named_targets_run_only_what_they_need(tmp_path):
 def test_a_configfile_replaces_the_default_profile(tmp_path):
     """`--configfile smoke.yaml` must not inherit keys of config/config.yaml (Snakemake merges
     the two by default): the smoke run's training must not get the paper's step counts."""
-    out = run(
-        [
-            *SNAKEMAKE,
-            "--directory",
-            str(tmp_path),
-            "--configfile",
-            str(ROOT / "config/smoke.yaml"),
-            "-n",
-            "-p",
-            "--cores",
-            "2",
-            "--resources",
-            "gpu=1",
-        ],
-        ROOT,
-    )
+    out = dry_run(tmp_path, "config/smoke.yaml")
     assert re.search(r'\\?"steps\\?":20\b', out)  # canonical JSON params: no spaces
     assert not re.search(r'"steps\\?":(150000|306000)\b', out)  # the paper's step counts
     assert "is extended by additional config" not in out
