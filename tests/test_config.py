@@ -156,7 +156,11 @@ def test_strings_from_nested_command_line_values_get_a_hint():
     assert "--configfile PROFILE.yaml OVERRIDES.yaml" in text
 
 
-def test_no_string_hint_for_other_errors():
+@pytest.mark.parametrize(
+    "section", [{"predict": {"scales": [5]}}, {"train": {"steps": "many"}}], ids=["range", "word"]
+)
+def test_no_string_hint_for_other_errors(section):
+    """A value out of range, or a word where a number belongs (a typo in a file), gets no hint."""
     with pytest.raises(ConfigError) as error:
-        validate_config({**MINIMAL, "predict": {"scales": [5]}})
-    assert "verbatim" not in str(error.value)
+        validate_config({**MINIMAL, **section})
+    assert "config." in str(error.value) and "verbatim" not in str(error.value)
