@@ -164,6 +164,23 @@ def _switch_name(lap: bool, msd: bool, wr: bool) -> str:
     return "abl_" + "_".join(on) if on else "abl_none"
 
 
+def _training_key(switches: dict, default_lambda: float) -> tuple:
+    """Return what of a variant's switches can change its training: λ_LAP only with LAP on.
+
+    ``lambda_lap`` None means the profile's ``losses.lambda_lap``. Without LAP, λ weighs a term
+    that is not computed (the train job's params leave it out too, ``spbench.jobs``), so the
+    sweep's λ = 0 is the same run as the factorial's LAP-off row with MSD and WR.
+    """
+    lam = switches.get("lambda_lap")
+    lam = default_lambda if lam is None else float(lam)
+    return (
+        switches["use_lap"],
+        switches["use_msd"],
+        switches["use_wr"],
+        lam if switches["use_lap"] else None,
+    )
+
+
 def all_variants(config: dict) -> dict[str, dict]:
     """Return every variant the profile trains: the configured ones plus the derived ones.
 
@@ -174,16 +191,9 @@ def all_variants(config: dict) -> dict[str, dict]:
     variants = {name: dict(v) for name, v in config["variants"].items()}
     default_lambda = config["losses"]["lambda_lap"]
 
-    def key(v: dict) -> tuple:
-        lam = v.get("lambda_lap")
-        return (
-            v["use_lap"],
-            v["use_msd"],
-            v["use_wr"],
-            default_lambda if lam is None else float(lam),
-        )
-
-    known = {key(v): name for name, v in variants.items()}
+    known: dict[tuple, str] = {}
+    for name, v in variants.items():
+        known.setdefault(_training_key(v, default_lambda), name)
     derived = []
     if config["ablation"]["enabled"]:
         derived += [
@@ -202,9 +212,9 @@ def all_variants(config: dict) -> dict[str, dict]:
             for lam in config["sweep"]["lambdas"]
         ]
     for name, switches in derived:
-        if key(switches) not in known:
+        if _training_key(switches, default_lambda) not in known:
             variants[name] = switches
-            known[key(switches)] = name
+            known[_training_key(switches, default_lambda)] = name
     return variants
 
 
@@ -213,12 +223,13 @@ def experiment_variants(config: dict) -> dict[str, list[str]]:
     variants = all_variants(config)
     default_lambda = config["losses"]["lambda_lap"]
 
+    by_key: dict[tuple, str] = {}
+    for name, v in variants.items():  # the first of identical variants, as all_variants keeps
+        by_key.setdefault(_training_key(v, default_lambda), name)
+
     def find(lap: bool, msd: bool, wr: bool, lam: float) -> str:
-        for name, v in variants.items():
-            v_lam = default_lambda if v.get("lambda_lap") is None else v["lambda_lap"]
-            if (v["use_lap"], v["use_msd"], v["use_wr"]) == (lap, msd, wr) and v_lam == lam:
-                return name
-        raise KeyError((lap, msd, wr, lam))
+        switches = {"use_lap": lap, "use_msd": msd, "use_wr": wr, "lambda_lap": lam}
+        return by_key[_training_key(switches, default_lambda)]
 
     out = {"table2": list(config["variants"]), "table3": [], "sweep": []}
     if config["ablation"]["enabled"]:

@@ -110,12 +110,21 @@ def test_experiments_share_runs_and_derive_variants():
     assert len(names["table3"]) == 8 == len(set(names["table3"]))
     assert names["table3"][0] == "base" and names["table3"][-1] == "lap"
     assert "abl_lap" in names["table3"] and "abl_msd_wr" in names["table3"]
-    assert names["sweep"] == ["lap_l0", "lap_l90", "lap"]
+    # λ = 0 turns LAP off: the factorial's MSD + WR row, not a second run of it.
+    assert names["sweep"] == ["abl_msd_wr", "lap_l90", "lap"]
     runs = experiment_runs(config)
     assert ("slic", "base", 0) in runs["table2"] and ("slic", "base", 1) not in runs["table2"]
     assert len(runs["table3"]) == 16 + 1 and len(runs["sweep"]) == 6 + 1  # + the SLIC row
     unique = {r for rs in runs.values() for r in rs}
-    assert len(unique) == 2 * (2 + 6 + 2) + 1  # shared runs are trained once
+    assert len(unique) == 2 * (2 + 6 + 1) + 1  # shared runs are trained once
+    assert variant_switches(config, "abl_lap")["use_msd"] is False
+
+
+def test_sweep_lambda_zero_without_ablation_is_lap_off():
+    config = validate_config(
+        {**MINIMAL, "sweep": {"enabled": True, "method": "scn", "lambdas": [0, 90]}}
+    )
+    assert experiment_variants(config)["sweep"] == ["lap_l0", "lap_l90"]
     off = variant_switches(config, "lap_l0")
     assert (off["use_lap"], off["use_msd"], off["use_wr"], off["lambda_lap"]) == (
         False,
@@ -123,7 +132,6 @@ def test_experiments_share_runs_and_derive_variants():
         True,
         0.0,
     )
-    assert variant_switches(config, "abl_lap")["use_msd"] is False
 
 
 def test_unknown_ablation_method_is_named():
