@@ -271,56 +271,31 @@ def paired_differences(
                 ["dataset", "split", "method", "ec"]
             )
             joined = base.add_suffix("_base").join(other.add_suffix("_var"), how="inner")
-            if joined.empty:
-                continue
-            images = joined.index.get_level_values("image_id")
-            codes, uniques = pd.factorize(images, sort=True)
-            rng = np.random.default_rng(seed)
-            indices = rng.integers(0, len(uniques), size=(n_boot, len(uniques)))
-            for name in metrics:
-                if ec and not metric(name).with_ec:
-                    continue  # XC and Stray are 0 with EC by construction: Δ = 0, no information
-                b = joined[f"{name}_base"].to_numpy(dtype=float)
-                v = joined[f"{name}_var"].to_numpy(dtype=float)
-                delta = v - b
-                valid = np.isfinite(delta)
-                sums = np.bincount(codes[valid], weights=delta[valid], minlength=len(uniques))
-                counts = np.bincount(codes[valid], minlength=len(uniques)).astype(float)
-                if valid.any():
-                    ci_low, ci_high = bootstrap_mean_ci(
-                        sums, counts, n_boot=n_boot, indices=indices
-                    )
-                    mean = float(delta[valid].mean())
-                else:
-                    ci_low = ci_high = mean = math.nan
-                key_b = (dataset, split, method, BASE_VARIANT, ec)
-                key_v = (dataset, split, method, variant, ec)
-                rows.append(
-                    {
-                        "dataset": dataset,
-                        "split": split,
-                        "method": method,
-                        "ec": bool(ec),
-                        "variant": variant,
-                        "model": model_label(method, variant),
-                        "base_model": model_label(method, BASE_VARIANT),
-                        "metric": name,
-                        "mean_delta": mean,
-                        "ci_low": ci_low,
-                        "ci_high": ci_high,
-                        "significant": bool(ci_low > 0 or ci_high < 0),
-                        "base_mean": float(b[valid].mean()) if valid.any() else math.nan,
-                        "variant_mean": float(v[valid].mean()) if valid.any() else math.nan,
-                        "n_images": int((counts > 0).sum()),
-                        "n_pairs": int(valid.sum()),
-                        "n_seeds_base": int(n_seeds[key_b]),
-                        "n_seeds_variant": int(n_seeds[key_v]),
-                        "n_boot": int(n_boot),
-                        "auc_low": low,
-                        "auc_high": high,
-                        "auc_extrapolated": bool(extrap[key_b] or extrap[key_v]),
-                    }
-                )
+            key_b = (dataset, split, method, BASE_VARIANT, ec)
+            key_v = (dataset, split, method, variant, ec)
+            identity = {
+                "dataset": dataset,
+                "split": split,
+                "method": method,
+                "ec": bool(ec),
+                "variant": variant,
+                "model": model_label(method, variant),
+                "base_model": model_label(method, BASE_VARIANT),
+            }
+            context = {
+                "n_seeds_base": int(n_seeds[key_b]),
+                "n_seeds_variant": int(n_seeds[key_v]),
+                "n_boot": int(n_boot),
+                "auc_low": low,
+                "auc_high": high,
+                "auc_extrapolated": bool(extrap[key_b] or extrap[key_v]),
+            }
+            # XC and Stray are 0 with EC by construction: Δ = 0, no information.
+            compared = [m for m in metrics if not ec or metric(m).with_ec]
+            rows += [
+                {**identity, "metric": name, **stats, **context}
+                for name, stats in _paired_stats(joined, compared, n_boot=n_boot, seed=seed)
+            ]
     if not rows:
         return pd.DataFrame(columns=columns)
     table = pd.DataFrame(rows, columns=columns)
@@ -334,6 +309,42 @@ def paired_differences(
         .drop(columns=["_ec", "_m", "_v"])
         .reset_index(drop=True)
     )
+
+
+def _paired_stats(
+    joined: pd.DataFrame, metrics: Sequence[str], *, n_boot: int, seed: int
+) -> list[tuple[str, dict]]:
+    """Per metric: mean Δ over the pairs of ``joined`` and its image-bootstrap interval.
+
+    ``joined`` has one row per (image, annotation) pair, indexed by ``image_id`` among others,
+    with ``<metric>_base`` and ``<metric>_var`` columns. Every metric is resampled with the same
+    image draws (one generator seeded with ``seed``). Statistics are NaN, and the counts 0,
+    where no pair has both values.
+    """
+    if joined.empty:
+        return []
+    codes, uniques = pd.factorize(joined.index.get_level_values("image_id"), sort=True)
+    indices = np.random.default_rng(seed).integers(0, len(uniques), size=(n_boot, len(uniques)))
+    out = []
+    for name in metrics:
+        b = joined[f"{name}_base"].to_numpy(dtype=float)
+        v = joined[f"{name}_var"].to_numpy(dtype=float)
+        delta = v - b
+        valid = np.isfinite(delta)
+        counts = np.bincount(codes[valid], minlength=len(uniques)).astype(float)
+        if valid.any():
+            sums = np.bincount(codes[valid], weights=delta[valid], minlength=len(uniques))
+            low, high = bootstrap_mean_ci(sums, counts, n_boot=n_boot, indices=indices)
+            values = (delta[valid].mean(), low, high, b[valid].mean(), v[valid].mean())
+        else:
+            values = (math.nan,) * 5
+        keys = ("mean_delta", "ci_low", "ci_high", "base_mean", "variant_mean")
+        stats = {k: float(x) for k, x in zip(keys, values, strict=True)}
+        stats["significant"] = bool(stats["ci_low"] > 0 or stats["ci_high"] < 0)
+        stats["n_images"] = int((counts > 0).sum())
+        stats["n_pairs"] = int(valid.sum())
+        out.append((name, stats))
+    return out
 
 
 def _natural(text: str) -> tuple:
