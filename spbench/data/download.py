@@ -127,9 +127,6 @@ def _attempt(
     server is fetched anew). The server may ignore the range (status 200): the partial file is then
     discarded and the download starts over.
     """
-    import requests
-    from tqdm.auto import tqdm
-
     part = part_path(dest)
     meta = _load_meta(dest)
     offset = part.stat().st_size if part.is_file() else 0
@@ -140,10 +137,25 @@ def _attempt(
         headers["Range"] = f"bytes={offset}-"
         if meta.get("validator"):
             headers["If-Range"] = meta["validator"]
+    with _request(session, url, headers, timeout) as response:
+        offset, total = _body_range(response, offset, part)
+        validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
+        _save_meta(dest, {"url": url, "validator": validator, "total": total})
+        received = _stream_body(response, part, offset, total, desc=dest.name, progress=progress)
+    if total is not None and received != total:
+        raise _Transient(f"incomplete transfer: {received} of {total} bytes")
+    _install(part, dest)
+    _meta_path(dest).unlink(missing_ok=True)
+
+
+def _request(session, url: str, headers: dict[str, str], timeout: float):
+    """Return the streamed response to GET ``url``; raise _Fatal or _Transient if none came."""
+    import requests
+
     # a short connect timeout: an unreachable host is an error to skip, not to wait for
     connect_timeout = min(timeout, 10.0)
     try:
-        response = session.get(
+        return session.get(
             url,
             headers=headers,
             stream=True,
@@ -157,62 +169,68 @@ def _attempt(
     except requests.exceptions.RequestException as err:
         raise _Fatal(f"request failed ({_short(err)})") from err
 
-    with response:
-        status = response.status_code
-        if status == 416 and offset:
-            # the partial file is not a prefix the server can extend: start over
-            part.unlink(missing_ok=True)
-            raise _Transient("HTTP 416 (range not satisfiable); restarting from zero")
-        if status >= 500 or status == 429:
-            raise _Transient(f"HTTP {status} {response.reason}")
-        if status >= 400:
-            raise _Fatal(f"HTTP {status} {response.reason}")
-        if status == 206:
-            match = re.match(
-                r"bytes (\d+)-(\d+)/(\d+|\*)", response.headers.get("Content-Range", "")
-            )
-            if not match or int(match.group(1)) != offset:
-                part.unlink(missing_ok=True)
-                raise _Transient("server answered the range request with an unexpected range")
-            total = None if match.group(3) == "*" else int(match.group(3))
-            mode = "ab"
-        elif status == 200:
-            offset = 0
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            mode = "wb"
-        else:
-            raise _Fatal(f"unexpected HTTP {status} {response.reason}")
-        validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
-        _save_meta(dest, {"url": url, "validator": validator, "total": total})
 
-        received = offset
-        bar = tqdm(
-            total=total,
-            initial=offset,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            desc=dest.name,
-            disable=not progress,
-            leave=False,
-        )
-        try:
-            with open(part, mode) as handle:
-                for chunk in response.iter_content(CHUNK):
-                    handle.write(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-        except requests.exceptions.RequestException as err:
-            # during the body every network error is transient (requests reports a read timeout
-            # here as ConnectionError); local write errors (plain OSError) propagate unchanged
-            raise _Transient(f"connection broken after {received} bytes ({_short(err)})") from err
-        finally:
-            bar.close()
-    if total is not None and received != total:
-        raise _Transient(f"incomplete transfer: {received} of {total} bytes")
-    _install(part, dest)
-    _meta_path(dest).unlink(missing_ok=True)
+def _body_range(response, offset: int, part: Path) -> tuple[int, int | None]:
+    """Return (offset, total bytes or None) of the body ``response`` carries, from its status.
+
+    206 continues ``part`` at ``offset``; 200 starts over at 0. A range the server cannot extend
+    (416) or answers with another range deletes ``part`` and is transient; 4xx is fatal.
+    """
+    status = response.status_code
+    if status == 416 and offset:
+        # the partial file is not a prefix the server can extend: start over
+        part.unlink(missing_ok=True)
+        raise _Transient("HTTP 416 (range not satisfiable); restarting from zero")
+    if status >= 500 or status == 429:
+        raise _Transient(f"HTTP {status} {response.reason}")
+    if status >= 400:
+        raise _Fatal(f"HTTP {status} {response.reason}")
+    if status == 206:
+        match = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", response.headers.get("Content-Range", ""))
+        if not match or int(match.group(1)) != offset:
+            part.unlink(missing_ok=True)
+            raise _Transient("server answered the range request with an unexpected range")
+        return offset, None if match.group(3) == "*" else int(match.group(3))
+    if status == 200:
+        length = response.headers.get("Content-Length")
+        return 0, int(length) if length and length.isdigit() else None
+    raise _Fatal(f"unexpected HTTP {status} {response.reason}")
+
+
+def _stream_body(
+    response, part: Path, offset: int, total: int | None, *, desc: str, progress: bool
+) -> int:
+    """Write the body to ``part`` (appended after ``offset`` bytes, or anew at offset 0).
+
+    Returns the size of ``part`` in bytes once the body ends.
+    """
+    import requests
+    from tqdm.auto import tqdm
+
+    received = offset
+    bar = tqdm(
+        total=total,
+        initial=offset,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=desc,
+        disable=not progress,
+        leave=False,
+    )
+    try:
+        with open(part, "ab" if offset else "wb") as handle:
+            for chunk in response.iter_content(CHUNK):
+                handle.write(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+    except requests.exceptions.RequestException as err:
+        # during the body every network error is transient (requests reports a read timeout
+        # here as ConnectionError); local write errors (plain OSError) propagate unchanged
+        raise _Transient(f"connection broken after {received} bytes ({_short(err)})") from err
+    finally:
+        bar.close()
+    return received
 
 
 def _short(err: BaseException) -> str:
