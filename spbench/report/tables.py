@@ -16,7 +16,7 @@ import pandas as pd
 from spbench.config import budget_label
 from spbench.metrics import metric
 from spbench.report.aggregate import format_number, markdown_table, model_label
-from spbench.report.paper import PAPER_DATASET, PAPER_SPLIT, TABLE2, TABLE3
+from spbench.report.paper import PAPER_DATASET, PAPER_SPLIT, TABLE2, TABLE3, Table3Row
 
 __all__ = [
     "PAPER_COLUMNS",
@@ -410,13 +410,37 @@ def table3_frame(summary: pd.DataFrame, *, method: str) -> pd.DataFrame:
     sel = [r for r in noec[noec["method"] == method].to_dict("records") if _has_bool_switches(r)]
     if not sel:
         return empty
-    for rec in sel:
+    _name_configurations(sel)
+    sel.sort(
+        key=lambda r: (
+            str(r["dataset"]), str(r["split"]), _COMBO_ORDER.index(r["_combo"]), r["_lambda"],
+            _VARIANT_ORDER.get(r["variant"], 2), r["variant"],
+        )
+    )  # fmt: skip
+    rows = [_table3_row(rec, cols, _paper_table3_row(rec, method)) for rec in sel]
+    # Untrained reference methods (SLIC, the grid) close the table, as in every table.
+    refs = noec[(noec["method"] != method) & (noec.get("train_steps", 1) == 0)]
+    for rec in refs.to_dict("records"):
+        row = _table3_row(rec, cols, None)
+        row["configuration"] = "reference (no training)"
+        row["model"] = model_label(rec["method"], rec["variant"])
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[*cols, *extra, *tail])
+
+
+def _name_configurations(records: list[dict]) -> None:
+    """Set each record's ``configuration`` (and ``_combo``, ``_lambda``), unique per dataset/split.
+
+    Runs that share their switches get `` (λ_LAP = x)`` appended, and `` [variant]`` if that is
+    still ambiguous (or LAP is off, where λ says nothing).
+    """
+    for rec in records:
         rec["_combo"] = tuple(bool(rec[c]) for c, _ in _SWITCHES)
         lam = rec["lambda_lap"]
         rec["_lambda"] = float(lam) if rec["use_lap"] and _is_number(lam) else 0.0
         rec["configuration"] = switch_configuration(*rec["_combo"])
     by_name: dict[tuple, list[dict]] = {}
-    for rec in sel:
+    for rec in records:
         by_name.setdefault((rec["dataset"], rec["split"], rec["configuration"]), []).append(rec)
     for group in by_name.values():
         if len(group) < 2:
@@ -427,57 +451,40 @@ def table3_frame(summary: pd.DataFrame, *, method: str) -> pd.DataFrame:
                 rec["configuration"] += f" (λ_LAP = {rec['_lambda']:g})"
             if lambdas.count(rec["_lambda"]) > 1 or not rec["use_lap"]:
                 rec["configuration"] += f" [{rec['variant']}]"
-    sel.sort(
-        key=lambda r: (
-            str(r["dataset"]), str(r["split"]), _COMBO_ORDER.index(r["_combo"]), r["_lambda"],
-            _VARIANT_ORDER.get(r["variant"], 2), r["variant"],
-        )
-    )  # fmt: skip
-    rows = []
-    for rec in sel:
-        comparable = (
-            method == "cds"
-            and str(rec["dataset"]).lower() == PAPER_DATASET
-            and str(rec["split"]) == PAPER_SPLIT
-        )
-        ref = None
-        if comparable:
-            for candidate in TABLE3:
-                if (rec["_combo"][0], rec["_combo"][1]) != (candidate.use_lap, candidate.use_msd):
-                    continue
-                if candidate.use_wr is not None and rec["_combo"][2] != candidate.use_wr:
-                    continue
-                ref = candidate
-                break
-        row = {c: rec.get(c) for c in cols}
-        for name in TABLE3_METRICS:
-            row[name] = rec[name]
-            row[f"{name}_std"] = rec[f"{name}_std"]
-            row[f"{name}_extrapolated"] = rec[f"{name}_extrapolated"]
-        for name in TABLE3_PAPER_COLUMNS:
-            value = getattr(ref, name) if ref is not None else np.nan
-            row[f"{name}_paper"] = value
-            row[f"{name}_delta"] = rec[name] - value
-        row["paper_configuration"] = ref.configuration if ref is not None else ""
-        for col in ("auc_low", "auc_high", "auc_extrapolated"):
-            row[col] = rec[col]
-        rows.append(row)
-    # Untrained reference methods (SLIC, the grid) close the table, as in every table.
-    refs = noec[(noec["method"] != method) & (noec.get("train_steps", 1) == 0)]
-    for rec in refs.to_dict("records"):
-        row = {c: rec.get(c) for c in cols}
-        row["configuration"] = "reference (no training)"
-        row["model"] = model_label(rec["method"], rec["variant"])
-        for name in TABLE3_METRICS:
-            for suffix in ("", "_std", "_extrapolated"):
-                row[f"{name}{suffix}"] = rec[f"{name}{suffix}"]
-        for name in TABLE3_PAPER_COLUMNS:
-            row[f"{name}_paper"], row[f"{name}_delta"] = np.nan, np.nan
-        row["paper_configuration"] = ""
-        for col in ("auc_low", "auc_high", "auc_extrapolated"):
-            row[col] = rec[col]
-        rows.append(row)
-    return pd.DataFrame(rows, columns=[*cols, *extra, *tail])
+
+
+def _paper_table3_row(rec: dict, method: str) -> Table3Row | None:
+    """Return the paper's Table 3 row with ``rec``'s switches, or None (not CDS on BSDS500 test).
+
+    ``use_lap`` and ``use_msd`` must agree, and ``use_wr`` where the paper's row states it.
+    """
+    if not (
+        method == "cds"
+        and str(rec["dataset"]).lower() == PAPER_DATASET
+        and str(rec["split"]) == PAPER_SPLIT
+    ):
+        return None
+    lap, msd, wr = rec["_combo"]
+    for candidate in TABLE3:
+        if (lap, msd) == (candidate.use_lap, candidate.use_msd) and candidate.use_wr in (None, wr):
+            return candidate
+    return None
+
+
+def _table3_row(rec: dict, cols: list[str], paper: Table3Row | None) -> dict:
+    """Return one Table 3 row: ``rec``'s identity and metrics, the paper's beside them."""
+    row = {c: rec.get(c) for c in cols}
+    for name in TABLE3_METRICS:
+        for suffix in ("", "_std", "_extrapolated"):
+            row[f"{name}{suffix}"] = rec[f"{name}{suffix}"]
+    for name in TABLE3_PAPER_COLUMNS:
+        value = getattr(paper, name) if paper is not None else np.nan
+        row[f"{name}_paper"] = value
+        row[f"{name}_delta"] = rec[name] - value
+    row["paper_configuration"] = paper.configuration if paper is not None else ""
+    for col in ("auc_low", "auc_high", "auc_extrapolated"):
+        row[col] = rec[col]
+    return row
 
 
 def _is_number(value: object) -> bool:
