@@ -195,13 +195,7 @@ def train(
     runtime = {**default_train_runtime(), **(runtime or {})}
     device = _prepare_process(job, runtime)
     spec, stage_spec = get_method(method), get_stage(method, stage)
-    recipe = Recipe(
-        **{
-            **job["recipe"],
-            "betas": tuple(job["recipe"]["betas"]),
-            "val_crop": runtime["val_crop"] or spec.recipe.val_crop,
-        }
-    )
+    recipe = _job_recipe(job, runtime, spec)
     config = loss_config(job["losses"], recipe.n_classes, uses_variant=stage_spec.uses_variant)
     torch.manual_seed(seed)
     random.seed(seed)  # SSM's stage-2 quadrant draw uses Python's generator, as upstream
@@ -247,18 +241,7 @@ def train(
     bank = PairBank(splits, device, min_size=recipe.crop, with_edges=spec.needs_edges)
     val_split = [load_split(data_root, "val")]
     val_bank = PairBank(val_split, device, min_size=recipe.val_crop, with_edges=spec.needs_edges)
-    log.info(
-        "training %s",
-        json.dumps(
-            {
-                **{k: getattr(meta, k) for k in ("method", "variant", "stage", "seed", "device")},
-                **{k: getattr(meta, k) for k in ("fast_modes", "recipe", "loss_config", "init")},
-                "pairs": len(bank),
-                "val_pairs": len(val_bank),
-                "steps": steps,
-            }
-        ),
-    )
+    _log_start(meta, pairs=len(bank), val_pairs=len(val_bank), steps=steps)
     # Validation draws its own samples (MSD, BPL) from a generator re-seeded at every
     # validation, so that neither the training stream nor the weights depend on val_every.
     val_generator = torch.Generator(device)
@@ -287,6 +270,24 @@ def train(
     resume.remove()
     log.info("wrote %s (%d steps, %.1f s)", out, steps, wall)
     return out
+
+
+def _job_recipe(job: dict[str, Any], runtime: dict[str, Any], spec: Method) -> Recipe:
+    """Return the stage's recipe: the job's (which sets the weights), the runtime's val_crop."""
+    return Recipe(
+        **{
+            **job["recipe"],
+            "betas": tuple(job["recipe"]["betas"]),
+            "val_crop": runtime["val_crop"] or spec.recipe.val_crop,
+        }
+    )
+
+
+def _log_start(meta: CheckpointMeta, **counts: int) -> None:
+    """Log what is trained, on what and how, as one JSON line (the job log's first record)."""
+    keys = ("method", "variant", "stage", "seed", "device", "fast_modes", "recipe")
+    keys += ("loss_config", "init")
+    log.info("training %s", json.dumps({**{k: getattr(meta, k) for k in keys}, **counts}))
 
 
 def _prepare_process(job: dict[str, Any], runtime: dict[str, Any]) -> torch.device:
