@@ -326,43 +326,8 @@ _TABLE_ARTEFACTS = (
 )
 
 
-def _add_report_parsers(sub: argparse._SubParsersAction) -> None:
-    """``spbench report <artefact>``: one subcommand per artefact, each writing only its files."""
-    report = sub.add_parser("report", help="one report artefact (spbench report --help)")
-    artefacts = report.add_subparsers(dest="artefact", required=True)
-    for name, text in _TABLE_ARTEFACTS:
-        table = artefacts.add_parser(name, help=text)
-        _add_settings(table)
-        table.add_argument("--scores", type=Path, nargs="+", required=True)
-        table.add_argument("--out-dir", type=Path, required=True)
-        table.set_defaults(func=_report)
-
-    prov = artefacts.add_parser("provenance", help="how each checkpoint was made (MD + CSV)")
-    prov.add_argument("--checkpoints", type=Path, nargs="+", required=True)
-    prov.add_argument("--out-dir", type=Path, required=True)
-    prov.set_defaults(func=_report_provenance)
-
-    qual = artefacts.add_parser("figures", help="segmentations of two models side by side")
-    qual.add_argument(
-        "--prediction",
-        action="append",
-        required=True,
-        help="LABEL=PATH of a prediction file at one scale (repeatable, in order)",
-    )
-    qual.add_argument("--data", type=Path, required=True, help="prepared dataset folder")
-    qual.add_argument("--out-dir", type=Path, required=True, help="folder of the PNG and PDF")
-    qual.add_argument("--images", nargs="+", help="image ids (default: the most fragmented)")
-    qual.add_argument("--n-images", type=int, default=3)
-    qual.set_defaults(func=_report_figures)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser of the ``spbench`` command."""
-    parser = argparse.ArgumentParser(prog="spbench", description=__doc__.split("\n")[0])
-    parser.add_argument("--version", action="version", version=f"spbench {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_data_parsers(sub: argparse._SubParsersAction) -> None:
+    """Add ``spbench data``: the synthetic set, BSDS500's download and preparation, summaries."""
     data = sub.add_parser("data", help="make, download or prepare a dataset")
     data.set_defaults(func=_data)
     dsub = data.add_subparsers(dest="dataset", required=True)
@@ -395,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     summ.add_argument("--figure", type=Path)
     summ.set_defaults(config=None)
 
+
+def _add_run_parsers(sub: argparse._SubParsersAction) -> None:
+    """Add the commands of one run's jobs: ``train``, ``predict`` and ``score``."""
     train = sub.add_parser("train", help="train one (method, variant, seed) run")
     _add_settings(train, runtime=True)
     train.add_argument("--data", type=Path, required=True, help="prepared dataset folder")
@@ -423,8 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--out", type=Path, required=True)
     score.set_defaults(func=_score)
 
-    _add_report_parsers(sub)
 
+def _add_weights_parsers(sub: argparse._SubParsersAction) -> None:
+    """Add ``import-weights`` and ``adopt-checkpoint``: checkpoints from outside become runs."""
     imp = sub.add_parser("import-weights", help="published weights -> a spbench checkpoint")
     _add_settings(imp)
     imp.add_argument("--method", required=True)
@@ -445,6 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
     adopt.add_argument("--out", type=Path, required=True)
     adopt.set_defaults(func=_adopt)
 
+
+def _add_session_parsers(sub: argparse._SubParsersAction) -> None:
+    """Add ``bench``, ``plan`` and ``session``: timing, costing and the one-command GPU session."""
     bench = sub.add_parser("bench", help="benchmarks (spbench bench train --help)")
     bench.add_argument("benchmark", choices=["train"])
     bench.add_argument("options", nargs=argparse.REMAINDER, help="the benchmark's options")
@@ -492,6 +464,49 @@ def build_parser() -> argparse.ArgumentParser:
     files = ssub.add_parser("files", help="the files a session with this profile returns")
     files.add_argument("--profile", type=Path, required=True)
 
+
+def _add_report_parsers(sub: argparse._SubParsersAction) -> None:
+    """``spbench report <artefact>``: one subcommand per artefact, each writing only its files."""
+    report = sub.add_parser("report", help="one report artefact (spbench report --help)")
+    artefacts = report.add_subparsers(dest="artefact", required=True)
+    for name, text in _TABLE_ARTEFACTS:
+        table = artefacts.add_parser(name, help=text)
+        _add_settings(table)
+        table.add_argument("--scores", type=Path, nargs="+", required=True)
+        table.add_argument("--out-dir", type=Path, required=True)
+        table.set_defaults(func=_report)
+
+    prov = artefacts.add_parser("provenance", help="how each checkpoint was made (MD + CSV)")
+    prov.add_argument("--checkpoints", type=Path, nargs="+", required=True)
+    prov.add_argument("--out-dir", type=Path, required=True)
+    prov.set_defaults(func=_report_provenance)
+
+    qual = artefacts.add_parser("figures", help="segmentations of two models side by side")
+    qual.add_argument(
+        "--prediction",
+        action="append",
+        required=True,
+        help="LABEL=PATH of a prediction file at one scale (repeatable, in order)",
+    )
+    qual.add_argument("--data", type=Path, required=True, help="prepared dataset folder")
+    qual.add_argument("--out-dir", type=Path, required=True, help="folder of the PNG and PDF")
+    qual.add_argument("--images", nargs="+", help="image ids (default: the most fragmented)")
+    qual.add_argument("--n-images", type=int, default=3)
+    qual.set_defaults(func=_report_figures)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``spbench`` command."""
+    parser = argparse.ArgumentParser(prog="spbench", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"spbench {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    _add_data_parsers(sub)
+    _add_run_parsers(sub)
+    _add_report_parsers(sub)
+    _add_weights_parsers(sub)
+    _add_session_parsers(sub)
     methods = sub.add_parser("methods", help="list the registered methods")
     methods.set_defaults(func=_methods)
     check = sub.add_parser("check-config", help="validate a profile against the schema")
