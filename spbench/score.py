@@ -19,9 +19,10 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
-from spbench.data.prepared import load_split
+from spbench.data.prepared import Sample, load_split
 from spbench.io import atomic_path
 from spbench.metrics import LabelMapStats, PredictionScorer, asa, fragmentation
 from spbench.predictions import load_predictions
@@ -58,69 +59,81 @@ def score_predictions(
     for path in prediction_files:
         meta, noec, ec = load_predictions(path)
         if meta["split"] not in splits:
-            splits[meta["split"]] = {
-                s.image_id: s
-                for s in load_split(
-                    data_root, meta["split"], with_raw=not settings["gt_cap50"]
-                ).samples
-            }
+            split = load_split(data_root, meta["split"], with_raw=not settings["gt_cap50"])
+            splits[meta["split"]] = {s.image_id: s for s in split.samples}
         samples = splits[meta["split"]]
-        loss = meta["loss_config"]
-        run = {
-            "method": meta["method"],
-            "variant": meta["variant"],
-            "seed": int(meta["seed"]),
-            "use_lap": bool(loss["use_lap"]),
-            "use_msd": bool(loss["use_msd"]),
-            "use_wr": bool(loss["use_wr"]),
-            "lambda_lap": float(loss["lambda_lap"]),
-            "msd_mode": loss["msd_mode"],
-            "weights": meta["weights"],
-            "train_steps": int(meta["train_steps"]),
-            "budget": float(meta.get("budget", 1)),
-            "dataset": meta["dataset"],
-            "split": meta["split"],
-            "scale": float(meta["scale"]),
-            "n_nominal": int(meta["n_nominal"]),
-            "gt_cap50": bool(settings["gt_cap50"]),
-            "max_annotations": int(settings.get("max_annotations") or 0),
-        }
+        run = _run_columns(meta, settings)
         for image_id in meta["image_ids"]:
             if image_id not in samples:
                 raise KeyError(f"{path}: image {image_id} is not in {data_root} ({meta['split']})")
-            sample = samples[image_id]
-            gts = sample.annotations if settings["gt_cap50"] else sample.raw_annotations
-            if gts is None:
-                raise ValueError(f"{data_root} has no raw annotations; set score.gt_cap50: true")
-            gts = gts[: settings.get("max_annotations") or None]
-            # GT as the benchmark reads it (capped labels are stored + 1 in its CSVs); only
-            # ue_levin, which counts max label + 1 GT segments, notices the offset.
-            offset = 1 if settings["gt_cap50"] else 0
-            gt_stats = [LabelMapStats(g.astype("int64") + offset) for g in gts]
-            ec_relabelled = 1.0 - asa(ec[image_id], noec[image_id])
-            for is_ec, labels in ((True, ec[image_id]), (False, noec[image_id])):
-                if labels.shape != gts.shape[1:]:
-                    raise ValueError(
-                        f"{path}: {image_id} labels are {labels.shape}, ground truth "
-                        f"{gts.shape[1:]}; the prediction does not belong to this dataset"
-                    )
-                xc, stray = fragmentation(labels)
-                scorer = PredictionScorer(labels, image=sample.image)
-                for k, stats in enumerate(gt_stats):
-                    rows.append(
-                        {
-                            **run,
-                            "image_id": image_id,
-                            "annotation": k,
-                            "ec": is_ec,
-                            **scorer.score(stats),
-                            "xc": xc,
-                            "stray": stray,
-                            "ec_relabelled": ec_relabelled,
-                        }
-                    )
+            labels = {True: ec[image_id], False: noec[image_id]}
+            image_rows = _image_rows(samples[image_id], labels, settings, data_root, path)
+            rows += [{**run, **row} for row in image_rows]
     frame = pd.DataFrame(rows)
     frame["n_superpixels"] = frame["n_superpixels"].astype("int64")
     with atomic_path(out) as tmp:
         frame.to_parquet(tmp, index=False)
     return frame
+
+
+def _run_columns(meta: dict, settings: dict) -> dict:
+    """Return the columns shared by every row of one prediction file: the run and the scale."""
+    loss = meta["loss_config"]
+    return {
+        "method": meta["method"],
+        "variant": meta["variant"],
+        "seed": int(meta["seed"]),
+        "use_lap": bool(loss["use_lap"]),
+        "use_msd": bool(loss["use_msd"]),
+        "use_wr": bool(loss["use_wr"]),
+        "lambda_lap": float(loss["lambda_lap"]),
+        "msd_mode": loss["msd_mode"],
+        "weights": meta["weights"],
+        "train_steps": int(meta["train_steps"]),
+        "budget": float(meta.get("budget", 1)),
+        "dataset": meta["dataset"],
+        "split": meta["split"],
+        "scale": float(meta["scale"]),
+        "n_nominal": int(meta["n_nominal"]),
+        "gt_cap50": bool(settings["gt_cap50"]),
+        "max_annotations": int(settings.get("max_annotations") or 0),
+    }
+
+
+def _image_rows(
+    sample: Sample,
+    labels: dict[bool, np.ndarray],
+    settings: dict,
+    data_root: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+) -> list[dict]:
+    """Return one image's rows: every annotation, with EC (``labels[True]``) and without.
+
+    ``path`` and ``data_root`` only name the files in the errors.
+    """
+    gts = sample.annotations if settings["gt_cap50"] else sample.raw_annotations
+    if gts is None:
+        raise ValueError(f"{data_root} has no raw annotations; set score.gt_cap50: true")
+    gts = gts[: settings.get("max_annotations") or None]
+    # GT as the benchmark reads it (capped labels are stored + 1 in its CSVs); only
+    # ue_levin, which counts max label + 1 GT segments, notices the offset.
+    offset = 1 if settings["gt_cap50"] else 0
+    gt_stats = [LabelMapStats(g.astype("int64") + offset) for g in gts]
+    ec_relabelled = 1.0 - asa(labels[True], labels[False])
+    rows = []
+    for is_ec in (True, False):
+        if labels[is_ec].shape != gts.shape[1:]:
+            raise ValueError(
+                f"{path}: {sample.image_id} labels are {labels[is_ec].shape}, ground truth "
+                f"{gts.shape[1:]}; the prediction does not belong to this dataset"
+            )
+        xc, stray = fragmentation(labels[is_ec])
+        scorer = PredictionScorer(labels[is_ec], image=sample.image)
+        fragments = {"xc": xc, "stray": stray, "ec_relabelled": ec_relabelled}
+        rows += [
+            {"image_id": sample.image_id, "annotation": k, "ec": is_ec}
+            | scorer.score(stats)
+            | fragments
+            for k, stats in enumerate(gt_stats)
+        ]
+    return rows
