@@ -455,66 +455,16 @@ def prepare_bsds500(
     try:
         data_dir = extract_data_tree(archive, tmp)
         verify_bsds500_tree(data_dir, manifest=manifest)
-        splits, counts = {}, {}
-        pool = ProcessPoolExecutor(workers) if workers > 1 else None
-        try:
-            for split in SPLITS:
-                jobs = _split_jobs(data_dir, split)
-                mapper = pool.map(_read_pair, jobs, chunksize=8) if pool else map(_read_pair, jobs)
-                over: list[int] = []
-
-                def records(results=mapper, over=over):
-                    # a generator, so that only write_split's copy of the split is held in memory
-                    for image_id, encoded, capped, raw, n_over in results:
-                        over.append(n_over)
-                        yield image_id, encoded, capped, raw
-
-                entry = prepared.write_split(out, split, records())
-                n_pairs = entry["pairs"]
-                if expected_pairs is not None and n_pairs != expected_pairs.get(split):
-                    raise CorruptFileError(
-                        f"{archive}: split {split!r} has {n_pairs} (image, annotation) pairs in "
-                        f"{entry['images']} images, the protocol expects "
-                        f"{expected_pairs.get(split)} (docs/protocol.md §1.3); the archive is "
-                        "not the official BSDS500"
-                    )
-                counts[split] = {
-                    "images": entry["images"],
-                    "pairs": n_pairs,
-                    "annotations_over_cap_full_resolution": sum(over),
-                }
-                splits[split] = entry
-        finally:
-            if pool is not None:
-                pool.shutdown()
+        splits, counts = _write_splits(data_dir, out, archive, workers, expected_pairs)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return prepared.write_manifest(
         out,
         "bsds500",
         splits,
-        source={
-            "archive": archive.name,
-            "sha256": archive_sha256,
-            "bytes": archive.stat().st_size,
-            "file_list": "spbench/resources/bsds500_data.sha256"
-            if manifest is None
-            else str(manifest if not isinstance(manifest, Mapping) else "custom mapping"),
-        },
+        source=_source_record(archive, archive_sha256, manifest),
         codec="original JPEG bytes",
-        protocol={
-            "reference": "docs/protocol.md §1",
-            "samples": "every (image, annotation) pair; annotations in .mat cell order",
-            "label_cap": prepared.LABEL_CAP,
-            "label_cap_rule": "raw ids ascending, t-th id -> t for t < 50, later ids -> 0 (SCN)",
-            "cap_then_crop": True,
-            "crop": {
-                "train": "top-left, last row and column dropped (320x480 / 480x320)",
-                "val": "top-left, last row and column dropped (320x480 / 480x320)",
-                "test": "none (321x481 / 481x321)",
-            },
-            "expected_pairs": dict(expected_pairs) if expected_pairs is not None else None,
-        },
+        protocol=_protocol_record(expected_pairs),
         counts=counts,
         preparation_seconds=round(time.perf_counter() - started, 2),
         citation=(
@@ -522,3 +472,83 @@ def prepare_bsds500(
             "Image Segmentation, IEEE TPAMI 33(5), 2011"
         ),
     )
+
+
+def _write_splits(
+    data_dir: Path,
+    out: Path,
+    archive: Path,
+    workers: int,
+    expected_pairs: Mapping[str, int] | None,
+) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Read and write every split of the verified tree ``data_dir`` into ``out``.
+
+    Returns each split's manifest entry and its counts (images, pairs, annotations over the
+    label cap at full resolution). ``archive`` only names the file in errors.
+    """
+    splits, counts = {}, {}
+    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    try:
+        for split in SPLITS:
+            jobs = _split_jobs(data_dir, split)
+            mapper = pool.map(_read_pair, jobs, chunksize=8) if pool else map(_read_pair, jobs)
+            over: list[int] = []
+
+            def records(results=mapper, over=over):
+                # a generator, so that only write_split's copy of the split is held in memory
+                for image_id, encoded, capped, raw, n_over in results:
+                    over.append(n_over)
+                    yield image_id, encoded, capped, raw
+
+            entry = prepared.write_split(out, split, records())
+            n_pairs = entry["pairs"]
+            if expected_pairs is not None and n_pairs != expected_pairs.get(split):
+                raise CorruptFileError(
+                    f"{archive}: split {split!r} has {n_pairs} (image, annotation) pairs in "
+                    f"{entry['images']} images, the protocol expects "
+                    f"{expected_pairs.get(split)} (docs/protocol.md §1.3); the archive is "
+                    "not the official BSDS500"
+                )
+            counts[split] = {
+                "images": entry["images"],
+                "pairs": n_pairs,
+                "annotations_over_cap_full_resolution": sum(over),
+            }
+            splits[split] = entry
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    return splits, counts
+
+
+def _source_record(
+    archive: Path, sha256: str, manifest: str | os.PathLike[str] | Mapping[str, str] | None
+) -> dict:
+    """Return the manifest's ``source``: the archive's name, sha256, size and file list."""
+    if manifest is None:
+        file_list = "spbench/resources/bsds500_data.sha256"
+    else:
+        file_list = "custom mapping" if isinstance(manifest, Mapping) else str(manifest)
+    return {
+        "archive": archive.name,
+        "sha256": sha256,
+        "bytes": archive.stat().st_size,
+        "file_list": file_list,
+    }
+
+
+def _protocol_record(expected_pairs: Mapping[str, int] | None) -> dict:
+    """Return the manifest's ``protocol``: how samples, the label cap and the crops were made."""
+    return {
+        "reference": "docs/protocol.md §1",
+        "samples": "every (image, annotation) pair; annotations in .mat cell order",
+        "label_cap": prepared.LABEL_CAP,
+        "label_cap_rule": "raw ids ascending, t-th id -> t for t < 50, later ids -> 0 (SCN)",
+        "cap_then_crop": True,
+        "crop": {
+            "train": "top-left, last row and column dropped (320x480 / 480x320)",
+            "val": "top-left, last row and column dropped (320x480 / 480x320)",
+            "test": "none (321x481 / 481x321)",
+        },
+        "expected_pairs": dict(expected_pairs) if expected_pairs is not None else None,
+    }
