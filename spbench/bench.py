@@ -406,19 +406,7 @@ def bench_train(
         recipe = effective_recipe(method, {}, stage_spec)
         if batch_size is not None:
             recipe = dataclasses.replace(recipe, batch_size=batch_size)
-        spec = get_method(method)
-        data_gen = torch.Generator().manual_seed(seed + 1)
-        batches = [
-            synthetic_batch(
-                recipe.batch_size,
-                crop,
-                n_classes=recipe.n_classes,
-                device=dev,
-                generator=data_gen,
-                with_edges=spec.needs_edges,
-            )
-            for _ in range(max(1, n_batches))
-        ]
+        batches = _synthetic_batches(method, recipe, crop, n_batches, dev, seed)
         for mode, variant in itertools.product(modes, variants):
             row: dict[str, Any] = {
                 "method": method,
@@ -458,7 +446,35 @@ def bench_train(
             if table:
                 profiles[f"{method}/{variant} {mode.label}"] = table
             rows.append(row)
-    frame = pd.DataFrame(rows)
+    frame = _with_checks(pd.DataFrame(rows))
+    frame.attrs["profiles"] = profiles
+    return frame
+
+
+def _synthetic_batches(
+    method: str, recipe: Recipe, crop: int, n: int, device: torch.device, seed: int
+) -> list[Batch]:
+    """Return ``max(1, n)`` synthetic batches at ``method``'s recipe size, drawn from seed + 1."""
+    generator = torch.Generator().manual_seed(seed + 1)
+    return [
+        synthetic_batch(
+            recipe.batch_size,
+            crop,
+            n_classes=recipe.n_classes,
+            device=device,
+            generator=generator,
+            with_edges=get_method(method).needs_edges,
+        )
+        for _ in range(max(1, n))
+    ]
+
+
+def _with_checks(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add ``overhead_pct`` (per method and mode, against ``base``) and the term checks.
+
+    Returns the frame with the identity and time columns first, then ``reldiff_<term>``, then
+    ``reldiff_max, tolerance, term_ok, error``.
+    """
     frame["overhead_pct"] = math.nan
     for _, group in frame.groupby(["method", "mode"], sort=False):
         base = group.loc[group["variant"] == "base", "median_ms"]
@@ -474,9 +490,7 @@ def bench_train(
     frame["term_ok"] = (frame["error"] == "") & (frame["reldiff_max"] <= frame["tolerance"])
     checks = ["reldiff_max", "tolerance", "term_ok", "error"]
     front = [c for c in frame.columns if not c.startswith("reldiff_") and c not in checks]
-    frame = frame[[*front, *diffs, *checks]]
-    frame.attrs["profiles"] = profiles
-    return frame
+    return frame[[*front, *diffs, *checks]]
 
 
 def _bench_one(
