@@ -128,28 +128,7 @@ def ec_change_frame(
     if curves.empty:
         return pd.DataFrame(columns=columns)
     low, high = (float(x) for x in auc_range)
-    per_seed = []
-    for key, g in curves.groupby(list(RUN_KEYS), sort=True, dropna=False):
-        g = g.sort_values("k_mean", kind="stable")
-        k = g["k_mean"].to_numpy(dtype=float)
-        v = g[EC_CHANGE_COLUMN].to_numpy(dtype=float)
-        if len(g) >= 2:
-            result = normalized_auc(k, v, low=low, high=high)
-            auc, extrapolated = float(result.value), bool(result.extrapolated)
-        else:
-            auc, extrapolated = math.nan, False
-        nearest = int(np.argmin(np.abs(k - at_k)))
-        per_seed.append(
-            {
-                **dict(zip(RUN_KEYS, key, strict=True)),
-                "auc": auc,
-                "extrapolated": extrapolated,
-                "at_k": float(v[nearest]),
-                "at_k_k": float(k[nearest]),
-                "at_k_scale": float(g["scale"].iloc[nearest]),
-            }
-        )
-    seeds = pd.DataFrame(per_seed)
+    seeds = _per_seed(curves, low=low, high=high, at_k=at_k)
     rows = []
     order = {"base": 0, "lap": 1}
     for (dataset, split, method, variant), g in seeds.groupby(
@@ -180,6 +159,36 @@ def ec_change_frame(
     table = pd.DataFrame(rows)
     table = table.sort_values(["dataset", "split", "method", "_order"], kind="stable")
     return table.drop(columns="_order").reset_index(drop=True)[columns]
+
+
+def _per_seed(curves: pd.DataFrame, *, low: float, high: float, at_k: float) -> pd.DataFrame:
+    """Return one row per run (seed): the AUC of the EC change, and its value nearest ``at_k``.
+
+    Columns: the run keys, ``auc``, ``extrapolated``, ``at_k``, ``at_k_k`` (that scale's K̄) and
+    ``at_k_scale``. A run with fewer than two scales has a NaN AUC.
+    """
+    per_seed = []
+    for key, g in curves.groupby(list(RUN_KEYS), sort=True, dropna=False):
+        g = g.sort_values("k_mean", kind="stable")
+        k = g["k_mean"].to_numpy(dtype=float)
+        v = g[EC_CHANGE_COLUMN].to_numpy(dtype=float)
+        if len(g) >= 2:
+            result = normalized_auc(k, v, low=low, high=high)
+            auc, extrapolated = float(result.value), bool(result.extrapolated)
+        else:
+            auc, extrapolated = math.nan, False
+        nearest = int(np.argmin(np.abs(k - at_k)))
+        per_seed.append(
+            {
+                **dict(zip(RUN_KEYS, key, strict=True)),
+                "auc": auc,
+                "extrapolated": extrapolated,
+                "at_k": float(v[nearest]),
+                "at_k_k": float(k[nearest]),
+                "at_k_scale": float(g["scale"].iloc[nearest]),
+            }
+        )
+    return pd.DataFrame(per_seed)
 
 
 def _pct(value: float, std: float, n: int) -> str:
