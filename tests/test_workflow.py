@@ -152,6 +152,20 @@ def test_full_protocol_overlay_restores_every_image_and_scale(tmp_path):
     assert '"device":"cpu"' in out  # the rest of cpu-short's predict section stays
 
 
+
+def test_cpu_ablation_overlay_trains_each_configuration_once(tmp_path):
+    """config/cpu-ablation.yaml after cpu-short: SCN's factorial and λ sweep, one seed."""
+    out = dry_run(tmp_path, "config/cpu-short.yaml", "config/cpu-ablation.yaml")
+    counts = job_counts(out)
+    # The factorial's 8 (base and lap among them) and the sweep's 90, 1440 and 5760 (its 0 is
+    # the factorial's MSD + WR run, its 360 is lap), and SLIC.
+    for rule in ("train_stage", "predict_scales", "score_run"):
+        assert counts[rule] == 8 + 3 + 1, rule
+    assert counts["table3"] == counts["sweep"] == counts["table2"] == 1
+    assert "results/cpu-ablation/models/scn/abl_msd_wr/seed0/main.pt" in out
+    assert "lap_l0/" not in out and "lap_l360/" not in out and "seed1" not in out
+    assert "results/cpu-ablation/predictions/scn/lap_l5760/seed0/scale0.7.npz" in out
+
 def test_bad_config_fails_at_start_naming_the_key(tmp_path):
     (tmp_path / "config").mkdir()
     text = (ROOT / ".test/config/config.yaml").read_text().replace("steps: 6", "steps: -1")
