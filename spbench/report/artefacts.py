@@ -39,8 +39,20 @@ _TABLE2_FILES: dict[str, str] = {
 ARTEFACT_FILES: dict[str, dict[str, str]] = {
     "table2": _TABLE2_FILES,
     "published": _TABLE2_FILES,
-    "table3": {"table3_md": "table3.md", "table3_csv": "table3.csv", "table3_tex": "table3.tex"},
-    "sweep": {"sweep_md": "sweep.md", "sweep_csv": "sweep.csv", **_figures("lambda_sweep")},
+    "table3": {
+        "table3_md": "table3.md",
+        "table3_csv": "table3.csv",
+        "table3_tex": "table3.tex",
+        "table3_paired_md": "paired.md",
+        "table3_paired": "paired.parquet",
+    },
+    "sweep": {
+        "sweep_md": "sweep.md",
+        "sweep_csv": "sweep.csv",
+        **_figures("lambda_sweep"),
+        "sweep_paired_md": "paired.md",
+        "sweep_paired": "paired.parquet",
+    },
     "figures": {"qualitative_png": "qualitative.png", "qualitative_pdf": "qualitative.pdf"},
     "provenance": {"provenance_md": "provenance.md", "provenance_csv": "provenance.csv"},
 }

@@ -172,8 +172,10 @@ def build_table3(
     method: str,
     auc_range: tuple[float, float] = DEFAULT_AUC_RANGE,
     title: str = "spbench report",
+    bootstrap: int = 2000,
+    seed: int = 0,
 ) -> dict[str, Path]:
-    """Write Table 3, the loss-switch ablation of ``method`` (``table3.md/.csv/.tex``).
+    """Write Table 3, the loss-switch ablation of ``method``, and its paired comparison.
 
     Parameters
     ----------
@@ -183,13 +185,15 @@ def build_table3(
         Output folder.
     method
         The ablated method (``config.ablation.method``).
-    auc_range, title
+    auc_range, title, bootstrap, seed
         As :func:`build_table2`.
 
     Returns
     -------
     dict[str, Path]
-        Key → path of every file of ``ARTEFACT_FILES["table3"]``.
+        Key → path of every file of ``ARTEFACT_FILES["table3"]``: ``table3.md/.csv/.tex`` and
+        ``paired.md/.parquet`` (each configuration − the all-off baseline, without EC, with
+        image-bootstrap intervals; a note where there is no baseline run).
     """
     data = aggregate(score_files, auc_range)
     paths = artefact_paths("table3", out_dir)
@@ -197,6 +201,19 @@ def build_table3(
     write_text(paths["table3_md"], format_table3_markdown(table, title=f"{title}: Table 3"))
     _write_csv(table, paths["table3_csv"])
     write_text(paths["table3_tex"], format_table3_latex(table))
+    runs = table[table["method"] == method]
+    switches = runs[["use_lap", "use_msd", "use_wr"]].astype(bool)
+    baseline = runs.loc[~switches.any(axis=1), "variant"]
+    _write_paired(
+        data,
+        paths["table3_paired"],
+        paths["table3_paired_md"],
+        method=method,
+        base=baseline.iloc[0] if len(baseline) else None,
+        order=list(runs["variant"]),
+        settings=(auc_range, bootstrap, seed),
+        title=f"{title}: Table 3, each configuration against the baseline (no EC)",
+    )
     return paths
 
 
@@ -207,8 +224,10 @@ def build_sweep(
     method: str,
     auc_range: tuple[float, float] = DEFAULT_AUC_RANGE,
     title: str = "spbench report",
+    bootstrap: int = 2000,
+    seed: int = 0,
 ) -> dict[str, Path]:
-    """Write the λ_LAP sweep of ``method``: ``sweep.md/.csv`` and ``figures/lambda_sweep.*``.
+    """Write the λ_LAP sweep of ``method``, its figure and its paired comparison.
 
     Parameters
     ----------
@@ -218,13 +237,15 @@ def build_sweep(
         Output folder.
     method
         The swept method (``config.sweep.method``).
-    auc_range, title
+    auc_range, title, bootstrap, seed
         As :func:`build_table2`.
 
     Returns
     -------
     dict[str, Path]
-        Key → path of every file of ``ARTEFACT_FILES["sweep"]``.
+        Key → path of every file of ``ARTEFACT_FILES["sweep"]``: ``sweep.md/.csv``,
+        ``figures/lambda_sweep.{png,pdf}`` and ``paired.md/.parquet`` (each λ − the λ = 0 run,
+        without EC, with image-bootstrap intervals; a note where the sweep has no λ = 0).
     """
     data = aggregate(score_files, auc_range)
     paths = artefact_paths("sweep", out_dir)
@@ -232,4 +253,49 @@ def build_sweep(
     write_text(paths["sweep_md"], format_sweep_markdown(sweep, title=f"{title}: λ_LAP sweep"))
     _write_csv(sweep, paths["sweep_csv"])
     _save(plot_lambda_sweep(sweep, title=title), paths, "lambda_sweep")
+    points = sweep[sweep["sweep_id"] == 0] if not sweep.empty else sweep
+    off = points.loc[points["lambda_lap"] == 0, "variant"]
+    _write_paired(
+        data,
+        paths["sweep_paired"],
+        paths["sweep_paired_md"],
+        method=method,
+        base=off.iloc[0] if len(off) else None,
+        order=list(points["variant"]),
+        settings=(auc_range, bootstrap, seed),
+        title=f"{title}: λ_LAP sweep, each λ against λ = 0 (no EC)",
+    )
     return paths
+
+
+def _write_paired(
+    data: Aggregates,
+    parquet: Path,
+    markdown: Path,
+    *,
+    method: str,
+    base: str | None,
+    order: list[str],
+    settings: tuple[tuple[float, float], int, int],
+    title: str,
+) -> None:
+    """Write the no-EC paired comparison of ``method``'s runs in ``order`` with ``base``.
+
+    ``settings`` is (AUC range, bootstrap resamples, seed). Rows follow ``order``; without a
+    ``base`` run the files say so.
+    """
+    auc_range, bootstrap, seed = settings
+    keep = ~data.scores["ec"].astype(bool) & (data.scores["method"] == method)
+    keep &= data.scores["variant"].isin(order)
+    paired = paired_differences(
+        data.scores[keep],
+        auc_range=auc_range,
+        n_boot=bootstrap,
+        seed=seed,
+        base=base or "",
+    )
+    rank = {variant: i for i, variant in enumerate(order)}
+    paired = paired.iloc[paired["variant"].map(rank).argsort(kind="stable")].reset_index(drop=True)
+    write_parquet(paired, parquet)
+    empty = f"No {method} run with every switch off (or λ = 0) and another run: nothing to compare."
+    write_text(markdown, format_paired_markdown(paired, title=title, empty=empty))

@@ -210,6 +210,7 @@ def paired_differences(
     n_boot: int = 2000,
     seed: int = 0,
     level: float = 0.95,
+    base: str = BASE_VARIANT,
 ) -> pd.DataFrame:
     """Mean per-pair AUC difference variant − base with an image-bootstrap interval.
 
@@ -231,6 +232,9 @@ def paired_differences(
         Seed of the :class:`numpy.random.Generator` (a fresh one per comparison).
     level
         Interval coverage (0.95).
+    base
+        The variant each other variant of a method is compared with (Table 3: the factorial's
+        all-off run; the sweep: its λ = 0 run).
 
     Returns
     -------
@@ -261,17 +265,15 @@ def paired_differences(
         level=["dataset", "split", "method", "ec"], sort=True, dropna=False
     ):
         variants = list(dict.fromkeys(group.index.get_level_values("variant")))
-        if BASE_VARIANT not in variants:
+        if base not in variants:
             continue
-        base = group.xs(BASE_VARIANT, level="variant").droplevel(
-            ["dataset", "split", "method", "ec"]
-        )
-        for variant in sorted((v for v in variants if v != BASE_VARIANT), key=_natural):
+        base_aucs = group.xs(base, level="variant").droplevel(["dataset", "split", "method", "ec"])
+        for variant in sorted((v for v in variants if v != base), key=_natural):
             other = group.xs(variant, level="variant").droplevel(
                 ["dataset", "split", "method", "ec"]
             )
-            joined = base.add_suffix("_base").join(other.add_suffix("_var"), how="inner")
-            key_b = (dataset, split, method, BASE_VARIANT, ec)
+            joined = base_aucs.add_suffix("_base").join(other.add_suffix("_var"), how="inner")
+            key_b = (dataset, split, method, base, ec)
             key_v = (dataset, split, method, variant, ec)
             identity = {
                 "dataset": dataset,
@@ -280,7 +282,7 @@ def paired_differences(
                 "ec": bool(ec),
                 "variant": variant,
                 "model": model_label(method, variant),
-                "base_model": model_label(method, BASE_VARIANT),
+                "base_model": model_label(method, base),
             }
             context = {
                 "n_seeds_base": int(n_seeds[key_b]),
@@ -353,8 +355,15 @@ def _natural(text: str) -> tuple:
     return (text != "lap", parts)
 
 
-def format_paired_markdown(table: pd.DataFrame, *, title: str = "Paired comparison") -> str:
+def format_paired_markdown(
+    table: pd.DataFrame,
+    *,
+    title: str = "Paired comparison",
+    empty: str = "No method has both a `base` run and another variant: nothing to compare.",
+) -> str:
     """Render :func:`paired_differences` as Markdown with the definition in the header.
+
+    ``empty`` is the document's text when ``table`` has no row.
 
     Returns
     -------
@@ -363,7 +372,7 @@ def format_paired_markdown(table: pd.DataFrame, *, title: str = "Paired comparis
     """
     lines = [f"# {title}", ""]
     if table.empty:
-        lines.append("No method has both a `base` run and another variant: nothing to compare.")
+        lines.append(empty)
         return "\n".join(lines) + "\n"
     low, high = float(table["auc_low"].iloc[0]), float(table["auc_high"].iloc[0])
     n_boot = int(table["n_boot"].iloc[0])

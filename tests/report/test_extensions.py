@@ -201,6 +201,31 @@ def test_table3_full_factorial(scores):
     assert r"\toprule" in tex and "CDS-FLMW" in tex and r"$\lambda_{\mathrm{LAP}}$" in tex
 
 
+def test_table3_paired_with_the_baseline(tmp_path, scores):
+    path = tmp_path / "scores.parquet"
+    _factorial(scores).to_parquet(path, index=False)
+    out = build_table3([path], tmp_path / "t3", method="cds", auc_range=RANGE, bootstrap=50)
+    paired = pd.read_parquet(out["table3_paired"])
+    # In Table 3's order; combination i has CO + 0.01·i and XC + i on every pair.
+    assert list(dict.fromkeys(paired["variant"])) == ["fl", "fm", "fw", "flm", "flw", "fmw", "flmw"]
+    assert set(paired["base_model"]) == {"CDS"} and not paired["ec"].any()
+    # i is the (lap, msd, wr) switches read as bits: fw is 1, fm 2, fl 4 ...
+    index = {v: i for i, v in enumerate(["base", "fw", "fm", "fmw", "fl", "flw", "flm", "flmw"])}
+    for name, steps in (("co", 0.01), ("xc", 1.0)):
+        rows = paired[paired["metric"] == name]
+        expected = [steps * index[v] for v in rows["variant"]]
+        assert list(rows["mean_delta"]) == pytest.approx(expected)
+        assert list(rows["ci_low"]) == pytest.approx(expected)  # a constant Δ has no spread
+    md = out["table3_paired_md"].read_text()
+    assert "each configuration against the baseline" in md and "CDS-FLMW vs CDS" in md
+    # Without an all-off run there is nothing to compare with, and the file says so.
+    no_base = _factorial(scores).query("variant != 'base'")
+    no_base.to_parquet(path, index=False)
+    out = build_table3([path], tmp_path / "t3b", method="cds", auc_range=RANGE, bootstrap=50)
+    assert pd.read_parquet(out["table3_paired"]).empty
+    assert "No cds run with every switch off" in out["table3_paired_md"].read_text()
+
+
 def test_table3_tabulates_the_named_method_only(scores):
     _, _, summary = _summary(scores)
     table = table3_frame(summary, method="cds")
@@ -418,6 +443,16 @@ def test_each_builder_writes_exactly_its_files(tmp_path):
     assert _files_under(tmp_path / "sweep") == set(sweep.values())
     assert sweep["lambda_sweep_png"].parent.name == "figures"
     assert "| SCN-LAP_L90 | 90 |" in sweep["sweep_md"].read_text()
+    # Each λ against λ = 0 (its ASA is λ·1e-6 higher on every pair), without EC, in λ order.
+    paired = pd.read_parquet(sweep["sweep_paired"])
+    assert list(dict.fromkeys(paired["variant"])) == ["lap_l90", "lap_l360", "lap_l1440"]
+    assert set(paired["base_model"]) == {"SCN-LAP_L0"} and not paired["ec"].any()
+    asa = paired[paired["metric"] == "asa"].set_index("variant")
+    assert asa["mean_delta"].to_dict() == pytest.approx(
+        {"lap_l90": 90e-6, "lap_l360": 360e-6, "lap_l1440": 1440e-6}
+    )
+    assert (asa["ci_low"] > 0).all() and asa["significant"].all()
+    assert "SCN-LAP_L1440 vs SCN-LAP_L0" in sweep["sweep_paired_md"].read_text()
     table3 = build_table3([path], tmp_path / "table3", method="scn", auc_range=RANGE)
     assert _files_under(tmp_path / "table3") == set(table3.values())
     assert "Loss-switch ablation of **SCN**" in table3["table3_md"].read_text()
