@@ -158,9 +158,9 @@ def test_cpu_ablation_overlay_trains_each_configuration_once(tmp_path):
     out = dry_run(tmp_path, "config/cpu-short.yaml", "config/cpu-ablation.yaml")
     counts = job_counts(out)
     # The factorial's 8 (base and lap among them) and the sweep's 90, 1440 and 5760 (its 0 is
-    # the factorial's MSD + WR run, its 360 is lap), and SLIC.
+    # the factorial's MSD + WR run, its 360 is lap), SLIC and the grid.
     for rule in ("train_stage", "predict_scales", "score_run"):
-        assert counts[rule] == 8 + 3 + 1, rule
+        assert counts[rule] == 8 + 3 + 2, rule
     assert counts["table3"] == counts["sweep"] == counts["table2"] == 1
     assert "results/cpu-ablation/models/scn/abl_msd_wr/seed0/main.pt" in out
     assert "lap_l0/" not in out and "lap_l360/" not in out and "seed1" not in out
