@@ -152,7 +152,6 @@ def test_full_protocol_overlay_restores_every_image_and_scale(tmp_path):
     assert '"device":"cpu"' in out  # the rest of cpu-short's predict section stays
 
 
-
 def test_cpu_ablation_overlay_trains_each_configuration_once(tmp_path):
     """config/cpu-ablation.yaml after cpu-short: SCN's factorial and λ sweep, one seed."""
     out = dry_run(tmp_path, "config/cpu-short.yaml", "config/cpu-ablation.yaml")
@@ -165,6 +164,7 @@ def test_cpu_ablation_overlay_trains_each_configuration_once(tmp_path):
     assert "results/cpu-ablation/models/scn/abl_msd_wr/seed0/main.pt" in out
     assert "lap_l0/" not in out and "lap_l360/" not in out and "seed1" not in out
     assert "results/cpu-ablation/predictions/scn/lap_l5760/seed0/scale0.7.npz" in out
+
 
 def test_bad_config_fails_at_start_naming_the_key(tmp_path):
     (tmp_path / "config").mkdir()

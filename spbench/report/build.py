@@ -211,8 +211,11 @@ def build_table3(
         method=method,
         base=baseline.iloc[0] if len(baseline) else None,
         order=list(runs["variant"]),
-        settings=(auc_range, bootstrap, seed),
         title=f"{title}: Table 3, each configuration against the baseline (no EC)",
+        empty=f"No {method} run with every loss switch off: nothing to compare with.",
+        auc_range=auc_range,
+        bootstrap=bootstrap,
+        seed=seed,
     )
     return paths
 
@@ -262,8 +265,11 @@ def build_sweep(
         method=method,
         base=off.iloc[0] if len(off) else None,
         order=list(points["variant"]),
-        settings=(auc_range, bootstrap, seed),
         title=f"{title}: λ_LAP sweep, each λ against λ = 0 (no EC)",
+        empty=f"The λ_LAP sweep of {method} has no λ = 0 run: nothing to compare with.",
+        auc_range=auc_range,
+        bootstrap=bootstrap,
+        seed=seed,
     )
     return paths
 
@@ -276,15 +282,17 @@ def _write_paired(
     method: str,
     base: str | None,
     order: list[str],
-    settings: tuple[tuple[float, float], int, int],
     title: str,
+    empty: str,
+    auc_range: tuple[float, float],
+    bootstrap: int,
+    seed: int,
 ) -> None:
     """Write the no-EC paired comparison of ``method``'s runs in ``order`` with ``base``.
 
-    ``settings`` is (AUC range, bootstrap resamples, seed). Rows follow ``order``; without a
-    ``base`` run the files say so.
+    Rows follow ``order``; without a ``base`` run the Parquet file is empty and the Markdown
+    says ``empty``.
     """
-    auc_range, bootstrap, seed = settings
     keep = ~data.scores["ec"].astype(bool) & (data.scores["method"] == method)
     keep &= data.scores["variant"].isin(order)
     paired = paired_differences(
@@ -297,5 +305,4 @@ def _write_paired(
     rank = {variant: i for i, variant in enumerate(order)}
     paired = paired.iloc[paired["variant"].map(rank).argsort(kind="stable")].reset_index(drop=True)
     write_parquet(paired, parquet)
-    empty = f"No {method} run with every switch off (or λ = 0) and another run: nothing to compare."
     write_text(markdown, format_paired_markdown(paired, title=title, empty=empty))

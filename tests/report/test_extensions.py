@@ -223,7 +223,7 @@ def test_table3_paired_with_the_baseline(tmp_path, scores):
     no_base.to_parquet(path, index=False)
     out = build_table3([path], tmp_path / "t3b", method="cds", auc_range=RANGE, bootstrap=50)
     assert pd.read_parquet(out["table3_paired"]).empty
-    assert "No cds run with every switch off" in out["table3_paired_md"].read_text()
+    assert "No cds run with every loss switch off" in out["table3_paired_md"].read_text()
 
 
 def test_table3_tabulates_the_named_method_only(scores):
@@ -260,6 +260,15 @@ def _sweep_scores() -> pd.DataFrame:
         part.loc[zero & ~part["ec"], "xc"] = 0.0
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
+
+
+def test_sweep_without_lambda_zero_has_nothing_to_pair(tmp_path):
+    path = tmp_path / "scores.parquet"
+    _sweep_scores().query("variant != 'lap_l0'").to_parquet(path, index=False)
+    out = build_sweep([path], tmp_path / "sweep", method="scn", auc_range=RANGE)
+    assert "| SCN-LAP_L90 | 90 |" in out["sweep_md"].read_text()  # still a sweep of 3 points
+    assert pd.read_parquet(out["sweep_paired"]).empty
+    assert "has no λ = 0 run" in out["sweep_paired_md"].read_text()
 
 
 def test_sweep_points_and_zero_xc_fraction():
