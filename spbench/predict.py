@@ -14,7 +14,6 @@ weights).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -31,12 +30,11 @@ from spbench.checkpoint import load_checkpoint
 from spbench.config import import_method_modules
 from spbench.constants import CELL_SIZE
 from spbench.data.loader import normalize
-from spbench.data.prepared import load_split
+from spbench.data.prepared import PreparedSplit, load_split
 from spbench.grid import hard_labels
-from spbench.io import atomic_path
 from spbench.metrics import enforce_connectivity
 from spbench.models import create_model, get_method
-from spbench.predictions import format_scale
+from spbench.predictions import format_scale, save_predictions
 from spbench.train import resolve_device
 
 log = logging.getLogger(__name__)
@@ -214,7 +212,36 @@ def predict(
     model.eval()
     split = load_split(data_root, settings["split"], max_images=settings.get("max_images") or None)
     samples = split.samples
-    base_meta = {
+    run_meta = _run_meta(ckpt, checkpoint, split, device)
+    written = []
+    for scale, out in outputs.items():
+        maps, n_cells = label_maps(
+            samples,
+            scale,
+            settings["base_size"],
+            model=model,
+            segment=segment,
+            device=device,
+            threads=settings.get("threads") or 1,
+        )
+        ids = [s.image_id for s in samples]
+        written.append(
+            save_predictions(
+                out,
+                {**run_meta, "scale": float(scale), "n_nominal": int(n_cells)},
+                noec=dict(zip(ids, (noec for noec, _ in maps), strict=True)),
+                ec=dict(zip(ids, (ec for _, ec in maps), strict=True)),
+            )
+        )
+        log.info("scale %s: %d images -> %s", format_scale(scale), len(samples), out)
+    return written
+
+
+def _run_meta(
+    ckpt: dict, checkpoint: str | os.PathLike[str], split: PreparedSplit, device: torch.device
+) -> dict:
+    """Return what every prediction file of this run records: the run and how it was predicted."""
+    return {
         "method": ckpt["method"],
         "variant": ckpt["variant"],
         "seed": ckpt["seed"],
@@ -232,30 +259,3 @@ def predict(
         "matmul_precision": torch.get_float32_matmul_precision(),
         "spbench_version": __version__,
     }
-    written = []
-    for scale, out in outputs.items():
-        maps, n_cells = label_maps(
-            samples,
-            scale,
-            settings["base_size"],
-            model=model,
-            segment=segment,
-            device=device,
-            threads=settings.get("threads") or 1,
-        )
-        arrays: dict[str, np.ndarray] = {}
-        for sample, (noec, ec) in zip(samples, maps, strict=True):
-            arrays[f"noec/{sample.image_id}"] = noec
-            arrays[f"ec/{sample.image_id}"] = ec
-        meta = {
-            **base_meta,
-            "scale": float(scale),
-            "n_nominal": int(n_cells),
-            "image_ids": [s.image_id for s in samples],
-        }
-        arrays["meta"] = np.array(json.dumps(meta))
-        with atomic_path(out) as tmp:
-            np.savez_compressed(tmp, **arrays)
-        written.append(Path(out))
-        log.info("scale %s: %d images -> %s", format_scale(scale), len(samples), out)
-    return written

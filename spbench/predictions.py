@@ -1,10 +1,10 @@
-"""Reading prediction files (label maps) without torch.
+"""Reading and writing prediction files (label maps) without torch.
 
 ``spbench predict`` writes one compressed ``.npz`` per (run, scale): the arrays
 ``noec/<image_id>`` and ``ec/<image_id>`` (``uint16`` label maps at the original resolution) and
 ``meta``, a JSON string with the run identity, the scale, ``n_nominal`` and ``image_ids``. This
-module reads them with NumPy and :mod:`json` only, so the score and report stages (and anyone
-else) can use the files without importing torch.
+module reads and writes them with NumPy and :mod:`json` only, so the score and report stages (and
+anyone else) can use the files without importing torch.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from spbench.io import CorruptFileError
+from spbench.io import CorruptFileError, atomic_path
 
-__all__ = ["format_scale", "load_predictions"]
+__all__ = ["format_scale", "load_predictions", "save_predictions"]
 
 
 def format_scale(scale: float) -> str:
@@ -63,3 +63,24 @@ def load_predictions(
             f"{path} cannot be read ({err}); delete it and re-run its prediction job"
         ) from err
     return meta, noec, ec
+
+
+def save_predictions(
+    path: str | os.PathLike[str],
+    meta: dict,
+    noec: dict[str, np.ndarray],
+    ec: dict[str, np.ndarray],
+) -> Path:
+    """Write one prediction file atomically, the format :func:`load_predictions` reads.
+
+    ``meta`` must be JSON-serialisable; its ``image_ids`` are set to the keys of ``noec`` (and
+    ``ec`` must have the same keys). Returns the path written.
+    """
+    if list(noec) != list(ec):
+        raise ValueError("noec and ec must hold the same image ids, in the same order")
+    arrays = {f"noec/{i}": labels for i, labels in noec.items()}
+    arrays |= {f"ec/{i}": labels for i, labels in ec.items()}
+    arrays["meta"] = np.array(json.dumps({**meta, "image_ids": list(noec)}))
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, **arrays)
+    return Path(path)

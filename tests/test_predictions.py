@@ -1,0 +1,29 @@
+"""The prediction file format: what save_predictions writes, load_predictions reads back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spbench.predictions import load_predictions, save_predictions
+
+
+def test_prediction_file_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    noec = {i: rng.integers(0, 600, size=(7, 11), dtype=np.uint16) for i in ("b", "a")}
+    ec = {i: labels // 2 for i, labels in noec.items()}
+    path = save_predictions(tmp_path / "scale1.npz", {"scale": 1.0, "method": "scn"}, noec, ec)
+    meta, noec_back, ec_back = load_predictions(path)
+    assert meta == {"scale": 1.0, "method": "scn", "image_ids": ["b", "a"]}  # order kept
+    for image_id in noec:
+        assert np.array_equal(noec_back[image_id], noec[image_id])
+        assert np.array_equal(ec_back[image_id], ec[image_id])
+        assert noec_back[image_id].dtype == np.uint16
+    assert [p.name for p in tmp_path.iterdir()] == ["scale1.npz"]  # no temporary file left
+
+
+def test_prediction_file_needs_the_same_images_with_and_without_ec(tmp_path):
+    labels = np.zeros((4, 4), dtype=np.uint16)
+    with pytest.raises(ValueError, match="same image ids"):
+        save_predictions(tmp_path / "x.npz", {}, {"a": labels}, {"b": labels})
+    assert not (tmp_path / "x.npz").exists()
