@@ -193,7 +193,9 @@ def test_ci_profile_end_to_end(ci_run):
         len(list((results / "scores").rglob("*.parquet"))) == 25
     )  # one per run: 12 x 2 seeds + SLIC
     assert SCORE_COLUMNS <= set(scores.columns)
-    assert {"base", "lap", "abl_lap", "lap_l0", "lap_l1440"} <= set(scores["variant"])
+    # The sweep's λ = 0 on SCN has the switches of the factorial's MSD + WR variant: one name.
+    assert {"base", "lap", "abl_lap", "abl_msd_wr", "lap_l1440"} <= set(scores["variant"])
+    assert "lap_l0" not in set(scores["variant"])
     assert sorted(scores["scale"].unique()) == [0.4, 0.6, 0.8, 1.0, 1.2]
     assert (scores.loc[scores["ec"], ["xc", "stray"]] == 0).all().all()  # EC output is connected
     # The predict rule passes its 2 threads on: torch and OpenCV do not take every core.
