@@ -35,6 +35,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from spbench.metrics import Metric, metric
@@ -349,41 +350,13 @@ def plot_lambda_sweep(
     linthresh = float(np.min(positive)) if len(positive) else 1.0
     handles = []
     for ax, fact in zip(axes.flat, metrics, strict=False):
-        col = fact.name
-        for (_, g), colour in zip(sweeps, colours, strict=False):
-            g = g.sort_values("lambda_lap")
-            method = model_label(str(g["method"].iloc[0]), "base")
-            name = f"{method} ({g['dataset'].iloc[0]}/{g['split'].iloc[0]})"
-            std = g[f"{col}_std"].to_numpy(dtype=float)
-            container = ax.errorbar(
-                g["lambda_lap"],
-                g[col],
-                yerr=np.where(np.isfinite(std), std, 0.0) if np.isfinite(std).any() else None,
-                color=colour,
-                marker="o",
-                markersize=5,
-                linewidth=1.6,
-                capsize=3,
-                label=name,
-            )
-            if col == metrics[0].name:
-                handles.append((container, name))
-            for lam, value in zip(g["lambda_lap"], g[col], strict=True):
-                if col == "zero_xc_fraction" and np.isfinite(value):
-                    ax.annotate(
-                        f"{value:.2f}", (lam, value), textcoords="offset points", xytext=(0, 6),
-                        fontsize=7, ha="center", color=colour,
-                    )  # fmt: skip
-        ax.set_xscale("symlog", linthresh=linthresh, linscale=1.0)
-        if not table.empty:
-            ticks = sorted(table["lambda_lap"].unique())
-            ax.set_xticks(ticks, [f"{t:g}" for t in ticks], rotation=45 if len(ticks) > 6 else 0)
-            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-            ax.set_xlim(-0.3 * linthresh, max(ticks) * 1.6 if max(ticks) > 0 else 1.0)
-        ax.set_xlabel("λ_LAP (symlog; 0 = LAP off)")
+        drawn = _plot_sweep_panel(ax, fact, sweeps, colours)
+        if fact.name == metrics[0].name:
+            handles = drawn
+        _lambda_axis(ax, table, linthresh)
         ax.set_ylabel(fact.header)
         ax.set_title(fact.label)
-        if col == "zero_xc_fraction":
+        if fact.name == "zero_xc_fraction":
             ax.set_ylim(-0.02, 1.05)
     for ax in list(axes.flat)[len(metrics) :]:
         ax.set_visible(False)
@@ -404,3 +377,44 @@ def plot_lambda_sweep(
     fig.suptitle((f"{title}: " if title else "") + "λ_LAP sweep" + low_high)
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))
     return fig
+
+
+def _plot_sweep_panel(ax: Axes, fact: Metric, sweeps: list, colours: list) -> list[tuple]:
+    """Draw one metric of every sweep against λ on ``ax``; return (artist, label) per sweep."""
+    col = fact.name
+    handles = []
+    for (_, g), colour in zip(sweeps, colours, strict=False):
+        g = g.sort_values("lambda_lap")
+        method = model_label(str(g["method"].iloc[0]), "base")
+        name = f"{method} ({g['dataset'].iloc[0]}/{g['split'].iloc[0]})"
+        std = g[f"{col}_std"].to_numpy(dtype=float)
+        container = ax.errorbar(
+            g["lambda_lap"],
+            g[col],
+            yerr=np.where(np.isfinite(std), std, 0.0) if np.isfinite(std).any() else None,
+            color=colour,
+            marker="o",
+            markersize=5,
+            linewidth=1.6,
+            capsize=3,
+            label=name,
+        )
+        handles.append((container, name))
+        for lam, value in zip(g["lambda_lap"], g[col], strict=True):
+            if col == "zero_xc_fraction" and np.isfinite(value):
+                ax.annotate(
+                    f"{value:.2f}", (lam, value), textcoords="offset points", xytext=(0, 6),
+                    fontsize=7, ha="center", color=colour,
+                )  # fmt: skip
+    return handles
+
+
+def _lambda_axis(ax: Axes, table: pd.DataFrame, linthresh: float) -> None:
+    """Put λ on a symlog x axis (so λ = 0 shows) with one tick per swept λ."""
+    ax.set_xscale("symlog", linthresh=linthresh, linscale=1.0)
+    if not table.empty:
+        ticks = sorted(table["lambda_lap"].unique())
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks], rotation=45 if len(ticks) > 6 else 0)
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set_xlim(-0.3 * linthresh, max(ticks) * 1.6 if max(ticks) > 0 else 1.0)
+    ax.set_xlabel("λ_LAP (symlog; 0 = LAP off)")
