@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -177,31 +178,7 @@ def plot_metrics_vs_k(
         ax.axvspan(low, high, color="0.85", alpha=0.5, zorder=0, lw=0)
         if mean.empty:
             continue
-        for (dataset, split, method, variant, model), g in mean.groupby(
-            ["dataset", "split", "method", "variant", "model"], sort=True
-        ):
-            g = g.sort_values("k_mean")
-            name = f"{model} ({dataset}/{split})" if multi_data else model
-            (line,) = ax.plot(
-                g["k_mean"],
-                g[fact.name],
-                linestyle=line_style(method, variant, others),
-                color=palette[method],
-                marker="o",
-                markersize=3.5,
-                linewidth=1.6,
-                label=name,
-            )
-            std = g[f"{fact.name}_std"].to_numpy(dtype=float)
-            if np.isfinite(std).any():
-                ax.fill_between(
-                    g["k_mean"],
-                    g[fact.name] - np.nan_to_num(std),
-                    g[fact.name] + np.nan_to_num(std),
-                    color=palette[method],
-                    alpha=0.15,
-                    lw=0,
-                )
+        for name, line in _plot_curves(ax, mean, fact.name, palette, others, multi_data):
             handles.setdefault(name, line)
         ax.set_xlabel(K_LABEL)
         ax.set_ylabel(fact.axis_label)
@@ -228,6 +205,49 @@ def plot_metrics_vs_k(
     if mean.empty:
         fig.text(0.5, 0.5, f"no runs {ec_text}", ha="center", va="center", fontsize=14)
     return fig
+
+
+def _plot_curves(
+    ax: Axes,
+    mean: pd.DataFrame,
+    column: str,
+    palette: dict[str, object],
+    others: list[str],
+    multi_data: bool,
+) -> list[tuple[str, Line2D]]:
+    """Draw ``column`` against K̄ for every model of ``mean`` on ``ax``, with its ± 1 sd band.
+
+    Returns (legend label, line) per model; ``others`` collects the line styles of variants
+    beyond base and lap (:func:`line_style`).
+    """
+    drawn = []
+    for (dataset, split, method, variant, model), g in mean.groupby(
+        ["dataset", "split", "method", "variant", "model"], sort=True
+    ):
+        g = g.sort_values("k_mean")
+        name = f"{model} ({dataset}/{split})" if multi_data else model
+        (line,) = ax.plot(
+            g["k_mean"],
+            g[column],
+            linestyle=line_style(method, variant, others),
+            color=palette[method],
+            marker="o",
+            markersize=3.5,
+            linewidth=1.6,
+            label=name,
+        )
+        std = g[f"{column}_std"].to_numpy(dtype=float)
+        if np.isfinite(std).any():
+            ax.fill_between(
+                g["k_mean"],
+                g[column] - np.nan_to_num(std),
+                g[column] + np.nan_to_num(std),
+                color=palette[method],
+                alpha=0.15,
+                lw=0,
+            )
+        drawn.append((name, line))
+    return drawn
 
 
 def plot_asa_co_tradeoff(curves: pd.DataFrame, *, title: str = "") -> Figure:
