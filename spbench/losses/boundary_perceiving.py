@@ -194,12 +194,28 @@ def sample_boundary_patches(
         raise ValueError(f"labels must have shape [B, H, W], got {tuple(labels.shape)}")
     if patch_size % 2 != 1:
         raise ValueError(f"patch_size must be odd, got {patch_size}")
-    b, h, w = labels.shape
+    _, h, w = labels.shape
     if h <= 2 * border or w <= 2 * border or border < patch_size // 2:
         raise ValueError(f"labels {h}x{w} too small for a {border}-pixel border")
-    device = labels.device
-    half_p = patch_size // 2
+    patch_num, n_bd, cand, two = _boundary_candidates(labels, patch_size, border, max_patches)
+    pix, valid = _draw_patches(patch_num, n_bd, cand, two, generator, labels.device)
+    # Padding slots point at a safe interior pixel; their masks are cleared in _patches_at.
+    pix = torch.where(valid, pix, torch.full_like(pix, border * w + border))
+    return _patches_at(labels, pix, valid, patch_num, patch_size)
 
+
+def _boundary_candidates(
+    labels: Tensor, patch_size: int, border: int, max_patches: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Return each image's patch target, candidate count, the candidates and their 2-label test.
+
+    ``patch_num [B]`` is upstream's ``min(max_patches, Σbd // patch_size)``, counted before the
+    border is zeroed; ``n_bd [B]`` the candidate centres per image; ``cand`` the flat pixel index
+    of every candidate of the batch, image by image in raster order (``np.where`` order); ``two``
+    whether each candidate's window holds exactly two labels.
+    """
+    b, h, w = labels.shape
+    half_p = patch_size // 2
     bd = thick_boundaries(labels)
     # Upstream: Σbd // (max(patch_h, patch_w)·disc), disc = 1, before the border is zeroed.
     patch_num = torch.clamp(bd.sum(dim=(1, 2)) // patch_size, max=max_patches)
@@ -207,23 +223,36 @@ def sample_boundary_patches(
     bd[:, h - border :, :] = False
     bd[:, :, :border] = False
     bd[:, :, w - border :] = False
-
     flat = bd.view(b, -1)
     n_bd = flat.sum(dim=1)  # N_b, the number of candidate centres
-    # Raster-ordered candidate list of every image, concatenated (np.where order).
     owner, cand = torch.nonzero(flat).unbind(dim=1)  # raster-ordered candidates (np.where order)
-    start = torch.cumsum(n_bd, 0) - n_bd
-    n_max = int(n_bd.max()) if b else 0
-
     # Two-label test once per candidate pixel (flat list over the batch, no padding):
     # a window holds exactly two labels iff min < max and every value is the min or the max.
-    dr, dc = _window_offsets(patch_size, device)
+    dr, dc = _window_offsets(patch_size, labels.device)
     cy_all, cx_all = cand // w, cand % w
     win = labels[owner[:, None], (cy_all - half_p)[:, None] + dr, (cx_all - half_p)[:, None] + dc]
     lo = win.min(dim=1, keepdim=True).values
     hi = win.max(dim=1, keepdim=True).values
     two = (lo < hi).squeeze(1) & ((win == lo) | (win == hi)).all(dim=1)
+    return patch_num, n_bd, cand, two
 
+
+def _draw_patches(
+    patch_num: Tensor,
+    n_bd: Tensor,
+    cand: Tensor,
+    two: Tensor,
+    generator: torch.Generator | None,
+    device: torch.device,
+) -> tuple[Tensor, Tensor]:
+    """Draw candidates as upstream's loop does; return the kept pixels ``[B, K]`` and validity.
+
+    Kept draws are compacted to the front in draw order; ``K = max(1, max kept)``. Padding
+    slots hold an arbitrary pixel and ``valid`` False.
+    """
+    b = n_bd.shape[0]
+    start = torch.cumsum(n_bd, 0) - n_bd
+    n_max = int(n_bd.max()) if b else 0
     # Draw t of image b is uniform over its N_b candidates; only the first n_draw_b draws exist
     # (N_b of them, or 1 when patch_num = 0: upstream's stop test then fires after one draw).
     rng_device = generator.device if generator is not None else device
@@ -240,9 +269,7 @@ def sample_boundary_patches(
     # Stop rule: keep the first max(patch_num, 1) valid draws, in draw order.
     rank = torch.cumsum(ok, dim=1)
     keep = ok & (rank <= patch_num.clamp(min=1)[:, None])
-    n_keep = keep.sum(dim=1)
-    k = max(int(n_keep.max()) if b else 0, 1)
-
+    k = max(int(keep.sum(dim=1).max()) if b else 0, 1)
     # Compact the kept draws to the front, preserving draw order.
     order = torch.sort(keep.to(torch.uint8), dim=1, descending=True, stable=True).indices[:, :k]
     valid = torch.gather(keep, 1, order)
@@ -250,8 +277,18 @@ def sample_boundary_patches(
         pix = cand[torch.gather(flat_idx, 1, order)]
     else:
         pix = torch.zeros_like(order)
-    # Padding slots point at a safe interior pixel; their masks are cleared below.
-    pix = torch.where(valid, pix, torch.full_like(pix, border * w + border))
+    return pix, valid
+
+
+def _patches_at(
+    labels: Tensor, pix: Tensor, valid: Tensor, patch_num: Tensor, patch_size: int
+) -> BoundaryPatches:
+    """Cut the patches centred on ``pix [B, K]`` and add the dummy patch where none is valid."""
+    b, _, w = labels.shape
+    k = pix.shape[1]
+    device = labels.device
+    half_p = patch_size // 2
+    dr, dc = _window_offsets(patch_size, device)
     top, left = pix // w - half_p, pix % w - half_p
     bidx = torch.arange(b, device=device)[:, None, None]
     windows = labels[bidx, top[..., None] + dr, left[..., None] + dc]  # [B, K, P²], raster order
@@ -261,7 +298,7 @@ def sample_boundary_patches(
     positions = torch.where(valid[..., None], positions, torch.zeros_like(positions))
 
     # Dummy patch (upstream L214–216): slot 0 at (1, 1), all four masks ones.
-    dummy = n_keep == 0
+    dummy = valid.sum(dim=1) == 0
     slot0 = torch.zeros(b, k, dtype=torch.bool, device=device)
     slot0[:, 0] = True
     dslot = dummy[:, None] & slot0
