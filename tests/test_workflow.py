@@ -153,17 +153,17 @@ def test_full_protocol_overlay_restores_every_image_and_scale(tmp_path):
 
 
 def test_cpu_ablation_overlay_trains_each_configuration_once(tmp_path):
-    """config/cpu-ablation.yaml after cpu-short: SCN's factorial and λ sweep, one seed."""
+    """config/cpu-ablation.yaml after cpu-short: SCN's factorial and λ sweep, two seeds."""
     out = dry_run(tmp_path, "config/cpu-short.yaml", "config/cpu-ablation.yaml")
     counts = job_counts(out)
     # The factorial's 8 (base and lap among them) and the sweep's 90, 1440 and 5760 (its 0 is
-    # the factorial's MSD + WR run, its 360 is lap), SLIC and the grid.
+    # the factorial's MSD + WR run, its 360 is lap) x 2 seeds, SLIC and the grid (one seed).
     for rule in ("train_stage", "predict_scales", "score_run"):
-        assert counts[rule] == 8 + 3 + 2, rule
+        assert counts[rule] == (8 + 3) * 2 + 2, rule
     assert counts["table3"] == counts["sweep"] == counts["table2"] == 1
     assert "results/cpu-ablation/models/scn/abl_msd_wr/seed0/main.pt" in out
-    assert "lap_l0/" not in out and "lap_l360/" not in out and "seed1" not in out
-    assert "results/cpu-ablation/predictions/scn/lap_l5760/seed0/scale0.7.npz" in out
+    assert "lap_l0/" not in out and "lap_l360/" not in out and "grid/base/seed1" not in out
+    assert "results/cpu-ablation/predictions/scn/lap_l5760/seed1/scale0.7.npz" in out
 
 
 def test_bad_config_fails_at_start_naming_the_key(tmp_path):
