@@ -27,7 +27,7 @@ from spbench.report.aggregate import (
 from spbench.report.artefacts import artefact_paths
 from spbench.report.ec_change import ec_change_frame, format_ec_change_markdown, plot_ec_change
 from spbench.report.figures import plot_asa_co_tradeoff, plot_metrics_vs_k, save_figure
-from spbench.report.stats import format_paired_markdown, paired_differences
+from spbench.report.stats import PAIRED_COLUMNS, format_paired_markdown, paired_differences
 from spbench.report.sweep import format_sweep_markdown, plot_lambda_sweep, sweep_frame
 from spbench.report.tables import (
     format_table2_latex,
@@ -293,15 +293,14 @@ def _write_paired(
     Rows follow ``order``; without a ``base`` run the Parquet file is empty and the Markdown
     says ``empty``.
     """
-    keep = ~data.scores["ec"].astype(bool) & (data.scores["method"] == method)
-    keep &= data.scores["variant"].isin(order)
-    paired = paired_differences(
-        data.scores[keep],
-        auc_range=auc_range,
-        n_boot=bootstrap,
-        seed=seed,
-        base=base or "",
-    )
+    if base is None:
+        paired = pd.DataFrame(columns=list(PAIRED_COLUMNS))
+    else:
+        keep = ~data.scores["ec"].astype(bool) & (data.scores["method"] == method)
+        keep &= data.scores["variant"].isin(order)
+        paired = paired_differences(
+            data.scores[keep], auc_range=auc_range, n_boot=bootstrap, seed=seed, base=base
+        )
     rank = {variant: i for i, variant in enumerate(order)}
     paired = paired.iloc[paired["variant"].map(rank).argsort(kind="stable")].reset_index(drop=True)
     write_parquet(paired, parquet)

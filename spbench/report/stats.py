@@ -45,6 +45,7 @@ from spbench.report.aggregate import (
 from spbench.report.tables import TABLE2_METRICS
 
 __all__ = [
+    "PAIRED_COLUMNS",
     "PAIRED_METRICS",
     "auc_weights",
     "bootstrap_mean_ci",
@@ -55,6 +56,14 @@ __all__ = [
 
 #: Metrics compared: the columns of Table 2 (with EC only those that are not 0 by construction).
 PAIRED_METRICS: tuple[str, ...] = TABLE2_METRICS
+
+#: Columns of :func:`paired_differences` (also of its empty result).
+PAIRED_COLUMNS: tuple[str, ...] = (
+    "dataset", "split", "method", "ec", "variant", "model", "base_model", "metric",
+    "mean_delta", "ci_low", "ci_high", "significant", "base_mean", "variant_mean",
+    "n_images", "n_pairs", "n_seeds_base", "n_seeds_variant", "n_boot",
+    "auc_low", "auc_high", "auc_extrapolated",
+)  # fmt: skip
 
 BASE_VARIANT = "base"
 _PAIR = ["image_id", "annotation"]
@@ -246,61 +255,91 @@ def paired_differences(
         ``auc_low``, ``auc_high`` and ``auc_extrapolated`` (either model extrapolated).
         Empty if no method has both ``base`` and another variant.
     """
-    columns = [
-        "dataset", "split", "method", "ec", "variant", "model", "base_model", "metric",
-        "mean_delta", "ci_low", "ci_high", "significant", "base_mean", "variant_mean",
-        "n_images", "n_pairs", "n_seeds_base", "n_seeds_variant", "n_boot",
-        "auc_low", "auc_high", "auc_extrapolated",
-    ]  # fmt: skip
     low, high = (float(x) for x in auc_range)
     per_pair = pair_aucs(scores, curves, auc_range=auc_range, metrics=metrics)
     if per_pair.empty:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=list(PAIRED_COLUMNS))
     model_keys = ["dataset", "split", "method", "variant", "ec"]
     pooled = per_pair.groupby([*model_keys, *_PAIR], sort=True, dropna=False)[list(metrics)].mean()
-    n_seeds = per_pair.groupby(model_keys, dropna=False)["seed"].nunique()
-    extrap = per_pair.groupby(model_keys, dropna=False)["auc_extrapolated"].any()
+    by_model = per_pair.groupby(model_keys, dropna=False)
+    context = {
+        "n_seeds": by_model["seed"].nunique(),
+        "extrapolated": by_model["auc_extrapolated"].any(),
+        "n_boot": int(n_boot),
+        "auc_low": low,
+        "auc_high": high,
+    }
     rows = []
-    for (dataset, split, method, ec), group in pooled.groupby(
+    for key, group in pooled.groupby(
         level=["dataset", "split", "method", "ec"], sort=True, dropna=False
     ):
-        variants = list(dict.fromkeys(group.index.get_level_values("variant")))
-        if base not in variants:
-            continue
-        base_aucs = group.xs(base, level="variant").droplevel(["dataset", "split", "method", "ec"])
-        for variant in sorted((v for v in variants if v != base), key=_natural):
-            other = group.xs(variant, level="variant").droplevel(
-                ["dataset", "split", "method", "ec"]
-            )
-            joined = base_aucs.add_suffix("_base").join(other.add_suffix("_var"), how="inner")
-            key_b = (dataset, split, method, base, ec)
-            key_v = (dataset, split, method, variant, ec)
-            identity = {
-                "dataset": dataset,
-                "split": split,
-                "method": method,
-                "ec": bool(ec),
-                "variant": variant,
-                "model": model_label(method, variant),
-                "base_model": model_label(method, base),
-            }
-            context = {
-                "n_seeds_base": int(n_seeds[key_b]),
-                "n_seeds_variant": int(n_seeds[key_v]),
-                "n_boot": int(n_boot),
-                "auc_low": low,
-                "auc_high": high,
-                "auc_extrapolated": bool(extrap[key_b] or extrap[key_v]),
-            }
-            # XC and Stray are 0 with EC by construction: Δ = 0, no information.
-            compared = [m for m in metrics if not ec or metric(m).with_ec]
-            rows += [
-                {**identity, "metric": name, **stats, **context}
-                for name, stats in _paired_stats(joined, compared, n_boot=n_boot, seed=seed)
-            ]
-    if not rows:
-        return pd.DataFrame(columns=columns)
-    table = pd.DataFrame(rows, columns=columns)
+        rows += _compare_with_base(
+            group.droplevel(["dataset", "split", "method", "ec"]),
+            key,
+            base=base,
+            metrics=metrics,
+            context=context,
+            seed=seed,
+        )
+    return _sort_paired(pd.DataFrame(rows, columns=list(PAIRED_COLUMNS)), metrics)
+
+
+def _compare_with_base(
+    group: pd.DataFrame,
+    key: tuple,
+    *,
+    base: str,
+    metrics: Sequence[str],
+    context: dict,
+    seed: int,
+) -> list[dict]:
+    """Rows of :func:`paired_differences` for one (dataset, split, method, EC).
+
+    ``group`` holds the seed-pooled per-pair AUCs indexed by (variant, image, annotation);
+    ``context`` the per-model seed counts and extrapolation flags and the shared settings.
+    No rows if ``base`` is not among its variants.
+    """
+    dataset, split, method, ec = key
+    variants = list(dict.fromkeys(group.index.get_level_values("variant")))
+    if base not in variants:
+        return []
+    base_aucs = group.xs(base, level="variant")
+    # XC and Stray are 0 with EC by construction: Δ = 0, no information.
+    compared = [m for m in metrics if not ec or metric(m).with_ec]
+    rows = []
+    for variant in sorted((v for v in variants if v != base), key=_natural):
+        other = group.xs(variant, level="variant")
+        joined = base_aucs.add_suffix("_base").join(other.add_suffix("_var"), how="inner")
+        key_b = (dataset, split, method, base, ec)
+        key_v = (dataset, split, method, variant, ec)
+        shared = {
+            "dataset": dataset,
+            "split": split,
+            "method": method,
+            "ec": bool(ec),
+            "variant": variant,
+            "model": model_label(method, variant),
+            "base_model": model_label(method, base),
+            "n_seeds_base": int(context["n_seeds"][key_b]),
+            "n_seeds_variant": int(context["n_seeds"][key_v]),
+            "n_boot": context["n_boot"],
+            "auc_low": context["auc_low"],
+            "auc_high": context["auc_high"],
+            "auc_extrapolated": bool(
+                context["extrapolated"][key_b] or context["extrapolated"][key_v]
+            ),
+        }
+        rows += [
+            {**shared, "metric": name, **stats}
+            for name, stats in _paired_stats(joined, compared, n_boot=context["n_boot"], seed=seed)
+        ]
+    return rows
+
+
+def _sort_paired(table: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """``table`` in report order: method, variant (natural order), no EC first, metric order."""
+    if table.empty:
+        return table
     order = {m: i for i, m in enumerate(metrics)}
     variants = {v: i for i, v in enumerate(sorted(table["variant"].unique(), key=_natural))}
     return (
