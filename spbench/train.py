@@ -237,10 +237,7 @@ def train(
     loss_log = LossLog(Path(log_path) if log_path else out.with_name("train_log.jsonl"))
     loss_log.keep_until(start_step)
 
-    splits = [load_split(data_root, s) for s in job["splits"]]
-    bank = PairBank(splits, device, min_size=recipe.crop, with_edges=spec.needs_edges)
-    val_split = [load_split(data_root, "val")]
-    val_bank = PairBank(val_split, device, min_size=recipe.val_crop, with_edges=spec.needs_edges)
+    bank, val_bank = _pair_banks(data_root, job["splits"], recipe, spec, device)
     _log_start(meta, pairs=len(bank), val_pairs=len(val_bank), steps=steps)
     # Validation draws its own samples (MSD, BPL) from a generator re-seeded at every
     # validation, so that neither the training stream nor the weights depend on val_every.
@@ -281,6 +278,29 @@ def _job_recipe(job: dict[str, Any], runtime: dict[str, Any], spec: Method) -> R
             "val_crop": runtime["val_crop"] or spec.recipe.val_crop,
         }
     )
+
+
+def _pair_banks(
+    data_root: str | os.PathLike[str],
+    splits: list[str],
+    recipe: Recipe,
+    spec: Method,
+    device: torch.device,
+) -> tuple[PairBank, PairBank]:
+    """Return the training pairs of ``splits`` (crops of ``recipe.crop``) and the val pairs."""
+    train_bank = PairBank(
+        [load_split(data_root, s) for s in splits],
+        device,
+        min_size=recipe.crop,
+        with_edges=spec.needs_edges,
+    )
+    val_bank = PairBank(
+        [load_split(data_root, "val")],
+        device,
+        min_size=recipe.val_crop,
+        with_edges=spec.needs_edges,
+    )
+    return train_bank, val_bank
 
 
 def _log_start(meta: CheckpointMeta, **counts: int) -> None:
