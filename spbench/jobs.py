@@ -10,10 +10,13 @@ GPU time, so every job's params hold exactly what can change its output, nothing
   :func:`canonical_json` (sorted keys, ``360.0`` written as ``360``), so that a profile saved with
   its keys in another order, or another method's step count, re-runs nothing;
 - the *runtime* settings (:func:`train_runtime`, :func:`predict_runtime`): log, validation and
-  checkpoint cadence, threads, the device, the fast modes. They cannot change a trained model
-  (validation draws from its own generator), so the rules pass them through a params function
-  that Snakemake does not compare (one that takes ``resources``, see ``workflow/rules/common.smk``);
-  checkpoints record them for provenance.
+  checkpoint cadence, threads, the device, the fast modes. They cannot change what is trained
+  (the data stream, the losses, the schedule; validation draws from its own generator). The
+  device and the fast modes (TF32, bf16, compile) do change the floating-point rounding of the
+  weights, as another GPU model would, and that is by design no reason to retrain days of GPU
+  time. So the rules pass them through a params function that Snakemake does not compare (one
+  that takes ``resources``, see ``workflow/rules/common.smk``); checkpoints record them
+  (``device``, ``fast_modes``) for provenance, and ``--forcerun`` retrains under new ones.
 
 The same functions serve the rules and ``spbench train --config``; nothing here imports torch.
 """
@@ -64,7 +67,7 @@ _COEFFICIENTS = {
     "use_wr": ("lambda_wr",),
 }
 
-#: ``train`` keys that cannot change the trained weights (see the module docstring).
+#: ``train`` keys that cannot change what is trained, only how (see the module docstring).
 _TRAIN_RUNTIME_KEYS = (
     "val_every",
     "val_batches",

@@ -48,12 +48,13 @@ PROFILE = {
 }
 
 
-def jobs_to_run(folder: Path, profile: dict) -> dict[str, int]:
+def jobs_to_run(folder: Path, profile: dict, *targets: str) -> dict[str, int]:
     """Write ``profile`` as the run's config and return ``snakemake -n``'s jobs per rule."""
     config = folder / "config.yaml"
     config.write_text(yaml.safe_dump(profile, sort_keys=False))
     result = subprocess.run(
-        [*SNAKEMAKE, "-n", "--directory", str(folder), "--configfile", str(config), "--cores", "1"],
+        [*SNAKEMAKE, "-n", "--directory", str(folder), "--configfile", str(config), "--cores", "1"]
+        + list(targets),
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -237,6 +238,36 @@ def test_validation_does_not_change_the_weights(tmp_path):
         torch.set_num_threads(threads)
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_the_archive_source_reruns_nothing(tmp_path):
+    """Where BSDS500 comes from cannot change it (prepare checks every file), so switching to
+    an offline copy, another mirror or another timeout must not re-download, hence re-prepare
+    and re-train."""
+    for name in ("a.tgz", "b.tgz"):
+        (tmp_path / name).write_bytes(b"stand-in archive " + name.encode())
+    target = "data/bsds500/BSR_bsds500.tgz"
+    profile = {
+        **PROFILE,
+        "dataset": {"name": "bsds500", "bsds500": {"archive": str(tmp_path / "a.tgz")}},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    subprocess.run(
+        [*SNAKEMAKE, "--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml")]
+        + ["--cores", "1", target],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    assert (tmp_path / target).read_bytes() == b"stand-in archive a.tgz"
+    sources = {"archive": str(tmp_path / "b.tgz"), "timeout": 5, "mirrors": ["http://127.0.0.1:9/"]}
+    for key, value in sources.items():
+        other = copy.deepcopy(profile)
+        other["dataset"]["bsds500"][key] = value
+        assert jobs_to_run(tmp_path, other, target) == {}, key
+    (tmp_path / target).unlink()
+    assert jobs_to_run(tmp_path, profile, target) == {"download_bsds500": 1}
 
 
 def test_the_dag_builds_without_torch(tmp_path):

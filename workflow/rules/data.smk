@@ -14,7 +14,7 @@ if config["dataset"]["name"] == "synthetic":
         conda:
             "../../environment.yml"
         params:
-            settings=dataset_params,
+            settings=synthetic_params,
             root=output_folder,
             impl=IMPL,
         shell:
@@ -34,7 +34,7 @@ else:
         conda:
             "../../environment.yml"
         params:
-            settings=dataset_params,
+            settings=download_settings,
         shell:
             "spbench data download-bsds500 --settings {params.settings:q} --out {output} > {log} 2>&1"
 
