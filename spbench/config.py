@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import importlib
 import os
+from decimal import Decimal
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -124,33 +125,83 @@ def validate_config(config: dict, *, check_methods: bool = True) -> dict:
     if not full["dataset"]["root"]:
         full["dataset"]["root"] = f"data/{full['dataset']['name']}/prepared"
     import_method_modules(full["method_modules"])
+    _check_consistency(full)
+    if check_methods:
+        _check_methods(full)
+    return full
+
+
+#: Prefixes of the run names spbench derives (Table 3, the sweep, published weights).
+RESERVED_VARIANT_PREFIXES = ("abl_", "lap_l", "pub_")
+
+
+def _check_consistency(full: dict) -> None:
+    """Raise :class:`ConfigError` for what the schema cannot see: keys that contradict others."""
+    for name in full["variants"]:
+        if name.startswith(RESERVED_VARIANT_PREFIXES):
+            raise ConfigError(
+                f"config.variants.{name}: names starting with "
+                f"{', '.join(RESERVED_VARIANT_PREFIXES)} are kept for the runs spbench derives "
+                "(Table 3, the lambda sweep, published weights); rename the variant"
+            )
     for i, entry in enumerate(full["published"]):
         if entry["variant"] not in full["variants"]:
             raise ConfigError(
                 f"config.published[{i}].variant: {entry['variant']!r} is not a configured variant "
                 f"({sorted(full['variants'])})"
             )
-    if check_methods:
-        from spbench.catalogue import list_methods
+    low, high = full["report"]["auc_range"]
+    if not low < high:
+        raise ConfigError(
+            f"config.report.auc_range: [{low}, {high}] is not an interval; give [low, high] "
+            "with low < high (superpixel counts, e.g. [384, 1200])"
+        )
 
-        known = list_methods()
-        named = {
-            "config.methods": full["methods"],
-            "config.references": full["references"],
-            "config.ablation.method": [full["ablation"]["method"]]
-            if full["ablation"]["enabled"]
-            else [],
-            "config.sweep.method": [full["sweep"]["method"]] if full["sweep"]["enabled"] else [],
-        }
-        named["config.published"] = [p["method"] for p in full["published"]]
-        for key, names in named.items():
-            unknown = [m for m in names if m not in known]
-            if unknown:
+
+def _check_methods(full: dict) -> None:
+    """Raise :class:`ConfigError` for a method name that is not registered, anywhere."""
+    from spbench.catalogue import list_methods
+
+    known = list_methods()
+    named = {
+        "config.methods": full["methods"],
+        "config.references": full["references"],
+        "config.ablation.method": [full["ablation"]["method"]]
+        if full["ablation"]["enabled"]
+        else [],
+        "config.sweep.method": [full["sweep"]["method"]] if full["sweep"]["enabled"] else [],
+        "config.published": [p["method"] for p in full["published"]],
+    }
+    for key, names in named.items():
+        unknown = [m for m in names if m not in known]
+        if unknown:
+            raise ConfigError(
+                f"{key}: unknown method(s) {unknown}; registered methods are {known}. "
+                "A new method is registered with @register_method in spbench/models/."
+            )
+    _check_per_method(full)
+
+
+def _check_per_method(full: dict) -> None:
+    """Raise :class:`ConfigError` for a ``train.per_method`` method or stage that does not exist.
+
+    A misspelt name would otherwise be ignored and the stage trained with ``train.steps``.
+    """
+    from spbench.catalogue import get_card, list_methods
+
+    known = list_methods()
+    for method, stages in full["train"]["per_method"].items():
+        if method not in known:
+            raise ConfigError(
+                f"config.train.per_method.{method}: unknown method; registered methods are {known}"
+            )
+        names = [stage.name for stage in get_card(method).stages]
+        for stage in stages:
+            if stage not in names:
                 raise ConfigError(
-                    f"{key}: unknown method(s) {unknown}; registered methods are {known}. "
-                    "A new method is registered with @register_method in spbench/models/."
+                    f"config.train.per_method.{method}.{stage}: {method} has no stage "
+                    f"{stage!r}; its stages are {names} (`spbench methods` lists them)"
                 )
-    return full
 
 
 #: The factorial of Table 3 as (use_lap, use_msd, use_wr), baseline first.
@@ -181,40 +232,61 @@ def _training_key(switches: dict, default_lambda: float) -> tuple:
     )
 
 
-def all_variants(config: dict) -> dict[str, dict]:
-    """Return every variant the profile trains: the configured ones plus the derived ones.
+def _derived_name(key: tuple, default_lambda: float) -> str:
+    """Return the name of a derived run from its training key alone.
 
-    Table 3's factorial and the λ sweep reuse a configured variant whose switches (and λ) are
-    identical, so the same run is never trained twice; the others are named ``abl_<switches>``
-    (``abl_lap``, ``abl_msd_wr``, ...) and ``lap_l<λ>``.
+    ``abl_<switches>`` when λ is the profile's (or LAP is off), ``lap_l<λ>`` otherwise; so a
+    run's name never depends on which experiments are enabled, and enabling Table 3 beside the
+    sweep renames (and so retrains) nothing.
     """
-    variants = {name: dict(v) for name, v in config["variants"].items()}
-    default_lambda = config["losses"]["lambda_lap"]
+    lap, msd, wr, lam = key
+    if lam is None or lam == float(default_lambda):
+        return _switch_name(lap, msd, wr)
+    return "lap_l" + lambda_label(lam)
 
-    known: dict[tuple, str] = {}
-    for name, v in variants.items():
-        known.setdefault(_training_key(v, default_lambda), name)
+
+def lambda_label(lam: float) -> str:
+    """Return λ as it appears in a run name: positional digits, ``.`` as ``p`` (``0.5`` → ``0p5``).
+
+    Never an exponent (``1e+06`` would not be a valid run name).
+    """
+    return format(Decimal(repr(float(lam))).normalize(), "f").replace(".", "p")
+
+
+def _derived_switches(config: dict) -> list[dict]:
+    """Return the switches of every run Table 3's factorial and the λ sweep ask for."""
     derived = []
     if config["ablation"]["enabled"]:
         derived += [
-            (
-                _switch_name(*s),
-                dict(zip(("use_lap", "use_msd", "use_wr"), s, strict=True), lambda_lap=None),
-            )
+            dict(zip(("use_lap", "use_msd", "use_wr"), s, strict=True), lambda_lap=None)
             for s in FACTORIAL
         ]
     if config["sweep"]["enabled"]:
         derived += [
-            (
-                f"lap_l{lam:g}".replace(".", "p"),
-                {"use_lap": lam > 0, "use_msd": True, "use_wr": True, "lambda_lap": float(lam)},
-            )
+            {"use_lap": lam > 0, "use_msd": True, "use_wr": True, "lambda_lap": float(lam)}
             for lam in config["sweep"]["lambdas"]
         ]
-    for name, switches in derived:
-        if _training_key(switches, default_lambda) not in known:
-            variants[name] = switches
-            known[_training_key(switches, default_lambda)] = name
+    return derived
+
+
+def all_variants(config: dict) -> dict[str, dict]:
+    """Return every variant the profile trains: the configured ones plus the derived ones.
+
+    Table 3's factorial and the λ sweep reuse a configured variant whose switches (and λ) are
+    identical, so the same run is never trained twice; the others are named by their settings
+    alone (:func:`_derived_name`): ``abl_<switches>`` (``abl_lap``, ``abl_msd_wr``: the sweep's
+    λ = 0 too) and ``lap_l<λ>``.
+    """
+    variants = {name: dict(v) for name, v in config["variants"].items()}
+    default_lambda = config["losses"]["lambda_lap"]
+    known: dict[tuple, str] = {}
+    for name, v in variants.items():
+        known.setdefault(_training_key(v, default_lambda), name)
+    for switches in _derived_switches(config):
+        key = _training_key(switches, default_lambda)
+        if key not in known:
+            known[key] = _derived_name(key, default_lambda)
+            variants[known[key]] = switches
     return variants
 
 
@@ -256,8 +328,13 @@ def experiment_runs(config: dict) -> dict[str, list[tuple[str, str, int]]]:
     table3 = [(ablation, v, s) for v in names["table3"] for s in seeds]
     sweep_runs = [(sweep, v, s) for v in names["sweep"] for s in seeds]
     return {
-        "table2": [(m, v, s) for m in config["methods"] for v in names["table2"] for s in seeds]
-        + references,
+        # A reference also listed in methods (methods: [slic]) is one run, not two.
+        "table2": list(
+            dict.fromkeys(
+                [(m, v, s) for m in config["methods"] for v in names["table2"] for s in seeds]
+                + references
+            )
+        ),
         "table3": table3 + references if table3 else [],
         "sweep": sweep_runs + references if sweep_runs else [],
         "published": [(p["method"], f"pub_{p['variant']}", 0) for p in config["published"]],

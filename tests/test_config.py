@@ -73,6 +73,15 @@ def test_defaults_are_filled_without_sharing_objects():
         ({"losses": {"msd_mode": "all_pairs"}}, "config.losses.msd_mode"),
         ({"variants": {"lap": {"use_lap": "yes"}}}, "config.variants.lap.use_lap"),
         ({"methods": ["nosuchnet"]}, "registered methods are"),
+        # Keys that contradict others (the schema cannot see them).
+        ({"variants": {"abl_lap": {"use_lap": True}}}, "config.variants.abl_lap: names starting"),
+        ({"variants": {"lap_l1": {"use_lap": True}}}, "config.variants.lap_l1: names starting"),
+        ({"report": {"auc_range": [1200, 384]}}, "config.report.auc_range: [1200, 384]"),
+        ({"train": {"per_method": {"scnn": {"main": {"steps": 5}}}}}, "per_method.scnn: unknown"),
+        (
+            {"train": {"per_method": {"scn": {"stage1": {"steps": 5}}}}},
+            "config.train.per_method.scn.stage1: scn has no stage 'stage1'; its stages are",
+        ),
     ],
 )
 def test_bad_config_is_rejected_with_its_key_path(change, message):
@@ -124,14 +133,41 @@ def test_sweep_lambda_zero_without_ablation_is_lap_off():
     config = validate_config(
         {**MINIMAL, "sweep": {"enabled": True, "method": "scn", "lambdas": [0, 90]}}
     )
-    assert experiment_variants(config)["sweep"] == ["lap_l0", "lap_l90"]
-    off = variant_switches(config, "lap_l0")
-    assert (off["use_lap"], off["use_msd"], off["use_wr"], off["lambda_lap"]) == (
-        False,
-        True,
-        True,
-        0.0,
+    assert experiment_variants(config)["sweep"] == ["abl_msd_wr", "lap_l90"]
+    off = variant_switches(config, "abl_msd_wr")
+    assert (off["use_lap"], off["use_msd"], off["use_wr"]) == (False, True, True)
+
+
+def test_run_names_do_not_depend_on_which_experiments_are_on():
+    """Enabling Table 3 beside the sweep (or the sweep beside it) renames no run: a renamed run
+    would be trained again."""
+    sweep = {"enabled": True, "method": "scn", "lambdas": [0, 90, 360, 1440]}
+    ablation = {"enabled": True, "method": "scn"}
+    alone = experiment_variants(validate_config({**MINIMAL, "sweep": sweep}))
+    both = experiment_variants(validate_config({**MINIMAL, "sweep": sweep, "ablation": ablation}))
+    table3 = experiment_variants(validate_config({**MINIMAL, "ablation": ablation}))
+    assert alone["sweep"] == both["sweep"] == ["abl_msd_wr", "lap_l90", "lap", "lap_l1440"]
+    assert table3["table3"] == both["table3"]
+
+
+@pytest.mark.parametrize(
+    ("lam", "name"),
+    [(0.5, "lap_l0p5"), (1e6, "lap_l1000000"), (2.5e-5, "lap_l0p000025"), (5760.0, "lap_l5760")],
+)
+def test_sweep_run_names_never_use_an_exponent(lam, name):
+    """``{lam:g}`` once named λ = 1e6 ``lap_l1e+06``, which no variant wildcard matches."""
+    config = validate_config(
+        {**MINIMAL, "sweep": {"enabled": True, "method": "scn", "lambdas": [0, lam]}}
     )
+    assert experiment_variants(config)["sweep"][1] == name
+
+
+def test_a_reference_also_in_methods_is_one_run():
+    """``methods: [scn, slic]`` with the default ``references: [slic]`` once listed SLIC's score
+    file twice, which the report refused only after every job had run."""
+    config = validate_config({**MINIMAL, "methods": ["scn", "slic"]})
+    runs = experiment_runs(config)["table2"]
+    assert runs.count(("slic", "base", 0)) == 1 and len(runs) == len(set(runs))
 
 
 def test_unknown_ablation_method_is_named():

@@ -52,9 +52,9 @@ def jobs_to_run(folder: Path, profile: dict, *targets: str) -> dict[str, int]:
     """Write ``profile`` as the run's config and return ``snakemake -n``'s jobs per rule."""
     config = folder / "config.yaml"
     config.write_text(yaml.safe_dump(profile, sort_keys=False))
+    options = ["-n", "--directory", str(folder), "--configfile", str(config), "--cores", "1"]
     result = subprocess.run(
-        [*SNAKEMAKE, "-n", "--directory", str(folder), "--configfile", str(config), "--cores", "1"]
-        + list(targets),
+        [*SNAKEMAKE, *options, *targets],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -252,9 +252,9 @@ def test_the_archive_source_reruns_nothing(tmp_path):
         "dataset": {"name": "bsds500", "bsds500": {"archive": str(tmp_path / "a.tgz")}},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    options = ["--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml")]
     subprocess.run(
-        [*SNAKEMAKE, "--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml")]
-        + ["--cores", "1", target],
+        [*SNAKEMAKE, *options, "--cores", "1", target],
         cwd=ROOT,
         check=True,
         capture_output=True,

@@ -4,9 +4,9 @@ A *sweep* is a set of runs of one method, on one dataset/split, whose variants d
 effective LAP weight λ = ``lambda_lap`` if ``use_lap`` else 0 (λ = 0 means LAP off): they agree in
 ``use_msd``, ``use_wr``, ``msd_mode``, ``weights`` and ``train_steps``. A group is a sweep when it
 has at least ``min_points`` (default 3) distinct λ, so the default ``base``/``lap`` pair (which
-also differs in MSD and WR) is not one. The project's config names such runs ``lap_l0``,
-``lap_l90``, ... (λ = 0 is named ``abl_msd_wr``, its switches' name, when Table 3's factorial
-is enabled); if two variants of a group share a λ, the one named ``lap_l*`` is kept.
+also differs in MSD and WR) is not one. The project's config names such runs ``lap_l90``,
+``lap_l1440``, ... (λ = 0 is ``abl_msd_wr``, its switches' name, and the profile's λ is the
+variant ``lap``); if two variants of a group share a λ, the one named ``lap_l*`` is kept.
 
 Per sweep point (all no-EC, seeds averaged, ± sample sd over seeds):
 
