@@ -390,3 +390,15 @@ def test_losses_do_not_import_models_or_data():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_laplacian_stays_fp32_under_autocast():
+    """The neighbour sums run in fp32 under bf16 autocast: the loss and gradient equal fp32's."""
+    logits = torch.randn(2, 9, 32, 48, requires_grad=True)
+    plain = L.laplacian_loss(logits.softmax(1), 16)
+    (grad,) = torch.autograd.grad(plain, logits)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = L.laplacian_loss(logits.softmax(1), 16)
+    (mixed_grad,) = torch.autograd.grad(mixed, logits)
+    assert mixed.dtype == torch.float32
+    assert torch.equal(plain, mixed) and torch.equal(grad, mixed_grad)

@@ -108,10 +108,13 @@ def laplacian_window_traces(q: Tensor, stride: int = CELL_SIZE) -> Tensor:
     b, m, n, _ = win.shape
     x = win.reshape(b * m, 1, n, n)
     # Sum of the 8 neighbours of each pixel; zero padding = no neighbours outside the window.
-    kernel = torch.ones(1, 1, 3, 3, dtype=q.dtype, device=q.device)
-    kernel[..., 1, 1] = 0.0
-    neighbour_sum = F.conv2d(x, kernel, padding=1)
-    return (x * neighbour_sum).sum(dim=(1, 2, 3)).reshape(b, m)
+    # In full precision under autocast too: bf16 neighbour sums bias the gradient (~0.2 %).
+    with torch.autocast(q.device.type, enabled=False):
+        x = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+        kernel = torch.ones(1, 1, 3, 3, dtype=x.dtype, device=q.device)
+        kernel[..., 1, 1] = 0.0
+        neighbour_sum = F.conv2d(x, kernel, padding=1)
+        return (x * neighbour_sum).sum(dim=(1, 2, 3)).reshape(b, m)
 
 
 def laplacian_loss(q: Tensor, stride: int = CELL_SIZE, normaliser: str = "trace_max") -> Tensor:
