@@ -390,11 +390,15 @@ def bench_train(
     Raises
     ------
     ValueError
-        Unknown variant, or ``cuda_graph`` on a device that is not CUDA.
+        Unknown variant, or ``cuda_graph`` on a device that is not CUDA or for a method whose
+        step cannot be captured (:attr:`spbench.models.Method.graph_capturable`).
     """
     for variant in variants:
         _losses(variant, losses)
     dev = resolve_device(device)
+    uncapturable = [m for m in methods if not get_method(m).graph_capturable]
+    if any(m.cuda_graph for m in modes) and uncapturable:
+        raise ValueError(f"cuda_graph: the training step of {uncapturable} cannot be captured")
     if any(m.cuda_graph for m in modes) and dev.type != "cuda":
         raise ValueError(f"cuda_graph needs a CUDA device; the benchmark runs on {dev}")
     if steps <= 0 or warmup < 0:

@@ -112,6 +112,14 @@ class FastModes:
         by it (:func:`spbench.steptimes.fast_label`, which needs no torch)."""
         return fast_label(dataclasses.asdict(self))
 
+    def for_method(self, method: str, *, capturable: bool) -> FastModes:
+        """Return these modes without ``cuda_graph`` (and a log line) for a method whose
+        training step cannot be captured (:attr:`spbench.models.Method.graph_capturable`)."""
+        if capturable or not self.cuda_graph:
+            return self
+        log.warning("train.fast.cuda_graph: %s's training step cannot be captured; eager", method)
+        return dataclasses.replace(self, cuda_graph=False)
+
     def for_device(self, device: torch.device) -> FastModes:
         """Return these modes with the CUDA-only ones off (and a log line) on other devices."""
         if device.type == "cuda" or not (self.cuda_graph or self.tf32):

@@ -208,7 +208,9 @@ def train(
         lambda net, batch, gen: spec.loss(net, batch, config, generator=gen, stage=stage_spec.name),
         recipe,
         device=device,
-        modes=FastModes.from_config(runtime["fast"]),
+        modes=FastModes.from_config(runtime["fast"]).for_method(
+            method, capturable=spec.graph_capturable
+        ),
         seed=seed,
     )
     steps = job["steps"]

@@ -85,6 +85,8 @@ def test_overhead_from_the_two_rows(frame: pd.DataFrame) -> None:
 def test_bad_requests() -> None:
     with pytest.raises(ValueError, match="cuda_graph needs a CUDA device"):
         bench_train(["scn"], device="cpu", modes=[FastModes(cuda_graph=True)], steps=1, crop=32)
+    with pytest.raises(ValueError, match=r"training step of \['ssm'\] cannot be captured"):
+        bench_train(["ssm"], device="cpu", modes=[FastModes(cuda_graph=True)], steps=1, crop=32)
     with pytest.raises(ValueError, match="unknown variant"):
         bench_train(["scn"], ("nope",), device="cpu", steps=1, crop=32)
     with pytest.raises(ValueError, match="amp"):

@@ -388,3 +388,16 @@ def test_optimizer_state_round_trip():
     loaded = next(iter(other.optimizer.state.values()))
     assert float(loaded["step"]) == float(first["step"]) == 1
     assert torch.equal(loaded["exp_avg"], first["exp_avg"])
+
+
+def test_methods_whose_step_cannot_be_captured_train_without_the_graph():
+    """SSM draws its quadrant on the host in forward (a graph would replay one quadrant
+    forever) and AINet's boundary patches have data-dependent shapes: train.fast.cuda_graph
+    leaves them eager, and the other fast modes on."""
+    from spbench.models import get_method
+
+    capturable = {m: get_method(m).graph_capturable for m in ("scn", "cds", "ainet", "ssm")}
+    assert capturable == {"scn": True, "cds": True, "ainet": False, "ssm": False}
+    modes = FastModes(cuda_graph=True, tf32=True, amp="bf16")
+    assert modes.for_method("ssm", capturable=False) == FastModes(tf32=True, amp="bf16")
+    assert modes.for_method("scn", capturable=True) is modes

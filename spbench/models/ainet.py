@@ -256,6 +256,7 @@ def ainet_training_loss(
     recipe=AINET_RECIPE,
     loss=ainet_training_loss,
     stages=AINET_STAGES,
+    graph_capturable=False,  # the boundary loss's patches have data-dependent shapes
     description="AINet (Wang et al. ICCV 2021): SCN + attention + AI module, BPL; DLM two-stage",
 )
 def ainet(*, stage: str | None = None, **kwargs: object) -> AINet:

@@ -128,6 +128,11 @@ class Method:
         For classical methods with no network (SLIC): ``segment(image, n_segments)`` maps an
         ``[H, W, 3]`` ``uint8`` image to an ``[H, W]`` integer label map with about
         ``n_segments`` superpixels; prediction calls it instead of the network.
+    graph_capturable : bool
+        Whether a training step can be captured as a CUDA graph (``train.fast.cuda_graph``).
+        False when the forward pass or the loss makes a host-side random choice, which a graph
+        would freeze at capture (SSM's quadrant), or has data-dependent shapes, which cannot be
+        captured (AINet's boundary patches); such a method trains without the graph.
     """
 
     name: str
@@ -139,6 +144,7 @@ class Method:
     augment: str = "scn"
     needs_edges: bool = False
     segment: Callable[..., Any] | None = None
+    graph_capturable: bool = True
 
 
 _REGISTRY: dict[str, Method] = {}
@@ -158,6 +164,7 @@ def register_method(
     augment: str = "scn",
     needs_edges: bool = False,
     segment: Callable[..., Any] | None = None,
+    graph_capturable: bool = True,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering a model builder under ``name``.
 
@@ -172,7 +179,7 @@ def register_method(
         :func:`default_training_loss` (SCN's recipe on the model's output).
     description : str
         One line for listings (default: the builder's docstring's first line).
-    stages, augment, needs_edges, segment
+    stages, augment, needs_edges, segment, graph_capturable
         See :class:`Method`.
 
     Returns
@@ -202,6 +209,7 @@ def register_method(
             augment=augment,
             needs_edges=needs_edges,
             segment=segment,
+            graph_capturable=graph_capturable,
         )
         if not method_stages_valid(_REGISTRY[name]):
             del _REGISTRY[name]

@@ -544,6 +544,7 @@ def ssm_training_loss(
     augment="ssm",
     needs_edges=True,
     stages=SSM_STAGES,
+    graph_capturable=False,  # the quadrant is drawn on the host in forward
     description="SSMamba (Jia et al., IEEE SPL 2025): frozen global + quadrant local VMamba",
 )
 def ssm(stage: str | None = None, **kwargs: Any) -> nn.Module:
