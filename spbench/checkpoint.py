@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 from spbench import __version__
-from spbench.io import CorruptFileError, atomic_path
+from spbench.io import CorruptFileError, atomic_path, sha256_file
 
 if TYPE_CHECKING:  # spbench.step imports the models, which read weights through this module
     from spbench.step import TrainStep
@@ -51,6 +51,7 @@ __all__ = [
     "TrainingState",
     "UnsafeCheckpointError",
     "checkpoint_header",
+    "input_identity",
     "load_checkpoint",
     "read_checkpoint",
     "rng_state",
@@ -328,6 +329,20 @@ def set_rng_state(
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def input_identity(
+    data_root: str | os.PathLike[str], init: str | os.PathLike[str] | None
+) -> dict[str, str | None]:
+    """Return the sha256 of the dataset's ``dataset.json`` and of the ``init`` checkpoint.
+
+    ``init`` is ``None`` for a first stage. Hashing a checkpoint of a few hundred MB takes about
+    a second, once per training job.
+    """
+    return {
+        "dataset": sha256_file(Path(data_root) / "dataset.json"),
+        "init": sha256_file(init) if init else None,
+    }
+
+
 @dataclasses.dataclass
 class TrainingState:
     """The resume file of one training stage: the checkpoint so far, the optimisers' states and
@@ -344,6 +359,10 @@ class TrainingState:
         The model, its optimisers and the loss's sampling generator.
     generator : torch.Generator
         The host generator of crops and flips.
+    inputs : dict
+        What the run starts from that its settings do not name, as :func:`input_identity`
+        returns it (the dataset's and the previous stage's sha256): a resume file written
+        before one of them changed is not used, since its weights descend from the old one.
     """
 
     #: The fields that identify a run.
@@ -353,6 +372,7 @@ class TrainingState:
     meta: CheckpointMeta
     step_fn: TrainStep
     generator: torch.Generator
+    inputs: dict[str, str | None] = dataclasses.field(default_factory=dict)
 
     def save(self, step: int, wall_time_s: float) -> None:
         """Write the checkpoint after ``step`` steps and ``wall_time_s`` seconds, with the
@@ -360,6 +380,7 @@ class TrainingState:
         extra = {
             **self.step_fn.optimizer_state(),
             "rng": rng_state(self.generator, self.step_fn.generator),
+            "resume_inputs": self.inputs,
         }
         save_checkpoint(
             self.path, self.meta.payload(self.step_fn.model, step, wall_time_s, **extra)
@@ -377,12 +398,15 @@ class TrainingState:
         if not self.path.is_file():
             return 0, 0.0
         state = load_checkpoint(self.path)
-        ours = state.get("format_version") == CHECKPOINT_VERSION and all(
-            state.get(key) == getattr(self.meta, key) for key in self.RUN_FIELDS
+        ours = (
+            state.get("format_version") == CHECKPOINT_VERSION
+            and all(state.get(key) == getattr(self.meta, key) for key in self.RUN_FIELDS)
+            and state.get("resume_inputs", {}) == self.inputs
         )
         if not ours:
             log.warning(
-                "%s was written with other settings or another checkpoint version: starting afresh",
+                "%s was written with other settings, data, previous stage or checkpoint "
+                "version: starting afresh",
                 self.path,
             )
             return 0, 0.0

@@ -43,7 +43,13 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from spbench.checkpoint import CheckpointMeta, TrainingState, load_checkpoint, save_checkpoint
+from spbench.checkpoint import (
+    CheckpointMeta,
+    TrainingState,
+    input_identity,
+    load_checkpoint,
+    save_checkpoint,
+)
 from spbench.config import import_method_modules
 from spbench.data.loader import PairBank
 from spbench.data.prepared import load_split
@@ -234,7 +240,13 @@ def train(
         fast_modes=step_fn.modes.label,
         init=str(init) if init else None,
     )
-    resume = TrainingState(out.with_name(out.stem + ".resume.pt"), meta, step_fn, generator)
+    resume = TrainingState(
+        out.with_name(out.stem + ".resume.pt"),
+        meta,
+        step_fn,
+        generator,
+        inputs=input_identity(data_root, init),
+    )
     start_step, wall_before = resume.restore()
     loss_log = LossLog(Path(log_path) if log_path else out.with_name("train_log.jsonl"))
     loss_log.keep_until(start_step)

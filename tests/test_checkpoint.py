@@ -17,6 +17,7 @@ import torch
 from spbench.checkpoint import (
     CheckpointMeta,
     TrainingState,
+    input_identity,
     load_checkpoint,
     read_checkpoint,
     state_dict_of,
@@ -160,6 +161,30 @@ def test_resume_file_round_trips(tmp_path):
     other_seed = dataclasses.replace(meta, seed=1)
     other = TrainingState(state.path, other_seed, fresh, fresh_generator)
     assert other.restore() == (0, 0.0)  # another run's file is not used
+
+
+def test_resume_file_of_an_older_previous_stage_is_not_used(tmp_path):
+    """A stage-2 resume file written before stage 1 was retrained holds weights descended from
+    the old stage 1; its settings are the same, so only the inputs' sha256 can tell."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/dataset.json").write_text("{}")
+    init = tmp_path / "stage1.pt"
+    init.write_bytes(b"old stage 1")
+    step, generator = _step(0)
+    meta = CheckpointMeta("ainet", "lap", "stage2", ["stage1", "stage2"], seed=0, weights="x")
+    inputs = input_identity(tmp_path / "data", init)
+    TrainingState(tmp_path / "stage2.resume.pt", meta, step, generator, inputs).save(3, 1.0)
+    assert (
+        TrainingState(tmp_path / "stage2.resume.pt", meta, step, generator, inputs).restore()[0]
+        == 3
+    )
+    init.write_bytes(b"new stage 1")
+    newer = input_identity(tmp_path / "data", init)
+    assert newer["init"] != inputs["init"] and newer["dataset"] == inputs["dataset"]
+    assert TrainingState(tmp_path / "stage2.resume.pt", meta, step, generator, newer).restore() == (
+        0,
+        0.0,
+    )
 
 
 def test_spbench_checkpoint_holds_plain_types_only(tmp_path):
