@@ -66,6 +66,8 @@ RUN_ATTRIBUTES: tuple[str, ...] = (
     "weights",
     "train_steps",
     "budget",
+    "gt_cap50",
+    "max_annotations",
 )
 """Run description columns; they must be constant within a run (:data:`RUN_KEYS`)."""
 
@@ -272,7 +274,9 @@ def compute_auc(
     -------
     pandas.DataFrame
         One row per (dataset, split, method, variant, seed, ec) with the run attributes, ``model``,
-        ``auc_low``, ``auc_high``, ``n_scales``, ``k_min``/``k_max`` (the K̄ range measured),
+        ``auc_low``, ``auc_high``, ``n_scales``, ``n_images`` and ``n_pairs`` (test images and
+        (image, annotation) pairs scored, at the scale with most), ``k_min``/``k_max`` (the K̄
+        range measured),
         one column per metric (the normalised AUC, in the metric's units), ``<metric>_extrapolated``
         per metric, and ``auc_extrapolated`` (any metric extrapolated at an unbracketed end).
     """
@@ -291,6 +295,8 @@ def compute_auc(
             auc_low=low,
             auc_high=high,
             n_scales=len(group),
+            n_images=int(group["n_images"].max()),
+            n_pairs=int(group["n_rows"].max()),
             k_min=float(np.nanmin(k)),
             k_max=float(np.nanmax(k)),
         )
@@ -322,7 +328,8 @@ def summarise_seeds(auc: pd.DataFrame, *, metrics: Sequence[str] = AUC_METRICS) 
         (comma-separated), ``<metric>`` (mean over seeds), ``<metric>_std`` (sample standard
         deviation, ddof 1; NaN for one seed), ``<metric>_extrapolated`` (any seed extrapolated),
         ``auc_extrapolated``, ``k_min``/``k_max`` (the K̄ range covered by every seed: the largest
-        per-seed minimum and smallest per-seed maximum), ``auc_low``/``auc_high`` and the
+        per-seed minimum and smallest per-seed maximum), ``auc_low``/``auc_high``, ``n_images``
+        and ``n_pairs`` (the most of any seed) and the
         run attributes that are constant over seeds (``weights``, ``msd_mode`` ...; joined with
         ``"; "`` if they differ).
     """
@@ -342,6 +349,8 @@ def summarise_seeds(auc: pd.DataFrame, *, metrics: Sequence[str] = AUC_METRICS) 
         row["k_max"] = float(group["k_max"].min())
         row["auc_low"] = float(group["auc_low"].iloc[0])
         row["auc_high"] = float(group["auc_high"].iloc[0])
+        row["n_images"] = int(group["n_images"].max())
+        row["n_pairs"] = int(group["n_pairs"].max())
         for attr in RUN_ATTRIBUTES:
             uniq = list(dict.fromkeys(group[attr].tolist()))
             row[attr] = uniq[0] if len(uniq) == 1 else "; ".join(map(str, uniq))

@@ -18,6 +18,7 @@ import pandas as pd
 
 __all__ = [
     "PAPER_DATASET",
+    "PAPER_N_IMAGES",
     "PAPER_SPLIT",
     "SSM_PUBLISHED_AUC",
     "SSM_PUBLISHED_CURVE",
@@ -36,6 +37,8 @@ PAPER_DATASET = "bsds500"
 """Dataset the paper's numbers refer to (compared case-insensitively with the score ``dataset``)."""
 PAPER_SPLIT = "test"
 """Split the paper's numbers refer to."""
+PAPER_N_IMAGES = 200
+"""Test images the paper's numbers average over (every annotation of each, GT capped at 50)."""
 
 TABLE2_SOURCE = (
     "DLM (CVPR 2026) Table 2, selected rows, via a secondary summary of the paper (not the PDF); "

@@ -237,7 +237,11 @@ def sweep_frame(
     wanted = pd.concat([points[keys], refs]).drop_duplicates()
     in_sweep = scores.merge(wanted, on=keys, how="inner")
     zero = zero_xc_fraction(in_sweep, curves, auc_range=auc_range)
-    per_seed = auc[~auc["ec"].astype(bool)].merge(zero, on=list(RUN_KEYS), how="inner")
+    per_seed = (
+        auc[~auc["ec"].astype(bool)]
+        .drop(columns=["n_images", "n_pairs"])  # the zero-XC fraction's count is the sweep's
+        .merge(zero, on=list(RUN_KEYS), how="inner")
+    )
     records = [
         {**rec, "lambda_eff": float(rec["lambda_eff"])} for rec in points.to_dict("records")
     ] + [{**rec, "sweep_id": -1, "lambda_eff": math.nan} for rec in refs.to_dict("records")]

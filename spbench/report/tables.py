@@ -16,7 +16,14 @@ import pandas as pd
 from spbench.config import budget_label
 from spbench.metrics import metric
 from spbench.report.aggregate import format_number, markdown_table, model_label
-from spbench.report.paper import PAPER_DATASET, PAPER_SPLIT, TABLE2, TABLE3, Table3Row
+from spbench.report.paper import (
+    PAPER_DATASET,
+    PAPER_N_IMAGES,
+    PAPER_SPLIT,
+    TABLE2,
+    TABLE3,
+    Table3Row,
+)
 
 __all__ = [
     "PAPER_COLUMNS",
@@ -84,15 +91,16 @@ def table2_frame(summary: pd.DataFrame) -> pd.DataFrame:
             row[name] = rec[name]
             row[f"{name}_std"] = rec[f"{name}_std"]
             row[f"{name}_extrapolated"] = rec[f"{name}_extrapolated"]
-        comparable = (
-            str(rec["dataset"]).lower() == PAPER_DATASET and str(rec["split"]) == PAPER_SPLIT
-        )
-        ref = paper.get((rec["method"], rec["variant"], bool(rec["ec"]))) if comparable else None
+        # Published weights (variant pub_lap) are compared with the paper's row of their variant.
+        variant = str(rec["variant"]).removeprefix("pub_")
+        ref = paper.get((rec["method"], variant, bool(rec["ec"]))) if scored_as_paper(rec) else None
         for name in PAPER_COLUMNS:
             value = getattr(ref, name) if ref is not None else np.nan
             row[f"{name}_paper"] = value
             row[f"{name}_delta"] = rec[name] - value
         for col in ("k_min", "k_max", "auc_low", "auc_high", "n_seeds", "seeds"):
+            row[col] = rec[col]
+        for col in ("n_images", "n_pairs", "gt_cap50", "max_annotations"):
             row[col] = rec[col]
         row["auc_extrapolated"] = rec["auc_extrapolated"]
         for col in ("weights", "msd_mode", "use_lap", "use_msd", "use_wr", "lambda_lap"):
@@ -149,9 +157,48 @@ def _header_and_rows(
     return header, body
 
 
+def scored_as_paper(rec: dict) -> bool:
+    """Whether a summary row was scored as the paper's numbers were: BSDS500 test, GT capped at
+    50 labels, every annotation (``docs/protocol.md``); the image count is stated, not required.
+    """
+    return (
+        str(rec["dataset"]).lower() == PAPER_DATASET
+        and str(rec["split"]) == PAPER_SPLIT
+        and rec.get("gt_cap50") is True
+        and rec.get("max_annotations") == 0
+    )
+
+
 def _data_description(table: pd.DataFrame) -> str:
-    pairs = sorted({f"{d} / {s}" for d, s in zip(table["dataset"], table["split"], strict=True)})
-    return ", ".join(pairs)
+    """``bsds500 / test, 40 images, 213 (image, annotation) pairs; GT capped at 50 labels``."""
+    parts = []
+    for (dataset, split), group in table.groupby(["dataset", "split"], sort=True):
+        parts.append(
+            f"{dataset} / {split}, {int(group['n_images'].max())} images, "
+            f"{int(group['n_pairs'].max())} (image, annotation) pairs"
+        )
+    options = []
+    for cap in dict.fromkeys(table["gt_cap50"].tolist()):
+        options.append("GT capped at 50 labels" if cap is True else f"GT capped: {cap}")
+    for most in dict.fromkeys(table["max_annotations"].tolist()):
+        options.append("every annotation" if most == 0 else f"at most {most} annotations")
+    return "; ".join(parts) + "; " + ", ".join(options)
+
+
+def _paper_note(table: pd.DataFrame) -> str:
+    """Where the paper's numbers apply, and whether the rows that get them cover every image."""
+    rows = [rec for rec in table.to_dict("records") if scored_as_paper(rec)]
+    text = (
+        "“—”: the paper has no such number, or the row was not scored as the paper was "
+        "(BSDS500 test, GT capped at 50 labels, every annotation)"
+    )
+    fewest = min((int(rec["n_images"]) for rec in rows), default=PAPER_N_IMAGES)
+    if fewest < PAPER_N_IMAGES:
+        text += (
+            f"; these rows score {fewest} of the {PAPER_N_IMAGES} test images, so Δ compares "
+            "a subset with the paper's full set"
+        )
+    return text + "."
 
 
 def format_table2_markdown(table: pd.DataFrame, *, title: str = "Table 2") -> str:
@@ -174,10 +221,6 @@ def format_table2_markdown(table: pd.DataFrame, *, title: str = "Table 2") -> st
     low, high = float(table["auc_low"].iloc[0]), float(table["auc_high"].iloc[0])
     multi = table[["dataset", "split"]].drop_duplicates().shape[0] > 1
     header, body = _header_and_rows(table, pm=" ± ", mark=EXTRAPOLATED_MARK, multi_data=multi)
-    comparable = any(
-        str(d).lower() == PAPER_DATASET and str(sp) == PAPER_SPLIT
-        for d, sp in zip(table["dataset"], table["split"], strict=True)
-    )
     lines = [
         f"# {title}",
         "",
@@ -192,9 +235,7 @@ def format_table2_markdown(table: pd.DataFrame, *, title: str = "Table 2") -> st
         "“K̄ range”: the K̄ measured by every seed.",
         "- Δ = ours − paper. The paper's numbers are selected rows of its Table 2 taken from a "
         "*secondary summary* of the paper, not the PDF (docs/paper.md §4): provisional until "
-        "checked against the PDF. “—”: the paper has no such number"
-        + ("" if comparable else " (paper numbers apply to BSDS500 test only)")
-        + ".",
+        "checked against the PDF. " + _paper_note(table),
         "",
     ]
     lines += markdown_table(header, body)
@@ -458,11 +499,7 @@ def _paper_table3_row(rec: dict, method: str) -> Table3Row | None:
 
     ``use_lap`` and ``use_msd`` must agree, and ``use_wr`` where the paper's row states it.
     """
-    if not (
-        method == "cds"
-        and str(rec["dataset"]).lower() == PAPER_DATASET
-        and str(rec["split"]) == PAPER_SPLIT
-    ):
+    if not (method == "cds" and scored_as_paper(rec)):
         return None
     lap, msd, wr = rec["_combo"]
     for candidate in TABLE3:

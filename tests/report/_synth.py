@@ -83,6 +83,8 @@ def make_scores(methods=METHODS, variants=VARIANTS) -> pd.DataFrame:
                             "weights": "trained here, random init",
                             "train_steps": 1000,
                             "budget": 1.0,
+                            "gt_cap50": True,
+                            "max_annotations": 0,
                             "dataset": "bsds500",
                             "split": "test",
                             "image_id": image_id,

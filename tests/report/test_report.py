@@ -170,6 +170,10 @@ def test_ssm_published_test_vector():
         weights="published",
         train_steps=0,
         budget=1.0,
+        gt_cap50=True,
+        max_annotations=5,
+        n_rows=999,
+        n_images=200,
     )
     auc = compute_auc(curve, auc_range=RANGE, metrics=list(SSM_PUBLISHED_AUC))
     for metric, value in SSM_PUBLISHED_AUC.items():
@@ -268,6 +272,42 @@ def test_paper_columns_only_for_bsds_test(scores):
     scores = scores.assign(dataset="synthetic")
     table = table2_frame(summarise_seeds(compute_auc(aggregate_curves(scores), auc_range=RANGE)))
     assert table["asa_paper"].isna().all()
+
+
+@pytest.mark.parametrize(
+    "change", [{"gt_cap50": False}, {"max_annotations": 5}], ids=["raw_gt", "five_annotations"]
+)
+def test_paper_columns_only_for_the_papers_scoring(scores, change):
+    """Rows scored against the raw GT or fewer annotations get no paper number (nor Δ)."""
+    table = table2_frame(
+        summarise_seeds(compute_auc(aggregate_curves(scores.assign(**change)), auc_range=RANGE))
+    )
+    assert table["asa_paper"].isna().all() and table["asa_delta"].isna().all()
+    md = format_table2_markdown(table, title="T")
+    assert "not scored as the paper was" in md
+    assert ("GT capped: False" in md) == ("gt_cap50" in change)
+    assert ("at most 5 annotations" in md) == ("max_annotations" in change)
+
+
+def test_published_weights_meet_the_papers_row(scores):
+    """Run cds/pub_lap (released checkpoints) is compared with the paper's CDS-LAP row."""
+    published = scores[scores["method"] == "cds"].replace({"variant": {"lap": "pub_lap"}})
+    table = table2_frame(summarise_seeds(compute_auc(aggregate_curves(published), auc_range=RANGE)))
+    paper = {(r.method, r.variant, r.ec): r for r in TABLE2}
+    row = _row(table, method="cds", variant="pub_lap", ec=True)
+    assert row["asa_paper"] == paper[("cds", "lap", True)].asa
+
+
+def test_markdown_states_images_pairs_and_a_subset(scores):
+    """The Data line counts images and pairs; Δ against the paper on fewer than its 200 test
+    images says that it compares a subset."""
+    table = table2_frame(summarise_seeds(compute_auc(aggregate_curves(scores), auc_range=RANGE)))
+    md = format_table2_markdown(table, title="T")
+    images = scores["image_id"].nunique()
+    pairs = len(scores[["image_id", "annotation"]].drop_duplicates())
+    assert f"bsds500 / test, {images} images, {pairs} (image, annotation) pairs" in md
+    assert "GT capped at 50 labels, every annotation" in md
+    assert f"these rows score {images} of the 200 test images" in md
 
 
 def test_markdown_and_latex_render(scores):
