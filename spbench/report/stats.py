@@ -19,7 +19,11 @@ Definition (the same text heads ``paired.md``):
    with all of its pairs), recompute the pair-weighted mean Δ, 2000 resamples by default, with a
    seeded :class:`numpy.random.Generator` (one fresh generator per comparison, so a comparison's
    interval does not depend on which other comparisons exist). "Significant" means that the
-   interval excludes 0.
+   interval excludes 0. The interval holds the variation between test images only, not between
+   training seeds, hence:
+5. **Seed-matched Δ.** For each seed both models have, the mean over pairs of (variant seed k −
+   base seed k); the smallest and largest are reported, and ``seeds_agree`` says whether every
+   one is on the side of 0 the mean Δ is on.
 
 No torch is imported here.
 """
@@ -62,6 +66,7 @@ PAIRED_COLUMNS: tuple[str, ...] = (
     "dataset", "split", "method", "ec", "variant", "model", "base_model", "metric",
     "mean_delta", "ci_low", "ci_high", "significant", "base_mean", "variant_mean",
     "n_images", "n_pairs", "n_seeds_base", "n_seeds_variant", "n_boot",
+    "n_seeds_matched", "seed_delta_min", "seed_delta_max", "seeds_agree",
     "auc_low", "auc_high", "auc_extrapolated",
 )  # fmt: skip
 
@@ -263,6 +268,7 @@ def paired_differences(
     pooled = per_pair.groupby([*model_keys, *_PAIR], sort=True, dropna=False)[list(metrics)].mean()
     by_model = per_pair.groupby(model_keys, dropna=False)
     context = {
+        "per_seed": per_pair.set_index([*model_keys, "seed", *_PAIR])[list(metrics)],
         "n_seeds": by_model["seed"].nunique(),
         "extrapolated": by_model["auc_extrapolated"].any(),
         "n_boot": int(n_boot),
@@ -329,11 +335,39 @@ def _compare_with_base(
                 context["extrapolated"][key_b] or context["extrapolated"][key_v]
             ),
         }
+        by_seed = _seed_matched_deltas(context["per_seed"], key_b, key_v)
         rows += [
-            {**shared, "metric": name, **stats}
+            {**shared, "metric": name, **stats, **_seed_spread(by_seed, name, stats["mean_delta"])}
             for name, stats in _paired_stats(joined, compared, n_boot=context["n_boot"], seed=seed)
         ]
     return rows
+
+
+def _seed_matched_deltas(per_seed: pd.DataFrame, key_b: tuple, key_v: tuple) -> pd.DataFrame:
+    """Mean per-pair Δ of seed k of the variant against seed k of the base, per shared seed.
+
+    ``per_seed`` holds per-pair AUCs indexed by the model keys, ``seed``, image and annotation.
+    One row per seed both models have (none if they share no seed), one column per metric.
+    """
+    levels = ["dataset", "split", "method", "variant", "ec"]
+    base = per_seed.xs(key_b, level=levels)
+    other = per_seed.xs(key_v, level=levels)
+    return (other - base).groupby(level="seed").mean().dropna(how="all")
+
+
+def _seed_spread(by_seed: pd.DataFrame, name: str, mean_delta: float) -> dict:
+    """``n_seeds_matched``, the smallest and largest seed-matched Δ of metric ``name`` and
+    ``seeds_agree`` (every one of them on the side of 0 that the mean Δ is on)."""
+    values = by_seed[name].dropna().to_numpy(dtype=float) if name in by_seed else np.array([])
+    if not len(values):
+        return {"n_seeds_matched": 0, "seed_delta_min": math.nan, "seed_delta_max": math.nan,
+                "seeds_agree": False}  # fmt: skip
+    return {
+        "n_seeds_matched": len(values),
+        "seed_delta_min": float(values.min()),
+        "seed_delta_max": float(values.max()),
+        "seeds_agree": bool(np.all(np.sign(values) == np.sign(mean_delta)) and mean_delta != 0),
+    }
 
 
 def _sort_paired(table: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
@@ -388,6 +422,15 @@ def _paired_stats(
     return out
 
 
+def _seed_range(row: pd.Series, decimals: int) -> str:
+    """``+0.01 … +0.03`` (one value for one matched seed, ``—`` for none)."""
+    if not row["n_seeds_matched"]:
+        return "—"
+    low = format_number(row["seed_delta_min"], decimals, sign=True)
+    high = format_number(row["seed_delta_max"], decimals, sign=True)
+    return low if row["n_seeds_matched"] == 1 else f"{low} … {high}"
+
+
 def _natural(text: str) -> tuple:
     """Sort key that orders ``lap`` first, then ``lap_l90`` before ``lap_l360``."""
     parts = tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(text)))
@@ -428,13 +471,17 @@ def format_paired_markdown(
         "“mean Δ” is the plain mean over pairs.",
         f"- **95 % CI**: percentile bootstrap over *images* (each resampled image brings all its "
         f"annotations), {n_boot} resamples, seeded numpy Generator. “significant”: the interval "
-        "excludes 0.",
+        "excludes 0. The interval is over test images only: it does not hold the variation "
+        "between training seeds.",
+        "- **Δ per seed**: the mean Δ of seed k of the variant against seed k of the base, for "
+        "each seed both have (smallest … largest); “seeds agree”: every one is on the side of 0 "
+        "the mean Δ is on. With few seeds, a significant Δ whose seeds disagree is not evidence.",
         "- XC and Stray are 0 with EC by construction: they are compared without EC only.",
         "",
     ]
     header = [
         "Comparison", "EC", "Metric", "base", "variant", "mean Δ", "CI low", "CI high",
-        "n_images", "n_pairs", "seeds (b/v)", "significant",
+        "n_images", "n_pairs", "seeds (b/v)", "significant", "Δ per seed", "seeds agree",
     ]  # fmt: skip
     rows: list[list[str]] = []
     multi = table[["dataset", "split"]].drop_duplicates().shape[0] > 1
@@ -458,6 +505,8 @@ def format_paired_markdown(
                 str(int(row["n_pairs"])),
                 f"{int(row['n_seeds_base'])}/{int(row['n_seeds_variant'])}",
                 "yes" if row["significant"] else "no",
+                _seed_range(row, d),
+                ("yes" if row["seeds_agree"] else "no") if row["n_seeds_matched"] > 1 else "—",
             ]
         )
     lines += markdown_table(header, rows)

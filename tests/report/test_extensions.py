@@ -83,6 +83,29 @@ def _pair_scores(shift: float, n_images: int = 40, seed: int = 1) -> pd.DataFram
     return frame
 
 
+def test_paired_reports_seed_matched_deltas():
+    """Two seeds per model: seed 1's variant is worse than its base, seed 0's better. The image
+    bootstrap of the pooled Δ calls +0.01 significant; the seed-matched Δ (+0.03 and −0.01)
+    show the seeds disagree."""
+    one = _pair_scores(0.0)
+    frames = []
+    for seed, shift in ((0, 0.03), (1, -0.01)):
+        run = one.assign(seed=seed)
+        run.loc[run["variant"] == "lap", "asa"] += shift
+        frames.append(run)
+    row = paired_differences(pd.concat(frames), auc_range=RANGE, metrics=["asa"]).iloc[0]
+    assert row["significant"] and row["mean_delta"] == pytest.approx(0.01, abs=0.004)
+    assert row["n_seeds_matched"] == 2 and not row["seeds_agree"]
+    assert row["seed_delta_min"] == pytest.approx(-0.01, abs=0.004)
+    assert row["seed_delta_max"] == pytest.approx(0.03, abs=0.004)
+    md = format_paired_markdown(
+        paired_differences(pd.concat(frames), auc_range=RANGE, metrics=["asa"])
+    )
+    line = next(x for x in md.splitlines() if x.startswith("| CDS-LAP vs CDS"))
+    low, high = f"{row['seed_delta_min']:+.4f}", f"{row['seed_delta_max']:+.4f}"
+    assert line.rstrip().endswith(f"| yes | {low} … {high} | no |")
+
+
 def test_paired_known_shift_and_no_shift():
     shifted = paired_differences(_pair_scores(0.02), auc_range=RANGE, metrics=["asa"], n_boot=2000)
     row = shifted.iloc[0]
