@@ -118,15 +118,16 @@ def _image_rows(
     # GT as the benchmark reads it (capped labels are stored + 1 in its CSVs); only
     # ue_levin, which counts max label + 1 GT segments, notices the offset.
     offset = 1 if settings["gt_cap50"] else 0
-    gt_stats = [LabelMapStats(g.astype("int64") + offset) for g in gts]
-    ec_relabelled = 1.0 - asa(labels[True], labels[False])
-    rows = []
     for is_ec in (True, False):
         if labels[is_ec].shape != gts.shape[1:]:
             raise ValueError(
                 f"{path}: {sample.image_id} labels are {labels[is_ec].shape}, ground truth "
                 f"{gts.shape[1:]}; the prediction does not belong to this dataset"
             )
+    gt_stats = [LabelMapStats(g.astype("int64") + offset) for g in gts]
+    ec_relabelled = 1.0 - asa(labels[True], labels[False])
+    rows = []
+    for is_ec in (True, False):
         xc, stray = fragmentation(labels[is_ec])
         scorer = PredictionScorer(labels[is_ec], image=sample.image)
         fragments = {"xc": xc, "stray": stray, "ec_relabelled": ec_relabelled}

@@ -111,3 +111,16 @@ def test_ec_relabelled_is_the_share_of_pixels_ec_moves(files, tmp_path):
     assert frame["ec_relabelled"].tolist() == [1 / 64] * 4
     assert frame.loc[~frame["ec"], ["xc", "stray"]].drop_duplicates().values.tolist() == [[1, 1]]
     assert frame.loc[frame["ec"], ["xc", "stray"]].drop_duplicates().values.tolist() == [[0, 0]]
+
+
+def test_a_prediction_of_another_size_is_named(files, tmp_path):
+    """Labels of another shape fail with the file, the image and both shapes, before any
+    metric compares them (ASA of EC against no-EC once failed first, with a generic message)."""
+    data, predictions = files
+    wrong = tmp_path / "wrong.npz"
+    with np.load(predictions) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    arrays["noec/img"] = arrays["noec/img"][:, :6]
+    np.savez_compressed(wrong, **arrays)
+    with pytest.raises(ValueError, match=r"wrong\.npz: img labels are \(8, 6\), ground truth"):
+        score_predictions([wrong], data, tmp_path / "s.parquet", settings={"gt_cap50": True})
