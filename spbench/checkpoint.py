@@ -334,11 +334,13 @@ def input_identity(
 ) -> dict[str, str | None]:
     """Return the sha256 of the dataset's ``dataset.json`` and of the ``init`` checkpoint.
 
-    ``init`` is ``None`` for a first stage. Hashing a checkpoint of a few hundred MB takes about
-    a second, once per training job.
+    Either is ``None`` when absent (``init`` for a first stage; a missing dataset is reported
+    when it is loaded). Hashing a checkpoint of a few hundred MB takes about a second, once per
+    training job.
     """
+    manifest = Path(data_root) / "dataset.json"
     return {
-        "dataset": sha256_file(Path(data_root) / "dataset.json"),
+        "dataset": sha256_file(manifest) if manifest.is_file() else None,
         "init": sha256_file(init) if init else None,
     }
 

@@ -241,7 +241,9 @@ def test_cpu_fast_modes_bound_every_term(modes):
         assert diffs[term] < bound, (term, diffs)
     if modes.amp == "bf16":
         assert diffs["msd"] < 0.05, diffs
-        assert diffs["recon"] > 1e-4 and diffs["total"] > 1e-4, diffs
+        # LAP's neighbour sums run in fp32 under autocast and dominate the total (λ = 360),
+        # so only the reconstruction term shows bf16 at work.
+        assert diffs["recon"] > 1e-4, diffs
 
 
 def test_train_records_its_fast_modes(tmp_path: Path, caplog):
