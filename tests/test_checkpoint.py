@@ -4,6 +4,7 @@ nothing in spbench loads a pickle any other way (malicious files: tests/test_bad
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import random
 import re
@@ -205,12 +206,50 @@ def test_spbench_checkpoint_holds_plain_types_only(tmp_path):
     assert ckpt["step"] == 6 and type(ckpt["torch_version"]) is str
 
 
+def _unpickling_calls(tree: ast.AST) -> list[str]:
+    """Names of the calls in ``tree`` that unpickle: ``torch.load``, ``pickle.load(s)`` and
+    ``numpy.load(..., allow_pickle=True)``, under any import alias."""
+    unsafe = {"torch.load", "pickle.load", "pickle.loads", "numpy.load"}
+    names: dict[str, str] = {}  # local name -> dotted origin
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update({a.asname or a.name: a.name for a in node.names})
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.update({a.asname or a.name: f"{node.module}.{a.name}" for a in node.names})
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            origin = f"{names.get(func.value.id, func.value.id)}.{func.attr}"
+        elif isinstance(func, ast.Name):
+            origin = names.get(func.id, func.id)
+        else:
+            continue
+        if origin == "numpy.load":
+            pickled = any(
+                k.arg == "allow_pickle"
+                and not (isinstance(k.value, ast.Constant) and not k.value.value)
+                for k in node.keywords
+            )
+            if not pickled:
+                continue
+        if origin in unsafe:
+            found.append(origin)
+    return found
+
+
 def test_every_checkpoint_load_goes_through_the_safe_reader():
-    """``torch.load`` appears only in spbench/checkpoint.py, and never with weights_only=False."""
+    """Unpickling (``torch.load``, ``pickle``, ``numpy.load`` with pickles), under any import
+    alias, appears only in spbench/checkpoint.py, and never with weights_only=False."""
     loaders = set()
     for path in (ROOT / "spbench").rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         assert not re.search(r"weights_only\s*=\s*False", text), path
-        if re.search(r"torch\.load\(|pickle\.loads?\(", text):
+        if _unpickling_calls(ast.parse(text)):
             loaders.add(path.relative_to(ROOT).as_posix())
     assert loaders == {"spbench/checkpoint.py"}
+    aliased = "from torch import load as fetch\nimport numpy as xp\nfetch('a')\n"
+    aliased += "xp.load('b', allow_pickle=True)\nxp.load('c')\n"
+    assert _unpickling_calls(ast.parse(aliased)) == ["torch.load", "numpy.load"]
