@@ -186,8 +186,9 @@ def _data_description(table: pd.DataFrame) -> str:
 
 
 def _paper_note(table: pd.DataFrame) -> str:
-    """Where the paper's numbers apply, and whether the rows that get them cover every image."""
-    rows = [rec for rec in table.to_dict("records") if scored_as_paper(rec)]
+    """Where the paper's numbers apply, and whether the rows that show one cover every image."""
+    shown = table[[f"{name}_paper" for name in PAPER_COLUMNS]].notna().any(axis=1)
+    rows = table[shown].to_dict("records")
     text = (
         "“—”: the paper has no such number, or the row was not scored as the paper was "
         "(BSDS500 test, GT capped at 50 labels, every annotation)"

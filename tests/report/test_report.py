@@ -308,6 +308,13 @@ def test_markdown_states_images_pairs_and_a_subset(scores):
     assert f"bsds500 / test, {images} images, {pairs} (image, annotation) pairs" in md
     assert "GT capped at 50 labels, every annotation" in md
     assert f"these rows score {images} of the 200 test images" in md
+    # No row with a paper number (SCN's rows only): nothing is compared, no subset note.
+    scn = table2_frame(
+        summarise_seeds(
+            compute_auc(aggregate_curves(scores[scores["method"] == "scn"]), auc_range=RANGE)
+        )
+    )
+    assert "test images, so Δ compares" not in format_table2_markdown(scn, title="T")
 
 
 def test_markdown_and_latex_render(scores):
