@@ -16,6 +16,7 @@ Steps (``docs/protocol.md`` §1):
 
 from __future__ import annotations
 
+import lzma
 import os
 import re
 import shutil
@@ -63,6 +64,10 @@ SUFFIX = {"images": ".jpg", "groundTruth": ".mat"}
 EXPECTED_PAIRS: dict[str, int] = {"train": 1087, "val": 546, "test": 1063}
 #: Images per split (``docs/protocol.md`` §1.1).
 EXPECTED_IMAGES: dict[str, int] = {"train": 200, "val": 100, "test": 200}
+#: Largest data-tree file extracted (the largest BSDS500 file is 0.12 MiB) and the largest total
+#: (the 1000 files are 57 MiB): a decompression bomb stops before it fills the disk.
+MAX_MEMBER_BYTES = 16 << 20
+MAX_TREE_BYTES = 1 << 30
 #: Splits cropped top-left by one row and one column (321×481 -> 320×480).
 CROPPED_SPLITS = ("train", "val")
 
@@ -127,6 +132,9 @@ def download_bsds500(
 
     Raises
     ------
+    FileNotFoundError
+        If ``archive`` is given but does not exist (a mistyped path is never replaced silently
+        by an older download).
     DownloadError
         If no source delivered the archive; the message lists every source tried with its
         failure and how to point ``dataset.bsds500.archive`` at a local copy.
@@ -134,7 +142,12 @@ def download_bsds500(
     dest = Path(dest)
     if dest.is_dir():
         dest = dest / ARCHIVE_NAME
-    if archive is not None and Path(archive).is_file():
+    if archive is not None:
+        if not Path(archive).is_file():
+            raise FileNotFoundError(
+                f"dataset.bsds500.archive (--archive): {archive} does not exist; correct the path, "
+                "or set it to null to use the copy already downloaded or the URLs"
+            )
         return copy_local(Path(archive), dest)
     if dest.is_file():
         return dest
@@ -151,10 +164,9 @@ def download_bsds500(
         )
     except DownloadError as err:
         failures = list(err.failures)
-        local = f"local archive {archive}: not found" if archive else "local archive: not set"
         lines = [f"could not obtain the BSDS500 archive {dest}; sources tried:"]
         lines += [f"  - {failure}" for failure in failures] or ["  (no URL given)"]
-        lines += [f"  - {local}", CONFIG_HINT]
+        lines += ["  - local archive: not set", CONFIG_HINT]
         raise DownloadError("\n".join(lines), failures) from None
 
 
@@ -196,7 +208,10 @@ def _parse_sha256sum(text: str, source: str) -> dict[str, str]:
 
 
 def verify_bsds500_tree(
-    data_dir: Path, *, manifest: str | os.PathLike[str] | Mapping[str, str] | None = None
+    data_dir: Path,
+    *,
+    manifest: str | os.PathLike[str] | Mapping[str, str] | None = None,
+    source: str | os.PathLike[str] | None = None,
 ) -> None:
     """Check an extracted ``BSDS500/data`` folder file by file against the sha256 list.
 
@@ -211,6 +226,9 @@ def verify_bsds500_tree(
     manifest
         sha256 list to check against (see :func:`load_file_manifest`); default: the shipped list
         of the 1000 official files.
+    source
+        What the error names as the checked data (the archive ``data_dir`` was extracted from,
+        whose temporary folder is gone when the user reads it); default: ``data_dir``.
 
     Raises
     ------
@@ -239,7 +257,8 @@ def verify_bsds500_tree(
         shown = "\n  ".join(problems[:10])
         more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
         raise CorruptFileError(
-            f"{data_dir} does not match the BSDS500 file list ({len(problems)} problem(s) in "
+            f"{source or data_dir} does not match the BSDS500 file list ({len(problems)} "
+            f"problem(s) in "
             f"{len(expected)} listed files):\n  {shown}{more}\n"
             "The archive is incomplete or altered: download it again, or point "
             "`dataset.bsds500.archive` (`--archive`) at an intact copy."
@@ -293,11 +312,20 @@ def extract_data_tree(archive: Path, into: Path) -> Path:
     archive, into = Path(archive), Path(into)
     data_dir = into / "BSDS500" / "data"
     prefix = None
-    count = 0
+    count = total = 0
     try:
         for match, opener, member in _members(archive):
             if Path(match["name"]).suffix.lower() not in (".jpg", ".mat"):
                 continue
+            # tar and zip readers stop at the declared size, so checking it bounds what is written
+            size = member.size if isinstance(member, tarfile.TarInfo) else member.file_size
+            total += size
+            if size > MAX_MEMBER_BYTES or total > MAX_TREE_BYTES:
+                raise CorruptFileError(
+                    f"{archive}: {match.group(0)} declares {size} bytes ({total} so far), more "
+                    f"than BSDS500 holds (at most {MAX_MEMBER_BYTES} per file, {MAX_TREE_BYTES} "
+                    f"in all): the archive is not BSDS500 or was altered. {CONFIG_HINT}"
+                )
             if prefix is None:
                 prefix = match["prefix"]
             elif match["prefix"] != prefix:
@@ -312,7 +340,16 @@ def extract_data_tree(archive: Path, into: Path) -> Path:
             count += 1
     except CorruptFileError:
         raise
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as err:
+    except (
+        tarfile.TarError,
+        zipfile.BadZipFile,
+        EOFError,
+        zlib.error,
+        lzma.LZMAError,
+        OSError,
+        NotImplementedError,  # a zip compression method Python lacks
+        RuntimeError,  # an encrypted zip member
+    ) as err:
         raise _archive_error(archive, err) from err
     if count == 0:
         raise CorruptFileError(
@@ -454,7 +491,7 @@ def prepare_bsds500(
     tmp = Path(tempfile.mkdtemp(prefix=".bsds500-extract-", dir=out.parent))
     try:
         data_dir = extract_data_tree(archive, tmp)
-        verify_bsds500_tree(data_dir, manifest=manifest)
+        verify_bsds500_tree(data_dir, manifest=manifest, source=archive)
         splits, counts = _write_splits(data_dir, out, archive, workers, expected_pairs)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -122,16 +122,19 @@ def _attempt(
 ) -> None:
     """Download ``url`` into ``<dest>.part`` (resuming when possible) and rename it to ``dest``.
 
-    A partial file is resumed with ``Range: bytes=<n>-`` only if it came from the same URL (recorded
-    in ``<dest>.part.json``, with the validator ``If-Range`` sends so that a file changed on the
-    server is fetched anew). The server may ignore the range (status 200): the partial file is then
-    discarded and the download starts over.
+    A partial file is resumed with ``Range: bytes=<n>-`` only if it came from the same URL with a
+    validator (ETag or Last-Modified, recorded in ``<dest>.part.json``), which ``If-Range`` sends
+    so that a file changed on the server is fetched anew. The server may ignore the range
+    (status 200): the partial file is then discarded and the download starts over.
     """
     part = part_path(dest)
     meta = _load_meta(dest)
     offset = part.stat().st_size if part.is_file() else 0
-    if offset and meta.get("url") != url:
-        offset = 0  # a partial file from another source may be another file: start over
+    if offset and (meta.get("url") != url or not meta.get("validator")):
+        # A partial file from another source, or one the server gave no ETag or Last-Modified
+        # for (so If-Range cannot tell whether the file changed since), may be another file's
+        # prefix: start over.
+        offset = 0
     headers = {"Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"

@@ -205,7 +205,8 @@ class Route:
     connection is closed after ``cut_after`` bytes; later requests are served normally),
     ``"truncated"`` (the first ``cut_after`` bytes served as if they were the whole file),
     ``"norange"`` (ignores Range requests), ``"stall"`` (the first ``times`` requests wait
-    ``delay`` seconds before answering, then are served normally).
+    ``delay`` seconds before answering, then are served normally). ``etag``: send an ETag
+    (a server may send no validator at all).
     """
 
     data: bytes
@@ -213,6 +214,7 @@ class Route:
     cut_after: int = 0
     times: int = 1
     delay: float = 0.0
+    etag: bool = True
 
 
 @dataclass
@@ -317,7 +319,8 @@ class ArchiveServer:
             h.send_header("Accept-Ranges", "bytes")
         h.send_header("Content-Type", "application/gzip")
         h.send_header("Content-Length", str(len(body)))
-        h.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()[:16]}"')
+        if route.etag:
+            h.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()[:16]}"')
         h.end_headers()
         if mode == "cut" and not range_header:
             h.wfile.write(body[: route.cut_after])

@@ -109,6 +109,23 @@ def test_partial_file_resumed_by_a_later_call(http_server, payload, tmp_path):
     assert http_server.log[-1].status == 206
 
 
+def test_no_resume_without_a_validator(http_server, payload, tmp_path):
+    """A server that sends neither ETag nor Last-Modified cannot say, through If-Range, whether
+    the file changed since the cut: the partial file is not resumed (a resumed splice of two
+    versions was once accepted)."""
+    old, new = payload, payload[::-1]
+    url = http_server.serve("/x.tgz", old, mode="cut", cut_after=len(old) // 3, times=10)
+    http_server.routes["/x.tgz"].etag = False
+    dest = tmp_path / "BSR_bsds500.tgz"
+    with pytest.raises(DownloadError):
+        download_bsds500(dest, urls=[url], timeout=5, retries=0, backoff=0, progress=False)
+    assert part_path(dest).stat().st_size > 0
+    http_server.routes["/x.tgz"].data, http_server.routes["/x.tgz"].mode = new, "ok"
+    download_bsds500(dest, urls=[url], **FAST)
+    assert dest.read_bytes() == new
+    assert "range" not in http_server.log[-1].headers
+
+
 def test_server_ignoring_range_restarts_cleanly(http_server, payload, tmp_path):
     data = payload
     url = http_server.serve("/x.tgz", data, mode="norange")
@@ -165,22 +182,26 @@ def test_offline_without_archive_fails_fast(closed_port, tmp_path):
     start = time.perf_counter()
     with pytest.raises(DownloadError) as info:
         # the default timeout, retries and back-off: connection errors must not wait for them
-        download_bsds500(
-            tmp_path / "a.tgz",
-            archive=tmp_path / "absent.tgz",
-            urls=urls,
-            mirrors=mirrors,
-            progress=False,
-        )
+        download_bsds500(tmp_path / "a.tgz", urls=urls, mirrors=mirrors, progress=False)
     elapsed = time.perf_counter() - start
     assert elapsed < 10, f"offline failure took {elapsed:.1f} s"
     message = str(info.value)
     for url in [*urls, *mirrors]:
         assert url in message
     assert "dataset.bsds500.archive" in message and "--archive" in message
-    assert "absent.tgz" in message
+    assert "local archive: not set" in message
     assert len(info.value.failures) == 3
     assert not (tmp_path / "a.tgz").exists()
+
+
+def test_a_configured_archive_that_is_missing_is_an_error(tmp_path):
+    """A mistyped ``dataset.bsds500.archive`` once returned the archive downloaded earlier, as if
+    it were the one configured."""
+    old = tmp_path / "BSR_bsds500.tgz"
+    old.write_bytes(b"an earlier download")
+    with pytest.raises(FileNotFoundError, match=r"dataset\.bsds500\.archive .*typo/new\.tgz"):
+        download_bsds500(old, archive=tmp_path / "typo/new.tgz", urls=[], progress=False)
+    assert old.read_bytes() == b"an earlier download"
 
 
 def test_download_real_archive_and_verify(http_server, bsds500_archive, tmp_path):
@@ -371,6 +392,46 @@ def test_extraction_is_safe(fake_tools, tmp_path):
     assert written == sorted(files)
     assert not (tmp_path / "evil.jpg").exists() and not (tmp_path / "a" / "evil.jpg").exists()
     assert not (data_dir / "images" / "train" / "link.jpg").exists()
+
+
+def test_a_decompression_bomb_stops_at_the_size_cap(fake_tools, tmp_path, monkeypatch):
+    """One member declaring more than any BSDS500 file (or members summing to more than the
+    whole tree) stops extraction before writing it, naming the archive and the member."""
+    monkeypatch.setattr(bsds500, "MAX_MEMBER_BYTES", 1 << 16)
+    bomb = fake_tools.pack(
+        tmp_path / "bomb.tgz", {"BSDS500/data/images/train/100075.jpg": bytes(1 << 20)}
+    )
+    with pytest.raises(CorruptFileError, match=r"bomb\.tgz: .*100075\.jpg declares 1048576 bytes"):
+        prepare_bsds500(bomb, tmp_path / "p")
+    assert not list(tmp_path.glob(".bsds500-extract-*"))
+    monkeypatch.setattr(bsds500, "MAX_TREE_BYTES", 100)
+    files = fake_tools.build_fake_files()
+    with pytest.raises(CorruptFileError, match=r"in all\)"):
+        bsds500.extract_data_tree(fake_tools.pack(tmp_path / "many.tgz", files), tmp_path / "x")
+
+
+def test_a_failed_check_names_the_archive(make_fake_archive, fake_tools, tmp_path):
+    """The message names the archive, not the temporary folder it was extracted to (deleted by
+    the time the user reads it)."""
+    key = "BSDS500/data/groundTruth/val/2002.mat"
+    fake = make_fake_archive(replace={key: fake_tools.mat_bytes([np.ones((13, 9), np.uint16)])})
+    with pytest.raises(CorruptFileError) as info:
+        _prepare(fake, tmp_path / "prepared")
+    assert str(info.value).startswith(f"{fake.path} does not match the BSDS500 file list")
+    assert ".bsds500-extract-" not in str(info.value)
+
+
+def test_an_encrypted_zip_names_the_file(fake_tools, tmp_path):
+    """An encrypted zip member (RuntimeError in zipfile) gets the archive error, naming the
+    file and what to do, not a bare exception."""
+    archive = fake_tools.pack(tmp_path / "locked.zip", fake_tools.build_fake_files(), fmt="zip")
+    raw = bytearray(archive.read_bytes())
+    for offset in range(len(raw) - 8):  # set the "encrypted" flag of every member header
+        if raw[offset : offset + 4] in (b"PK\x03\x04", b"PK\x01\x02"):
+            raw[offset + (6 if raw[offset + 2] == 3 else 8)] |= 1
+    archive.write_bytes(bytes(raw))
+    with pytest.raises(CorruptFileError, match=r"locked\.zip is truncated or not a valid"):
+        bsds500.extract_data_tree(archive, tmp_path / "x")
 
 
 def test_archive_without_data_tree(tmp_path, fake_tools):
