@@ -7,7 +7,9 @@
 #   spbench data bsds500 --archive ../shared/data/BSR_bsds500_data.tgz \
 #       --out data/bsds500/prepared --workers 2
 #   ../shared/tools/device-payload.sh data/bsds500/prepared .whl    # must fit 64 MiB
-# Then one device call, carry [".whl", "data/bsds500/prepared"], timeout_s 600:
+# Then one device call, carry [".whl", "data/bsds500/prepared"], timeout_s 600 (no kind: an
+# H100 or an H200, whichever is lent; the returned summary names the device, and that is the
+# device every figure of the run is quoted with):
 #   SPBENCH_GIT_COMMIT=<sha of the committed tree> benchmarks/gpu_session.sh
 #
 # Stages, each with its own time limit, each writing its results as it finishes:
@@ -44,7 +46,7 @@
 #   bf16+channels_last tf32+bf16+channels_last]  GRAPH_MODES [cuda_graph tf32+cuda_graph
 #   bf16+channels_last+cuda_graph]  PROFILE_MODES [fp32 tf32+bf16+channels_last]
 #   OTHERS [ainet cds ssm]  OTHERS_STEPS [10]  OTHERS_BATCH
-#   [their recipes']  CALIB_STEPS [300]  MAX_STEPS [none]: at most this many training steps
+#   [their recipes']  CALIB_STEPS [500]  MAX_STEPS [none]: at most this many training steps
 #   SPBENCH_GIT_COMMIT: the commit, recorded in the provenance (the device has no .git)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -74,9 +76,10 @@ GRAPH_MODES=${GRAPH_MODES-cuda_graph tf32+cuda_graph bf16+channels_last+cuda_gra
 PROFILE_MODES=${PROFILE_MODES-fp32 tf32+bf16+channels_last}
 OTHERS=${OTHERS-ainet cds ssm}
 OTHERS_STEPS=${OTHERS_STEPS:-10}
-CALIB_STEPS=${CALIB_STEPS:-300}
+CALIB_STEPS=${CALIB_STEPS:-500}
 UNTIL=$((T0 + BUDGET_S - PACK_S)) # training and every stage end by then
 export PYTHONUNBUFFERED=1 PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+rm -rf "$WORK" # a retry on the same machine must not return an earlier try's files
 mkdir -p "$OUT" "$WORK/bench"
 : > "$WORK/session.log"
 printf 'stage\texit\tseconds\n' > "$WORK/stages.tsv"

@@ -33,11 +33,12 @@ import argparse
 import copy
 import dataclasses
 import datetime
+import gc
 import itertools
 import math
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ import torch
 from spbench import __version__
 from spbench.config import section_defaults
 from spbench.data.loader import Batch, normalize
+from spbench.io import atomic_path
 from spbench.jobs import effective_recipe
 from spbench.losses import LossConfig
 from spbench.models import Recipe, Stage, create_model, get_method, get_stage
@@ -341,6 +343,7 @@ def bench_train(
     stage: str | None = None,
     n_batches: int = 4,
     profile_steps: int = 0,
+    on_row: Callable[[pd.DataFrame], None] | None = None,
 ) -> pd.DataFrame:
     """Time full training steps of every (method, variant) and check the fast mode's terms.
 
@@ -362,7 +365,8 @@ def bench_train(
     modes : sequence of FastModes
         The fast modes to time, each a set of rows (``FastModes.from_label("tf32+cuda_graph")``
         builds one). With ``cuda_graph`` (CUDA only) the whole step is captured and replayed;
-        a method whose step cannot be captured gets an ``error`` note instead of times.
+        a method whose step cannot be captured (:attr:`spbench.models.Method.graph_capturable`,
+        or a capture that fails) gets an ``error`` note instead of times.
     seed : int
         Seed of the weights, the batches and the loss's sampling.
     losses : dict, optional
@@ -375,6 +379,9 @@ def bench_train(
         Steps run under ``torch.profiler`` after the timed ones (0: none); they give
         ``gpu_busy_ms`` and, in ``frame.attrs["profiles"]``, a table of the costliest operations
         per row.
+    on_row : callable, optional
+        Called with the rows so far (checked, as returned) after each row, so that a caller can
+        keep them if a time limit stops the benchmark.
 
     Returns
     -------
@@ -390,15 +397,11 @@ def bench_train(
     Raises
     ------
     ValueError
-        Unknown variant, or ``cuda_graph`` on a device that is not CUDA or for a method whose
-        step cannot be captured (:attr:`spbench.models.Method.graph_capturable`).
+        Unknown variant, or ``cuda_graph`` on a device that is not CUDA.
     """
     for variant in variants:
         _losses(variant, losses)
     dev = resolve_device(device)
-    uncapturable = [m for m in methods if not get_method(m).graph_capturable]
-    if any(m.cuda_graph for m in modes) and uncapturable:
-        raise ValueError(f"cuda_graph: the training step of {uncapturable} cannot be captured")
     if any(m.cuda_graph for m in modes) and dev.type != "cuda":
         raise ValueError(f"cuda_graph needs a CUDA device; the benchmark runs on {dev}")
     if steps <= 0 or warmup < 0:
@@ -428,6 +431,7 @@ def bench_train(
                 "error": "",
             }
             try:
+                _check_supported(method, mode)
                 row.update(
                     _bench_one(
                         method,
@@ -450,9 +454,17 @@ def bench_train(
             if table:
                 profiles[f"{method}/{variant} {mode.label}"] = table
             rows.append(row)
+            if on_row is not None:
+                on_row(_with_checks(pd.DataFrame(rows)))
     frame = _with_checks(pd.DataFrame(rows))
     frame.attrs["profiles"] = profiles
     return frame
+
+
+def _check_supported(method: str, modes: FastModes) -> None:
+    """Raise ValueError if ``method`` cannot train in ``modes`` (its row then says why)."""
+    if modes.cuda_graph and not get_method(method).graph_capturable:
+        raise ValueError(f"{method}'s training step cannot be captured as a CUDA graph")
 
 
 def _synthetic_batches(
@@ -517,6 +529,10 @@ def _bench_one(
         raise ValueError(f"{method} has no trainable parameters: nothing to time")
     diffs = _check(runner, setup, batches[0], seed)
     if device.type == "cuda":
+        # Earlier rows' steps (models, Adam state, graph pools) sit in reference cycles until
+        # collected: free them so that this row's peak is its own.
+        gc.collect()
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     times = _time_steps(runner, batches, steps, warmup)
     median = float(np.median(times))
@@ -653,6 +669,14 @@ def record_rows(frame: pd.DataFrame, path: str | Path) -> Path:
     return record(figures, path)
 
 
+def _write_rows(frame: pd.DataFrame, path: Path) -> None:
+    """Write benchmark rows to ``path`` as CSV atomically, ``date`` first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = ["date", *(c for c in frame.columns if c != "date")]
+    with atomic_path(path) as tmp:
+        frame[columns].to_csv(tmp, index=False)
+
+
 def _mode(label: str) -> FastModes:
     try:
         return FastModes.from_label(label)
@@ -666,6 +690,11 @@ def run_train(args: argparse.Namespace) -> pd.DataFrame:
     when = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     print(f"device: {device} ({device_name(device)})")
     print(f"torch {torch.__version__}, spbench {__version__}, {when}")
+
+    def keep(rows: pd.DataFrame) -> None:
+        if args.out is not None:  # every finished row on disk, in case a time limit stops us
+            _write_rows(rows.assign(date=when), args.out)
+
     frame = bench_train(
         args.methods,
         args.variants,
@@ -678,12 +707,12 @@ def run_train(args: argparse.Namespace) -> pd.DataFrame:
         seed=args.seed,
         stage=args.stage,
         profile_steps=args.profile_steps,
+        on_row=keep,
     )
     frame.insert(0, "date", when)
     print(format_table(frame))
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(args.out, index=False)
+        _write_rows(frame, args.out)
         print(f"wrote {args.out}")
     if args.record is not None:
         print(f"recorded in {record_rows(frame, args.record)}")

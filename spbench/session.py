@@ -362,7 +362,7 @@ def calibrate(
     if killed:
         raise SessionError(f"calibration ran out of time: see {killed[0].log}")
     failed = [r for r in results if r.returncode != 0]
-    if failed and any(config["train"]["fast"].values()):
+    if failed and _fast(config["train"]["fast"]):
         lines.append(
             f"calibration failed in fast mode {config['train']['fast']} "
             f"({failed[0].log}): falling back to fp32 eager"
@@ -403,6 +403,13 @@ def calibrate(
     _write_yaml(raw, profile)
     lines.append(f"train.steps = {fits}")
     return lines
+
+
+def _fast(fast: dict) -> bool:
+    """Whether ``train.fast`` turns any fast mode on (``amp: "off"`` is not one)."""
+    from spbench.step import FastModes
+
+    return FastModes.from_config(fast) != FastModes()
 
 
 def _lines(path: Path) -> list[str]:

@@ -85,8 +85,23 @@ def test_overhead_from_the_two_rows(frame: pd.DataFrame) -> None:
 def test_bad_requests() -> None:
     with pytest.raises(ValueError, match="cuda_graph needs a CUDA device"):
         bench_train(["scn"], device="cpu", modes=[FastModes(cuda_graph=True)], steps=1, crop=32)
-    with pytest.raises(ValueError, match=r"training step of \['ssm'\] cannot be captured"):
-        bench_train(["ssm"], device="cpu", modes=[FastModes(cuda_graph=True)], steps=1, crop=32)
+    # A method whose step cannot be captured gets its row's error note (checked per row).
+    from spbench.bench import _check_supported
+
+    with pytest.raises(ValueError, match="ssm's training step cannot be captured"):
+        _check_supported("ssm", FastModes(cuda_graph=True))
+    _check_supported("scn", FastModes(cuda_graph=True))
+    _check_supported("ssm", FastModes(amp="bf16"))
+
+
+def test_every_finished_row_reaches_the_caller():
+    """on_row sees the checked rows after each one, so a time limit loses no finished row."""
+    seen = []
+    frame = bench_train(
+        ["scn"], ["base", "lap"], device="cpu", steps=1, warmup=0, crop=32, batch_size=2,
+        on_row=lambda rows: seen.append(len(rows)),
+    )  # fmt: skip
+    assert seen == [1, 2] and len(frame) == 2
     with pytest.raises(ValueError, match="unknown variant"):
         bench_train(["scn"], ("nope",), device="cpu", steps=1, crop=32)
     with pytest.raises(ValueError, match="amp"):

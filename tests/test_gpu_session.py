@@ -341,3 +341,13 @@ def test_step_time_from_the_loss_log(tmp_path: Path) -> None:
     ]
     log.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     assert _ms_per_step(log) == pytest.approx(25.0)
+
+
+def test_fp32_written_as_amp_off_is_not_a_fast_mode() -> None:
+    """`plan` writes fp32 as {amp: "off", ...}: a calibration crash there must not be retried
+    as a "fallback" to fp32 (the string "off" is truthy)."""
+    from spbench.session import _fast
+
+    assert not _fast({"amp": "off", "tf32": False, "channels_last": False, "cuda_graph": False})
+    assert not _fast({})
+    assert _fast({"amp": "bf16"}) and _fast({"tf32": True})
