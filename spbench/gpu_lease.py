@@ -225,7 +225,11 @@ def discover_pool(env: Mapping[str, str] | None = None) -> tuple[list[str], str]
 
 
 def scheduler_owner(env: Mapping[str, str] | None = None) -> str | None:
-    """Return ``"SLURM job <id>"`` or ``"Kubernetes"`` when a scheduler chose the devices."""
+    """Return ``"SLURM job <id>"`` or ``"Kubernetes"`` when a scheduler chose the devices.
+
+    :func:`acquire` keeps them unchanged when they are no more than the job asks for, and
+    otherwise leases among them (several jobs in one allocation).
+    """
     env = os.environ if env is None else env
     if env.get("SLURM_JOB_ID") and "CUDA_VISIBLE_DEVICES" in env:
         return f"SLURM job {env['SLURM_JOB_ID']}"
@@ -392,14 +396,15 @@ def claim(
     env = os.environ if env is None else env
     if n < 0:
         raise LeaseError(f"--n must be >= 0, got {n}")
-    owner = scheduler_owner(env)
-    if owner is not None and n > 0:
-        visible = env.get("CUDA_VISIBLE_DEVICES", "<unset>")
-        return Lease([], "scheduler", {}, _parse_ids(visible), owner)
     cpu_env = {"CUDA_VISIBLE_DEVICES": "", ENV_LEASED: ""}
     if n == 0:
         return Lease([], "cpu", cpu_env, [], "--n 0")
     pool, source = discover_pool(env)
+    owner = scheduler_owner(env) if source != ENV_POOL else None
+    if owner is not None and len(pool) <= n:
+        # The scheduler granted this job its devices (the SLURM executor's one job per
+        # allocation): keep them as they are.
+        return Lease([], "scheduler", {}, pool, owner)
     if not pool:
         return Lease([], "cpu", cpu_env, [], source)
     if n > len(pool):
@@ -408,6 +413,11 @@ def claim(
         )
     slots = jobs_per_device(env)
     folder = Path(lock_dir) if lock_dir is not None else default_lock_dir(env)
+    if owner is not None:
+        # Several jobs inside one allocation (snakemake run locally under salloc, or in a pod)
+        # share its devices: lease them, with locks of this allocation only, since a scheduler
+        # may number each allocation's devices from 0.
+        folder = folder / re.sub(r"[^A-Za-z0-9._-]", "_", owner)
     _prepare_dir(folder)
     rng = random.Random(int.from_bytes(os.urandom(8), "little"))
     start = last_report = time.monotonic()

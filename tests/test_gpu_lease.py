@@ -137,13 +137,38 @@ def test_timeout_names_pool_and_holder(tmp_path: Path) -> None:
 
 
 def test_slurm_passthrough(tmp_path: Path) -> None:
-    env = _env(tmp_path, SLURM_JOB_ID="4242", CUDA_VISIBLE_DEVICES="5")
+    """A SLURM job granted as many devices as it asks for keeps them, untouched."""
+    env = _env(tmp_path, SLURM_JOB_ID="4242", CUDA_VISIBLE_DEVICES="5", SPBENCH_GPU_POOL=None)
     out = tmp_path / "out.txt"
     done = _record(1, env, out)
     assert done.returncode == 0, done.stderr
     assert out.read_text().split("|")[0] == "5"
     assert "SLURM job 4242" in done.stderr
     assert not (tmp_path / "locks").exists()  # nothing was locked
+
+
+def test_jobs_inside_one_allocation_share_it_by_lease(tmp_path: Path) -> None:
+    """snakemake run locally inside `salloc --gres=gpu:2`: a one-GPU job leases one of the two
+    granted devices (it once kept both, so every job trained on the first), in a lock folder
+    of its own allocation."""
+    env = _env(
+        tmp_path,
+        SLURM_JOB_ID="4242",
+        CUDA_VISIBLE_DEVICES="5,6",
+        SPBENCH_GPU_POOL=None,
+        SPBENCH_GPU_LOCK_DIR=None,
+    )
+    folder = tmp_path / "shm"
+    command = [*_lease_cmd(1, sys.executable, "-c", RECORDER, str(tmp_path / "o"), "0")]
+    command.insert(command.index("--"), "--lock-dir")
+    command.insert(command.index("--"), str(folder))
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=10)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "o").read_text().split("|")[0] in ("5", "6")
+    assert "leased GPU" in done.stderr
+    assert [p.name for p in folder.iterdir()] == ["SLURM_job_4242"]
+    two = _record(2, env, tmp_path / "both")  # a job asking for both keeps the grant as it is
+    assert two.returncode == 0 and "SLURM job 4242 manages the devices" in two.stderr
 
 
 @pytest.mark.parametrize("n, pool", [(0, "0,1,2"), (1, "")])
