@@ -27,10 +27,23 @@ from pathlib import Path
 from spbench import __version__
 
 
+def _json_option(option: str, text: str) -> dict:
+    """Parse a JSON-object option; a malformed one is the user's error, named."""
+    from spbench.errors import UserError
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UserError(f"{option} is not valid JSON ({err}): {text[:80]!r}") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{option} must be a JSON object ({{...}}), got {text[:80]!r}")
+    return value
+
+
 def _settings(args: argparse.Namespace, pick: Callable[[dict], dict]) -> dict:
     """Return a stage's settings from ``--settings`` JSON or from the ``--config`` profile."""
     if args.settings:
-        return json.loads(args.settings)
+        return _json_option("--settings", args.settings)
     if args.config:
         from spbench.config import load_config
 
@@ -55,7 +68,7 @@ def _add_settings(parser: argparse.ArgumentParser, *, runtime: bool = False) -> 
 def _dataset_section(args: argparse.Namespace, section: str) -> dict:
     """Return ``dataset.<section>`` from ``--settings`` JSON or the ``--config`` profile."""
     if getattr(args, "settings", None):
-        return json.loads(args.settings)
+        return _json_option("--settings", args.settings)
     if args.config:
         from spbench.config import load_config
 
@@ -105,7 +118,7 @@ def _data(args: argparse.Namespace) -> None:
 def _runtime(args: argparse.Namespace, pick: Callable[[dict], dict]) -> dict | None:
     """Return a job's runtime settings: ``--runtime`` JSON, the ``--config`` profile, or None."""
     if args.runtime:
-        return json.loads(args.runtime)
+        return _json_option("--runtime", args.runtime)
     if args.config:
         from spbench.config import load_config
 
@@ -529,9 +542,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.func(args)
     except KeyboardInterrupt:
         return 130
-    except (UserError, FileNotFoundError) as err:
-        # A user's or the data's mistake: one clear line, no traceback (unless --verbose).
-        # Anything else is a bug and keeps its traceback.
+    except (UserError, OSError, UnicodeDecodeError) as err:
+        # A user's or the data's mistake (a missing, unreadable or binary file, a folder given
+        # for a file): one clear line, no traceback (unless --verbose). Anything else is a bug
+        # and keeps its traceback.
         if args.verbose:
             raise
         print(f"spbench {args.command}: error: {err}", file=sys.stderr)

@@ -38,6 +38,7 @@ import argparse
 import contextlib
 import dataclasses
 import fcntl
+import glob
 import os
 import random
 import re
@@ -179,10 +180,20 @@ def _parse_ids(text: str) -> list[str]:
     return ids
 
 
-def _nvidia_smi() -> list[tuple[str, str, str]]:
-    """Return ``(index, uuid, name)`` per GPU from ``nvidia-smi`` (no CUDA init); [] if absent."""
+def _nvidia_smi(*, strict: bool = False) -> list[tuple[str, str, str]]:
+    """Return ``(index, uuid, name)`` per GPU from ``nvidia-smi`` (no CUDA init); [] if absent.
+
+    With ``strict``, a failing ``nvidia-smi``, or none where NVIDIA device files exist, raises
+    :class:`LeaseError` rather than reading as "no GPU" (a GPU job would quietly run on the CPU).
+    """
     exe = shutil.which("nvidia-smi")
     if exe is None:
+        if strict and glob.glob("/dev/nvidia[0-9]*"):
+            raise LeaseError(
+                "NVIDIA devices exist (/dev/nvidia*) but nvidia-smi is not on PATH: set "
+                f"${ENV_POOL} to their ids (e.g. 0,1), or run GPU jobs on the CPU with "
+                "--resources gpu=0"
+            )
         return []
     try:
         out = subprocess.run(
@@ -193,7 +204,12 @@ def _nvidia_smi() -> list[tuple[str, str, str]]:
             check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError) as err:
-        _log(f"nvidia-smi failed ({err}); assuming no GPU")
+        if strict:
+            raise LeaseError(
+                f"nvidia-smi failed ({err}), so the GPUs cannot be listed: fix the driver, set "
+                f"${ENV_POOL} to the device ids, or run GPU jobs on the CPU with --resources gpu=0"
+            ) from err
+        _log(f"nvidia-smi failed ({err}); no device labels")
         return []
     rows = []
     for line in out.splitlines():
@@ -221,7 +237,7 @@ def discover_pool(env: Mapping[str, str] | None = None) -> tuple[list[str], str]
         return _parse_ids(env[ENV_POOL]), ENV_POOL
     if "CUDA_VISIBLE_DEVICES" in env:
         return _parse_ids(env["CUDA_VISIBLE_DEVICES"]), "CUDA_VISIBLE_DEVICES"
-    return [row[0] for row in _nvidia_smi()], "nvidia-smi"
+    return [row[0] for row in _nvidia_smi(strict=True)], "nvidia-smi"
 
 
 def scheduler_owner(env: Mapping[str, str] | None = None) -> str | None:
@@ -258,6 +274,11 @@ def _open_lock(path: Path) -> int:
         return fd
     except PermissionError:
         return os.open(path, os.O_RDONLY)  # another user's lock file: flock works read-only too
+    except OSError as err:
+        raise LeaseError(
+            f"cannot create the lock file {path} ({err}); point ${ENV_LOCK_DIR} at a writable "
+            "node-local folder"
+        ) from err
 
 
 def _try_lock(path: Path) -> int | None:

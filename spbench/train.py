@@ -78,7 +78,11 @@ def resolve_device(requested: str = "auto") -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda")
     if requested == "cuda":
-        raise RuntimeError("train.device is 'cuda' but no CUDA device is visible")
+        raise UserError(
+            "train.device is 'cuda' but no CUDA device is visible (CUDA_VISIBLE_DEVICES="
+            f"{os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>')!r}; with --resources gpu=0 GPU "
+            "jobs run on the CPU): set train.device to auto or cpu, or give the job a GPU"
+        )
     log.warning("no CUDA device visible: running on the CPU")
     return torch.device("cpu")
 

@@ -665,12 +665,17 @@ def test_every_case_is_documented():
     [
         (["check-config", "{missing}"], "not found"),
         (["methods", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+        (["check-config", "{folder}"], "Is a directory"),
+        (
+            ["data", "synthetic", "--settings", "{{bad", "--out", "{folder}/d"],
+            "--settings is not valid JSON",
+        ),
     ],
-    ids=["missing-config", "unknown-flag"],
+    ids=["missing-config", "unknown-flag", "folder-for-config", "bad-settings-json"],
 )
 def test_cli_user_errors_exit_2_with_one_line(argv, fragment, tmp_path):
     """Run as a real process, a user error exits with status 2 and prints no traceback."""
-    argv = [a.format(missing=tmp_path / "nope.yaml") for a in argv]
+    argv = [a.format(missing=tmp_path / "nope.yaml", folder=tmp_path) for a in argv]
     result = subprocess.run(
         [sys.executable, "-m", "spbench.cli", *argv],
         capture_output=True,

@@ -229,6 +229,24 @@ def test_lock_names_are_sanitised(tmp_path: Path) -> None:
     assert (pool, source) == (["GPU-a", "GPU-b"], "SPBENCH_GPU_POOL")
 
 
+def test_a_failing_nvidia_smi_is_an_error_not_a_cpu_run(tmp_path: Path) -> None:
+    """nvidia-smi exiting non-zero (a broken driver, a container without the toolkit's mount)
+    once read as "no GPU", so GPU jobs quietly trained on the CPU; --n 0 still runs on it."""
+    fake = tmp_path / "bin" / "nvidia-smi"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'Failed to initialize NVML' >&2\nexit 18\n")
+    fake.chmod(0o755)
+    env = _env(
+        tmp_path, SPBENCH_GPU_POOL=None, PATH=f"{fake.parent}{os.pathsep}{os.environ['PATH']}"
+    )
+    done = _record(1, env, tmp_path / "out.txt")
+    assert done.returncode == gpu_lease.EXIT_USAGE, done.stderr
+    assert "nvidia-smi failed" in done.stderr and "--resources gpu=0" in done.stderr
+    assert not (tmp_path / "out.txt").exists()
+    cpu = _record(0, env, tmp_path / "cpu.txt")
+    assert cpu.returncode == 0 and "no GPU: running on the CPU" in cpu.stderr
+
+
 def _max_overlap(spans: list[tuple[float, float]]) -> int:
     """The most intervals that hold at one instant."""
     events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])

@@ -403,3 +403,17 @@ def test_methods_whose_step_cannot_be_captured_train_without_the_graph():
     modes = FastModes(cuda_graph=True, tf32=True, amp="bf16")
     assert modes.for_method("ssm", capturable=False) == FastModes(tf32=True, amp="bf16")
     assert modes.for_method("scn", capturable=True) is modes
+
+
+def test_cuda_requested_without_a_gpu_is_a_user_error():
+    """train.device: cuda with no visible GPU (e.g. under --resources gpu=0) says what to do
+    instead of a bare RuntimeError traceback."""
+    import torch
+
+    from spbench.errors import UserError
+    from spbench.train import resolve_device
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is visible")
+    with pytest.raises(UserError, match="set train.device to auto or cpu"):
+        resolve_device("cuda")
