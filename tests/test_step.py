@@ -415,5 +415,5 @@ def test_cuda_requested_without_a_gpu_is_a_user_error():
 
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is visible")
-    with pytest.raises(UserError, match="set train.device to auto or cpu"):
+    with pytest.raises(UserError, match=r"set train\.device to auto or cpu"):
         resolve_device("cuda")
