@@ -51,6 +51,8 @@ def load_predictions(
         names the file and says to re-run its prediction job.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give the prediction files (.npz) in it")
     try:
         with np.load(path, allow_pickle=False) as archive:
             meta = json.loads(str(archive["meta"]))

@@ -27,3 +27,10 @@ def test_prediction_file_needs_the_same_images_with_and_without_ec(tmp_path):
     with pytest.raises(ValueError, match="same image ids"):
         save_predictions(tmp_path / "x.npz", {}, {"a": labels}, {"b": labels})
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_a_folder_is_not_taken_for_a_corrupt_prediction_file(tmp_path):
+    """A folder given for a prediction file is named as such, not called corrupt (the old
+    advice was to delete it)."""
+    with pytest.raises(IsADirectoryError, match="is a folder; give the prediction files"):
+        load_predictions(tmp_path)
