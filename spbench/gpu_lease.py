@@ -243,7 +243,7 @@ def discover_pool(env: Mapping[str, str] | None = None) -> tuple[list[str], str]
 def scheduler_owner(env: Mapping[str, str] | None = None) -> str | None:
     """Return ``"SLURM job <id>"`` or ``"Kubernetes"`` when a scheduler chose the devices.
 
-    :func:`acquire` keeps them unchanged when they are no more than the job asks for, and
+    :func:`claim` keeps them unchanged when they are no more than the job asks for, and
     otherwise leases among them (several jobs in one allocation).
     """
     env = os.environ if env is None else env
@@ -421,13 +421,13 @@ def claim(
     if n == 0:
         return Lease([], "cpu", cpu_env, [], "--n 0")
     pool, source = discover_pool(env)
+    if not pool:
+        return Lease([], "cpu", cpu_env, [], source)
     owner = scheduler_owner(env) if source != ENV_POOL else None
     if owner is not None and len(pool) <= n:
         # The scheduler granted this job its devices (the SLURM executor's one job per
         # allocation): keep them as they are.
         return Lease([], "scheduler", {}, pool, owner)
-    if not pool:
-        return Lease([], "cpu", cpu_env, [], source)
     if n > len(pool):
         raise LeaseError(
             f"{n} devices requested but the pool ({source}) has only {len(pool)}: {pool}"
