@@ -210,12 +210,16 @@ def state_dict_of(checkpoint: Any, prefixes: tuple[str, ...] = LEADING_PREFIXES)
 
 def checkpoint_header() -> dict[str, str | int]:
     """Return the fields every spbench checkpoint starts with: format and version, the spbench
-    and torch versions, and ``finished`` (now, ISO 8601 with the UTC offset)."""
+    and torch versions, the code's ``git_commit`` and ``finished`` (now, ISO 8601 with the UTC
+    offset)."""
+    from spbench.report.provenance import git_commit
+
     return {
         "format": CHECKPOINT_FORMAT,
         "format_version": CHECKPOINT_VERSION,
         "spbench_version": __version__,
         "torch_version": str(torch.__version__),  # a plain str, not torch's TorchVersion
+        "git_commit": git_commit(),
         "finished": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
 

@@ -1,9 +1,10 @@
 """How each checkpoint of a run was made: code, device, date, steps, wall time, fast modes.
 
 The table goes beside the report (``report/provenance.md`` and ``.csv``), so a results folder
-that is committed says what produced it. Checkpoints carry everything but the git commit,
-which is read from ``SPBENCH_GIT_COMMIT`` when set (a machine with a copy of the tree and no
-``.git``), else from ``git`` in the working directory.
+that is committed says what produced it. Each checkpoint records the git commit of the code
+that trained it (``git_commit``, column ``commit``): ``SPBENCH_GIT_COMMIT`` when set (a machine
+with a copy of the tree and no ``.git``), else ``git`` in spbench's own folder. The table's
+header gives the commit it was written at, which may be later.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ COLUMNS = (
     "device_name",
     "fast_modes",
     "finished",
+    "commit",
     "spbench_version",
     "torch_version",
     "checkpoint",
@@ -45,11 +47,13 @@ COLUMNS = (
 def git_commit(cwd: str | os.PathLike[str] | None = None) -> str:
     """Return the code's commit (``<sha>``, ``<sha>+dirty`` or ``"unknown"``).
 
-    ``SPBENCH_GIT_COMMIT`` wins over ``git``; a tree with uncommitted changes to tracked files
-    is marked ``+dirty``.
+    ``SPBENCH_GIT_COMMIT`` wins over ``git``, which runs in ``cwd`` (default: spbench's own
+    folder, so that a run in another directory still names the code's commit); a tree with
+    uncommitted changes to tracked files is marked ``+dirty``.
     """
     if os.environ.get("SPBENCH_GIT_COMMIT"):
         return os.environ["SPBENCH_GIT_COMMIT"]
+    cwd = Path(__file__).resolve().parents[1] if cwd is None else cwd
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
@@ -98,6 +102,7 @@ def checkpoint_provenance(checkpoints: Sequence[str | os.PathLike[str]]) -> pd.D
                 "device_name": ckpt.get("device_name", ""),
                 "fast_modes": ckpt.get("fast_modes", ""),
                 "finished": ckpt.get("finished", ""),
+                "commit": ckpt.get("git_commit", ""),
                 "spbench_version": ckpt.get("spbench_version"),
                 "torch_version": ckpt.get("torch_version"),
                 "checkpoint": str(path),
@@ -124,7 +129,7 @@ def write_provenance(
     now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     total = frame["wall_time_s"].sum()
     shown = ["method", "variant", "seed", "stage", "steps", "budget", "wall_time_s", "ms_per_step"]
-    shown += ["device", "device_name", "fast_modes", "finished"]
+    shown += ["device", "device_name", "fast_modes", "finished", "commit"]
     rows = [
         [
             format_number(rec[col], 1) if col in ("wall_time_s", "ms_per_step") else str(rec[col])
@@ -138,7 +143,8 @@ def write_provenance(
     lines = [
         "# Provenance",
         "",
-        f"- code: git commit `{git_commit()}`",
+        f"- code: git commit `{git_commit()}` when this table was written; each checkpoint's "
+        "own (the code that trained it) is in its row",
         f"- versions (spbench, torch): {', '.join(f'{s}, {t}' for s, t in versions) or '-'}",
         f"- table written: {now}",
         f"- checkpoints: {len(frame)}, total training wall time {total / 60:.1f} min",

@@ -65,6 +65,22 @@ def test_markdown_names_commit_device_and_time(tmp_path: Path, monkeypatch) -> N
     assert pd.read_csv(csv)["steps"].tolist() == [2000]
 
 
+def test_each_row_names_the_commit_that_trained_it(tmp_path: Path, monkeypatch) -> None:
+    """Checkpoints trained at different commits keep theirs; the header's commit is only
+    when the table was written (it once stood for every checkpoint)."""
+    from spbench.checkpoint import checkpoint_header
+
+    monkeypatch.setenv("SPBENCH_GIT_COMMIT", "1111111")
+    old = _checkpoint(tmp_path / "old.pt", git_commit=checkpoint_header()["git_commit"])
+    monkeypatch.setenv("SPBENCH_GIT_COMMIT", "2222222")
+    new = _checkpoint(tmp_path / "new.pt", git_commit=checkpoint_header()["git_commit"])
+    md, csv = write_provenance([old, new], tmp_path / "provenance.md")
+    assert pd.read_csv(csv)["commit"].tolist() == [1111111, 2222222]
+    text = md.read_text(encoding="utf-8")
+    assert "| 1111111 |" in text and "| 2222222 |" in text
+    assert "`2222222` when this table was written" in text
+
+
 def test_git_commit_marks_a_dirty_tree(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("SPBENCH_GIT_COMMIT", raising=False)
     assert git_commit(tmp_path) == "unknown"  # not a repository
