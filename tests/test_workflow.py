@@ -86,6 +86,18 @@ def test_lint_is_clean():
     assert "Congratulations, your workflow is in a good condition" in out
 
 
+def test_every_job_rule_writes_a_log_and_a_benchmark():
+    """benchmarks/job_times.py reads every job's benchmark file: a rule without one (the report
+    rules once) is missing from a run's job_times.csv."""
+    for path in sorted((ROOT / "workflow/rules").glob("*.smk")):
+        text = path.read_text(encoding="utf-8")
+        blocks = re.split(r"^\s*rule (\w+):\n", text, flags=re.MULTILINE)[1:]
+        for name, body in zip(blocks[::2], blocks[1::2], strict=True):
+            if "shell:" not in body.split("\nrule ")[0] or name in ("report", "all"):
+                continue
+            assert "log:" in body and "benchmark:" in body, f"{path.name}: rule {name}"
+
+
 def test_paper_profile_dry_run_lists_the_full_graph(tmp_path):
     out = dry_run(tmp_path, "config/config.yaml", cores=8, gpus=2)
     counts = {}

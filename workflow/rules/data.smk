@@ -66,6 +66,8 @@ rule dataset_summary:
         figure=f"{DATA}/summary.png",
     log:
         f"{LOGS}/data/dataset_summary.log",
+    benchmark:
+        f"{BENCH}/data/dataset_summary.tsv"
     localrule: True
     conda:
         "../../environment.yml"

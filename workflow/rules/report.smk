@@ -32,6 +32,8 @@ rule published:
         **report_outputs("published"),
     log:
         f"{LOGS}/report/published.log",
+    benchmark:
+        f"{BENCH}/report/published.tsv"
     localrule: True
     conda:
         "../../environment.yml"
@@ -51,6 +53,8 @@ rule table3:
         **report_outputs("table3"),
     log:
         f"{LOGS}/report/table3.log",
+    benchmark:
+        f"{BENCH}/report/table3.tsv"
     localrule: True
     conda:
         "../../environment.yml"
@@ -70,6 +74,8 @@ rule sweep:
         **report_outputs("sweep"),
     log:
         f"{LOGS}/report/sweep.log",
+    benchmark:
+        f"{BENCH}/report/sweep.tsv"
     localrule: True
     conda:
         "../../environment.yml"
@@ -90,6 +96,8 @@ rule figures:
         **report_outputs("figures"),
     log:
         f"{LOGS}/report/figures.log",
+    benchmark:
+        f"{BENCH}/report/figures.tsv"
     localrule: True
     conda:
         "../../environment.yml"
@@ -110,6 +118,8 @@ rule provenance:
         **report_outputs("provenance"),
     log:
         f"{LOGS}/report/provenance.log",
+    benchmark:
+        f"{BENCH}/report/provenance.tsv"
     localrule: True
     conda:
         "../../environment.yml"

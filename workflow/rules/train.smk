@@ -49,6 +49,8 @@ if config["trained_elsewhere"]:
             f"{RESULTS}/models/{RUN_KEY}/{{stage}}.pt",
         log:
             f"{LOGS}/adopt_checkpoint/{RUN_KEY}/{{stage}}.log",
+        benchmark:
+            f"{BENCH}/adopt_checkpoint/{RUN_KEY}/{{stage}}.tsv"
         wildcard_constraints:
             method="|".join(config["methods"]),
             variant="|".join(config["variants"]),
@@ -75,6 +77,8 @@ rule import_weights:
         f"{RESULTS}/models/{RUN_KEY}/{{stage}}.pt",
     log:
         f"{LOGS}/import_weights/{RUN_KEY}/{{stage}}.log",
+    benchmark:
+        f"{BENCH}/import_weights/{RUN_KEY}/{{stage}}.tsv"
     wildcard_constraints:
         variant=r"pub_[a-z0-9_]+",
     retries: 2
