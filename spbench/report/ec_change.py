@@ -32,6 +32,7 @@ from matplotlib.figure import Figure
 
 from spbench.metrics import normalized_auc
 from spbench.report.aggregate import DEFAULT_AUC_RANGE, RUN_KEYS, markdown_table, model_label
+from spbench.report.figures import set_title
 
 __all__ = [
     "EC_CHANGE_COLUMN",
@@ -317,6 +318,6 @@ def plot_ec_change(
     right.set_xticks(x, list(table["model"]), rotation=30, ha="right")
     right.set_ylabel(f"AUC over [{low:.0f}, {high:.0f}] (%)")
     right.set_title("normalised AUC per model")
-    fig.suptitle((f"{title}: " if title else "") + "fraction of pixels changed by EC")
+    set_title(fig, (f"{title}: " if title else "") + "fraction of pixels changed by EC")
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig

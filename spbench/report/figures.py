@@ -8,6 +8,7 @@ around a line is ± one standard deviation over seeds where there are several).
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
 
 from spbench.io import atomic_path
@@ -35,9 +37,20 @@ __all__ = [
     "plot_metrics_vs_k",
     "save_figure",
     "seed_mean_curves",
+    "set_title",
 ]
 
 FIGURE_DPI = 150
+
+
+def set_title(fig: Figure, text: str) -> None:
+    """Set ``fig``'s title, wrapped to the figure's width (a long run title once ran off both
+    edges of the canvas)."""
+    points = FontProperties(size=plt.rcParams["figure.titlesize"]).get_size_in_points()
+    per_inch = 72.0 / (0.6 * points)  # a character is about 0.6 em wide on average
+    fig.suptitle(textwrap.fill(text, width=max(20, int(0.95 * fig.get_figwidth() * per_inch))))
+
+
 FIGURE_METRICS: tuple[str, ...] = ("asa", "co", "bp", "br", "xc", "stray")
 """Panels of the metric-vs-K̄ figure (axis labels from :mod:`spbench.metrics.facts`); with EC,
 the metrics that are 0 by construction (XC, Stray) are left out."""
@@ -200,7 +213,7 @@ def plot_metrics_vs_k(
         bbox_to_anchor=(0.5, 0.0),
     )
     ec_text = "with EC" if ec else "without EC"
-    fig.suptitle(f"{title}: metrics vs K̄, {ec_text}" if title else f"Metrics vs K̄, {ec_text}")
+    set_title(fig, f"{title}: metrics vs K̄, {ec_text}" if title else f"Metrics vs K̄, {ec_text}")
     fig.tight_layout(rect=(0, 0.06, 1, 0.97))
     if mean.empty:
         fig.text(0.5, 0.5, f"no runs {ec_text}", ha="center", va="center", fontsize=14)
@@ -314,6 +327,6 @@ def plot_asa_co_tradeoff(curves: pd.DataFrame, *, title: str = "") -> Figure:
             frameon=False,
             bbox_to_anchor=(0.5, 0.0),
         )
-    fig.suptitle((f"{title}: " if title else "") + "ASA–CO trade-off (points labelled with K̄)")
+    set_title(fig, (f"{title}: " if title else "") + "ASA–CO trade-off (points labelled with K̄)")
     fig.tight_layout(rect=(0, 0.06, 1, 0.97))
     return fig

@@ -46,6 +46,7 @@ from spbench.report.aggregate import (
     markdown_table,
     model_label,
 )
+from spbench.report.figures import set_title
 
 __all__ = [
     "SWEEP_GROUP_ATTRIBUTES",
@@ -378,7 +379,7 @@ def plot_lambda_sweep(
     if not table.empty:
         low, high = float(table["auc_low"].iloc[0]), float(table["auc_high"].iloc[0])
         low_high = f" (no EC; AUC over K̄ ∈ [{low:.0f}, {high:.0f}])"
-    fig.suptitle((f"{title}: " if title else "") + "λ_LAP sweep" + low_high)
+    set_title(fig, (f"{title}: " if title else "") + "λ_LAP sweep" + low_high)
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))
     return fig
 
