@@ -177,7 +177,8 @@ def _check_methods(full: dict) -> None:
         if unknown:
             raise ConfigError(
                 f"{key}: unknown method(s) {unknown}; registered methods are {known}. "
-                "A new method is registered with @register_method in spbench/models/."
+                "A method of your own is registered with @register_method in a module that "
+                "config.method_modules names (README: Adding a base method)."
             )
     _check_per_method(full)
 
@@ -357,6 +358,27 @@ def import_method_modules(modules: list[str]) -> None:
                 f"config.method_modules: cannot import {module!r} ({err}); install it or put "
                 "its folder on PYTHONPATH"
             ) from err
+
+
+def module_roots(modules: list[str]) -> list[str]:
+    """Return the folders from which the (imported) ``modules`` were imported.
+
+    ``mymethods.tinyq`` imported from ``/p/mymethods/tinyq.py`` gives ``/p``: the folder a job
+    needs on ``PYTHONPATH`` to import it as this process did (Snakemake puts the workflow's
+    folder on its own path, not on its jobs').
+    """
+    import sys
+
+    roots = []
+    for name in modules:
+        module = sys.modules.get(name)
+        origin = getattr(module, "__file__", None)
+        if origin is None:
+            continue
+        path = Path(origin).resolve()
+        depth = name.count(".") + (2 if path.name == "__init__.py" else 1)
+        roots.append(str(path.parents[depth - 1]))
+    return list(dict.fromkeys(roots))
 
 
 def load_config(path: str | os.PathLike[str], *, check_methods: bool = True) -> dict:

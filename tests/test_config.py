@@ -1,5 +1,6 @@
 """The configuration schema: defaults, and bad configs rejected with the key path named."""
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,20 @@ def test_no_string_hint_for_other_errors(section):
     with pytest.raises(ConfigError) as error:
         validate_config({**MINIMAL, **section})
     assert "config." in str(error.value) and "verbatim" not in str(error.value)
+
+
+def test_module_roots_are_the_folders_modules_were_imported_from(tmp_path, monkeypatch):
+    """The workflow puts these on its jobs' PYTHONPATH, so that a method module found by the
+    DAG's process (which has the workflow folder on its path) is found by the jobs too."""
+    from spbench.config import import_method_modules, module_roots
+
+    (tmp_path / "mymethods").mkdir()
+    (tmp_path / "mymethods/__init__.py").write_text("")
+    (tmp_path / "mymethods/deep.py").write_text("X = 1\n")
+    (tmp_path / "flat.py").write_text("Y = 2\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("mymethods", "mymethods.deep", "flat"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    import_method_modules(["mymethods.deep", "flat", "mymethods"])
+    assert module_roots(["mymethods.deep", "flat", "mymethods"]) == [str(tmp_path.resolve())]
+    assert module_roots(["not.imported"]) == []
