@@ -31,6 +31,7 @@ from spbench.config import import_method_modules
 from spbench.constants import CELL_SIZE
 from spbench.data.loader import normalize
 from spbench.data.prepared import PreparedSplit, load_split
+from spbench.errors import UserError
 from spbench.grid import hard_labels
 from spbench.metrics import enforce_connectivity
 from spbench.models import create_model, get_method
@@ -208,7 +209,14 @@ def predict(
     ckpt = load_checkpoint(checkpoint, map_location=device)
     segment = get_method(ckpt["method"]).segment
     model = create_model(ckpt["method"]).to(device)
-    model.load_state_dict(ckpt["model"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as err:  # the network changed since the checkpoint was trained
+        raise UserError(
+            f"{checkpoint} does not fit today's {ckpt['method']} network "
+            f"({str(err).splitlines()[0]} ...): the method's code changed after training; "
+            "retrain it (snakemake --forcerun train_stage, or delete its checkpoints)"
+        ) from err
     model.eval()
     split = load_split(data_root, settings["split"], max_images=settings.get("max_images") or None)
     samples = split.samples

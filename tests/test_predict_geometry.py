@@ -92,3 +92,27 @@ def test_predict_image_gives_the_grid_at_the_original_size(height, width):
     rows, cols = _legacy_nearest(height, h_in), _legacy_nearest(width, w_in)
     expected = (rows[:, None] // 16) * (w_in // 16) + cols[None, :] // 16
     np.testing.assert_array_equal(labels, expected)
+
+
+def test_a_checkpoint_of_an_older_network_says_to_retrain(tmp_path):
+    """A method's code changed after training (a layer's width): prediction names the
+    checkpoint and says to retrain, instead of torch's bare size-mismatch traceback."""
+    import pytest
+
+    from spbench.checkpoint import CheckpointMeta, save_checkpoint
+    from spbench.data.synthetic import generate_synthetic
+    from spbench.errors import UserError
+    from spbench.models import create_model
+    from spbench.predict import predict
+
+    data = tmp_path / "data"
+    generate_synthetic(data, seed=0, n_train=1, n_val=1, n_test=1, height=32, width=48)
+    model = create_model("scn")
+    state = model.state_dict()
+    name = next(k for k, v in state.items() if v.dim() == 4)
+    state[name] = state[name][:, :1]  # a narrower layer than today's network
+    meta = CheckpointMeta("scn", "base", "main", ["main"], seed=0, weights="trained here")
+    save_checkpoint(tmp_path / "old.pt", {**meta.payload(model, 1), "model": state})
+    settings = {"split": "test", "device": "cpu", "scales": [1.0]}
+    with pytest.raises(UserError, match=r"old\.pt does not fit today's scn network .*retrain"):
+        predict(tmp_path / "old.pt", data, {1.0: tmp_path / "p.npz"}, settings=settings)
