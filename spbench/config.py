@@ -381,6 +381,16 @@ def module_roots(modules: list[str]) -> list[str]:
     return list(dict.fromkeys(roots))
 
 
+def export_module_roots(modules: list[str]) -> list[str]:
+    """Put :func:`module_roots` of ``modules`` first on this process's ``PYTHONPATH``, which
+    the workflow's jobs inherit; return the folders added."""
+    roots = module_roots(modules)
+    if roots:
+        rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([*roots, *rest]))
+    return roots
+
+
 def load_config(path: str | os.PathLike[str], *, check_methods: bool = True) -> dict:
     """Read a YAML configuration file and validate it (see :func:`validate_config`)."""
     path = Path(path)

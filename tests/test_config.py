@@ -1,5 +1,6 @@
 """The configuration schema: defaults, and bad configs rejected with the key path named."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -226,3 +227,8 @@ def test_module_roots_are_the_folders_modules_were_imported_from(tmp_path, monke
     import_method_modules(["mymethods.deep", "flat", "mymethods"])
     assert module_roots(["mymethods.deep", "flat", "mymethods"]) == [str(tmp_path.resolve())]
     assert module_roots(["not.imported"]) == []
+    from spbench.config import export_module_roots
+
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    assert export_module_roots(["flat"]) == [str(tmp_path.resolve())]
+    assert os.environ["PYTHONPATH"] == os.pathsep.join([str(tmp_path.resolve()), "/elsewhere"])

@@ -8,7 +8,7 @@ import spbench
 from spbench.catalogue import get_card, model_label
 from spbench.config import (
     experiment_runs,
-    module_roots,
+    export_module_roots,
     report_settings,
     validate_config,
 )
@@ -33,13 +33,7 @@ from spbench.session import run_file
 config.update(validate_config(config))
 # Jobs import config.method_modules from where this process did (its folder is on Snakemake's
 # own path, not on its jobs'), so a module beside the Snakefile needs no PYTHONPATH.
-if module_roots(config["method_modules"]):
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        [
-            *module_roots(config["method_modules"]),
-            *filter(None, [os.environ.get("PYTHONPATH")]),
-        ]
-    )
+export_module_roots(config["method_modules"])
 
 RUN = config["run_name"]
 DATA = config["dataset"]["root"]
