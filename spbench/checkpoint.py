@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 from spbench import __version__
-from spbench.io import CorruptFileError, atomic_path, sha256_file
+from spbench.io import CorruptFileError, atomic_path, git_commit, sha256_file
 
 if TYPE_CHECKING:  # spbench.step imports the models, which read weights through this module
     from spbench.step import TrainStep
@@ -212,8 +212,6 @@ def checkpoint_header() -> dict[str, str | int]:
     """Return the fields every spbench checkpoint starts with: format and version, the spbench
     and torch versions, the code's ``git_commit`` and ``finished`` (now, ISO 8601 with the UTC
     offset)."""
-    from spbench.report.provenance import git_commit
-
     return {
         "format": CHECKPOINT_FORMAT,
         "format_version": CHECKPOINT_VERSION,

@@ -180,17 +180,16 @@ def _check_methods(full: dict) -> None:
                 "A method of your own is registered with @register_method in a module that "
                 "config.method_modules names (README: Adding a base method)."
             )
-    _check_per_method(full)
+    _check_per_method(full, known)
 
 
-def _check_per_method(full: dict) -> None:
+def _check_per_method(full: dict, known: list[str]) -> None:
     """Raise :class:`ConfigError` for a ``train.per_method`` method or stage that does not exist.
 
     A misspelt name would otherwise be ignored and the stage trained with ``train.steps``.
     """
-    from spbench.catalogue import get_card, list_methods
+    from spbench.catalogue import get_card
 
-    known = list_methods()
     for method, stages in full["train"]["per_method"].items():
         if method not in known:
             raise ConfigError(

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,3 +96,29 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def git_commit(cwd: str | os.PathLike[str] | None = None) -> str:
+    """Return the code's commit (``<sha>``, ``<sha>+dirty`` or ``"unknown"``).
+
+    ``SPBENCH_GIT_COMMIT`` wins over ``git``, which runs in ``cwd`` (default: spbench's own
+    folder, so that a run in another directory still names the code's commit); a tree with
+    uncommitted changes to tracked files is marked ``+dirty``.
+    """
+    if os.environ.get("SPBENCH_GIT_COMMIT"):
+        return os.environ["SPBENCH_GIT_COMMIT"]
+    cwd = Path(__file__).resolve().parent if cwd is None else cwd
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{sha}+dirty" if dirty else sha

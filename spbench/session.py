@@ -432,7 +432,7 @@ def session_record(work: str | os.PathLike[str]) -> dict:
 
     import pandas as pd
 
-    from spbench.report.provenance import git_commit
+    from spbench.io import git_commit
 
     work = Path(work)
     stages = work / "stages.tsv"

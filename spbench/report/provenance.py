@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import datetime
 import os
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from spbench.io import atomic_path
+from spbench.io import atomic_path, git_commit
 from spbench.report.aggregate import format_number, markdown_table
 
 __all__ = ["checkpoint_provenance", "git_commit", "write_provenance"]
@@ -42,32 +41,6 @@ COLUMNS = (
     "torch_version",
     "checkpoint",
 )
-
-
-def git_commit(cwd: str | os.PathLike[str] | None = None) -> str:
-    """Return the code's commit (``<sha>``, ``<sha>+dirty`` or ``"unknown"``).
-
-    ``SPBENCH_GIT_COMMIT`` wins over ``git``, which runs in ``cwd`` (default: spbench's own
-    folder, so that a run in another directory still names the code's commit); a tree with
-    uncommitted changes to tracked files is marked ``+dirty``.
-    """
-    if os.environ.get("SPBENCH_GIT_COMMIT"):
-        return os.environ["SPBENCH_GIT_COMMIT"]
-    cwd = Path(__file__).resolve().parents[1] if cwd is None else cwd
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{sha}+dirty" if dirty else sha
 
 
 def checkpoint_provenance(checkpoints: Sequence[str | os.PathLike[str]]) -> pd.DataFrame:
