@@ -7,8 +7,10 @@ job gets. A job therefore claims its devices itself::
 
     python -m spbench.gpu_lease --n {resources.gpu} -- spbench train ...
 
-- one lock file per device, ``gpu<id>.lock``, in a node-local folder (``$SPBENCH_GPU_LOCK_DIR``,
-  else ``/dev/shm/spbench-gpu-locks``, else ``<tmp>/spbench-gpu-locks``); never on NFS;
+- one lock file per device, ``gpu<UUID>.lock`` (the id itself where ``nvidia-smi`` cannot
+  name the GPU: a fake pool, MIG instances; see :func:`lock_names`), in a node-local folder
+  (``$SPBENCH_GPU_LOCK_DIR``, else ``/dev/shm/spbench-gpu-locks``, else
+  ``<tmp>/spbench-gpu-locks``); never on NFS;
 - a non-blocking ``fcntl.flock`` on each device of the pool, visited in random order, until ``n``
   are held; a job that cannot get all ``n`` releases what it holds, backs off with jitter and
   retries until ``--timeout``;
@@ -65,6 +67,7 @@ __all__ = [
     "discover_pool",
     "jobs_per_device",
     "lease_devices",
+    "lock_names",
     "lock_path",
     "main",
     "scheduler_owner",
@@ -323,11 +326,43 @@ def _holder(path: Path) -> str | None:
         return "holder unknown"
 
 
-def _holders(pool: Sequence[str], lock_dir: Path, slots: int = 1) -> str:
+def lock_names(
+    pool: Sequence[str], source: str, env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Return the name each device's lock file takes: its GPU UUID where ``nvidia-smi`` knows it.
+
+    One GPU can be named by index (``1``), UUID (``GPU-8f3c...``) or a UUID prefix; naming
+    its lock by the UUID gives it one lock whichever name a job was given, so two jobs never
+    share it by naming it differently. Indices are mapped only in ``nvidia-smi``'s PCI order
+    (the order a leased job runs in); a fake pool (``$SPBENCH_GPU_POOL``) and MIG instances
+    keep their ids.
+    """
+    env = os.environ if env is None else env
+    names = {device: device for device in pool}
+    if source == ENV_POOL or env.get("CUDA_DEVICE_ORDER", "PCI_BUS_ID") != "PCI_BUS_ID":
+        return names
+    rows = _nvidia_smi()
+    by_index = {index: uuid for index, uuid, _ in rows}
+    uuids = [uuid for _, uuid, _ in rows]
+    for device in pool:
+        if device in by_index:
+            names[device] = by_index[device]
+        elif device.startswith("GPU-"):  # CUDA takes any unique UUID prefix
+            matches = [uuid for uuid in uuids if uuid.startswith(device)]
+            if len(matches) == 1:
+                names[device] = matches[0]
+    return names
+
+
+def _holders(
+    pool: Sequence[str], lock_dir: Path, slots: int = 1, names: Mapping[str, str] | None = None
+) -> str:
     """Describe each device of the pool as free or held (with the holders' records if any)."""
+    names = names or {}
     parts = []
     for device in pool:
-        records = [_holder(lock_path(lock_dir, device, slot)) for slot in range(slots)]
+        name = names.get(device, device)
+        records = [_holder(lock_path(lock_dir, name, slot)) for slot in range(slots)]
         held = [r for r in records if r is not None]
         if not held:
             parts.append(f"{device}: free")
@@ -356,12 +391,14 @@ def _claim_once(
     rng: random.Random,
     command: Sequence[str] | None,
     slots: int = 1,
+    names: Mapping[str, str] | None = None,
 ) -> list[tuple[str, int]] | None:
+    names = names or {}
     order = list(pool)
     rng.shuffle(order)
     held: list[tuple[str, int]] = []
     for device in order:
-        fd = _claim_slot(device, lock_dir, slots, rng)
+        fd = _claim_slot(names.get(device, device), lock_dir, slots, rng)
         if fd is None:
             continue
         held.append((device, fd))
@@ -440,11 +477,12 @@ def claim(
         # may number each allocation's devices from 0.
         folder = folder / re.sub(r"[^A-Za-z0-9._-]", "_", owner)
     _prepare_dir(folder)
+    names = lock_names(pool, source, env)
     rng = random.Random(int.from_bytes(os.urandom(8), "little"))
     start = last_report = time.monotonic()
     step = backoff[0]
     while True:
-        held = _claim_once(pool, n, folder, rng, command, slots)
+        held = _claim_once(pool, n, folder, rng, command, slots, names)
         if held is not None:
             ids = [device for device, _ in held]
             order = env.get("CUDA_DEVICE_ORDER", "PCI_BUS_ID") if source != "nvidia-smi" else None
@@ -458,12 +496,13 @@ def claim(
             return Lease(ids, "leased", job_env, list(pool), source, folder, fds, slots)
         now = time.monotonic()
         if timeout is not None and now - start >= timeout:
+            holders = _holders(pool, folder, slots, names)
             raise LeaseTimeout(
                 f"could not claim {n} of the {len(pool)} devices of pool {pool} (from {source}) "
-                f"within {timeout:g} s; lock folder {folder}; {_holders(pool, folder, slots)}"
+                f"within {timeout:g} s; lock folder {folder}; {holders}"
             )
         if now - last_report >= report_every:
-            _log(f"waiting for {n} device(s) of {pool}: {_holders(pool, folder, slots)}")
+            _log(f"waiting for {n} device(s) of {pool}: {_holders(pool, folder, slots, names)}")
             last_report = now
         wait = step * rng.uniform(0.5, 1.5)
         if timeout is not None:

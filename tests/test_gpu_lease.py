@@ -247,6 +247,49 @@ def test_a_failing_nvidia_smi_is_an_error_not_a_cpu_run(tmp_path: Path) -> None:
     assert cpu.returncode == 0 and "no GPU: running on the CPU" in cpu.stderr
 
 
+def _fake_smi(tmp_path: Path) -> str:
+    """A fake ``nvidia-smi`` listing two GPUs; returns a PATH that finds it first."""
+    fake = tmp_path / "bin" / "nvidia-smi"
+    fake.parent.mkdir(exist_ok=True)
+    fake.write_text(
+        "#!/bin/sh\necho '0, GPU-aaaa1111, Fake GPU'\necho '1, GPU-bbbb2222, Fake GPU'\n"
+    )
+    fake.chmod(0o755)
+    return f"{fake.parent}{os.pathsep}{os.environ['PATH']}"
+
+
+def test_one_gpu_named_by_index_and_by_uuid_has_one_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Locks were named by the id as given, so a job leasing from CUDA_VISIBLE_DEVICES=0,1 and
+    one given the same GPU's UUID (or a UUID prefix) could both hold it."""
+    monkeypatch.setenv("PATH", _fake_smi(tmp_path))
+    by_index = _env(tmp_path, SPBENCH_GPU_POOL=None, CUDA_VISIBLE_DEVICES="1")
+    by_uuid = _env(tmp_path, SPBENCH_GPU_POOL=None, CUDA_VISIBLE_DEVICES="GPU-bbbb")
+    first = claim(1, timeout=1, env=by_index)
+    try:
+        assert first.devices == ["1"]  # the job still sees the id it was given
+        assert lock_path(tmp_path / "locks", "GPU-bbbb2222").exists()
+        with pytest.raises(LeaseTimeout, match="GPU-bbbb: held"):
+            claim(1, timeout=0.2, env=by_uuid)
+    finally:
+        first.release()
+    second = claim(1, timeout=1, env=by_uuid)
+    assert second.devices == ["GPU-bbbb"]
+    second.release()
+    names = gpu_lease.lock_names(["0", "GPU-aaaa1111", "MIG-x", "7"], "CUDA_VISIBLE_DEVICES", {})
+    assert names == {
+        "0": "GPU-aaaa1111",
+        "GPU-aaaa1111": "GPU-aaaa1111",
+        "MIG-x": "MIG-x",
+        "7": "7",
+    }
+    # A fake pool and indices in another order than nvidia-smi's keep their ids.
+    assert gpu_lease.lock_names(["0"], gpu_lease.ENV_POOL, {}) == {"0": "0"}
+    fastest = {"CUDA_DEVICE_ORDER": "FASTEST_FIRST"}
+    assert gpu_lease.lock_names(["0"], "CUDA_VISIBLE_DEVICES", fastest) == {"0": "0"}
+
+
 def _max_overlap(spans: list[tuple[float, float]]) -> int:
     """The most intervals that hold at one instant."""
     events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
