@@ -17,11 +17,14 @@ output; ``--runtime '{...}'``: device, cadences and the like, see :mod:`spbench.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from spbench import __version__
@@ -528,6 +531,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """Turn SIGTERM into ``SystemExit(143)`` while the command runs, so that ``finally`` blocks
+    run (an atomic write removes its temporary file) instead of the process vanishing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``spbench`` command line and return its exit status."""
     args = build_parser().parse_args(argv)
@@ -539,7 +556,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from spbench.errors import UserError
 
     try:
-        args.func(args)
+        with _sigterm_exits():
+            args.func(args)
     except KeyboardInterrupt:
         return 130
     except (UserError, OSError, UnicodeDecodeError) as err:

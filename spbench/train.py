@@ -22,7 +22,9 @@ the loss log (default ``train_log.jsonl`` beside it)
 While it runs, a resume checkpoint (``<checkpoint stem>.resume.pt``: model, optimisers, step,
 RNG states; :class:`spbench.checkpoint.TrainingState`) is written every ``train.checkpoint_every``
 steps, so a killed job re-run by Snakemake continues from there instead of starting again; it is
-deleted once the final checkpoint exists.
+deleted once the final checkpoint exists. A job asked to stop (SIGTERM: a scheduler's time limit
+or preemption, Snakemake cancelling; SIGINT: Ctrl-C) finishes its current step, writes a resume
+checkpoint there and exits with ``128 + signal``; a second signal stops it at once.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ import logging
 import os
 import platform
 import random
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -279,7 +283,8 @@ def train(
         loss_log=loss_log,
         name=f"{method}/{variant}/{stage_spec.name}/seed{seed}",
     )
-    wall = loop.run(start_step, steps, wall_before, progress=progress)
+    with stop_requests() as loop.stop_requested:
+        wall = loop.run(start_step, steps, wall_before, progress=progress)
     save_checkpoint(out, meta.payload(model, steps, wall))
     loss_log.publish()
     resume.remove()
@@ -401,6 +406,38 @@ class LossLog:
         self.partial.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def stop_requests() -> Iterator[Callable[[], int | None]]:
+    """Catch SIGTERM and SIGINT during training as a request to stop after the current step.
+
+    Yields a function returning the number of the first signal received, or None. A second
+    signal stops at once (``KeyboardInterrupt`` for SIGINT, else ``SystemExit(128 + signal)``).
+    Outside the main thread, where Python cannot set handlers, nothing is caught.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    pending: list[int] = []
+
+    def request(signum: int, _frame: Any) -> None:
+        if pending:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise SystemExit(128 + signum)
+        pending.append(signum)
+        log.warning(
+            "%s: stopping after this step with a resume checkpoint (send it again to stop now)",
+            signal.Signals(signum).name,
+        )
+
+    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield lambda: pending[0] if pending else None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 @dataclasses.dataclass
 class _Loop:
     """The optimiser steps of one training job, with its log, validation and resume points.
@@ -417,6 +454,7 @@ class _Loop:
     resume: TrainingState
     loss_log: LossLog
     name: str
+    stop_requested: Callable[[], int | None] = lambda: None
 
     def run(self, start: int, steps: int, wall_before: float, *, progress: bool) -> float:
         """Run steps ``start`` to ``steps``; return the training wall time in seconds."""
@@ -440,7 +478,8 @@ class _Loop:
             log_now = done % every["log_every"] == 0 or done == steps
             val_now = done % every["val_every"] == 0 or done == steps
             save_now = done % every["checkpoint_every"] == 0 and done < steps
-            if not (log_now or val_now or save_now):
+            stop = self.stop_requested() if done < steps else None
+            if not (log_now or val_now or save_now or stop):
                 continue
             self._stop_if_nonfinite(start, last_good)
             if log_now:
@@ -450,9 +489,20 @@ class _Loop:
                 bar.set_postfix(loss=f"{losses['total']:.4g}")
             if val_now:
                 self.loss_log.write({"kind": "val", "step": done, **self.validate()})
-            if save_now:
+            if save_now or stop:
                 self.resume.save(done, wall)
                 last_good = f"{self.resume.path} (step {done})"
+            if stop:
+                bar.close()
+                log.warning(
+                    "%s: stopped by %s at step %d of %d; run the same command to resume from %s",
+                    self.name,
+                    signal.Signals(stop).name,
+                    done,
+                    steps,
+                    self.resume.path,
+                )
+                raise SystemExit(128 + stop)
         bar.close()
         return wall_before + time.perf_counter() - t0
 

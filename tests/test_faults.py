@@ -219,6 +219,87 @@ def test_resume_file_from_other_settings_is_ignored(dataset, reference_run, tmp_
     assert steps == list(range(1, STEPS + 1))
 
 
+def test_sigterm_saves_a_resume_point_and_the_rerun_ends_bitwise_equal(
+    dataset, reference_run, tmp_path
+):
+    """SIGTERM (a scheduler's time limit, Snakemake cancelling) between resume checkpoints lost
+    every step since the last one; now the job finishes its step, saves a resume point there
+    and exits with 143, and the re-run continues from that step to the same weights."""
+    settings = train_settings_for(checkpoint_every=1000)  # no periodic resume point
+    proc = subprocess.Popen(
+        train_command(dataset, tmp_path, settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 240
+    while 3 not in logged_train_steps(tmp_path):
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        assert time.monotonic() < deadline, "training logged no step within 240 s"
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGTERM)
+    stderr = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    stopped = int(stderr.split("stopped by SIGTERM at step ")[1].split()[0])
+    assert 3 <= stopped < STEPS
+    assert (tmp_path / "checkpoint.resume.pt").exists()
+    assert not (tmp_path / "checkpoint.pt").exists()
+    again = run_training(dataset, tmp_path, settings)
+    assert f"resuming from step {stopped}" in again.stderr
+    assert_same_weights(reference_run / "checkpoint.pt", tmp_path / "checkpoint.pt")
+    assert log_records(tmp_path / "train_log.jsonl") == log_records(
+        reference_run / "train_log.jsonl"
+    )
+
+
+def test_stop_requests_catch_one_signal_and_stop_at_the_second():
+    """The first SIGTERM or SIGINT is a request; a second one stops at once; the previous
+    handlers come back afterwards."""
+    import os
+
+    from spbench.train import stop_requests
+
+    before = signal.getsignal(signal.SIGTERM)
+    with stop_requests() as requested:
+        assert requested() is None
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert requested() == signal.SIGTERM
+        with pytest.raises(SystemExit) as stop:
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.value.code == 128 + signal.SIGTERM
+    with stop_requests() as requested:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert requested() == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_sigterm_leaves_no_temporary_file_beside_an_output(tmp_path):
+    """A command stopped by SIGTERM while writing left ``.<name>.<random>`` beside its output:
+    the CLI turns SIGTERM into SystemExit, so the atomic write removes it."""
+    script = (
+        "import sys, time\n"
+        "from spbench.cli import _sigterm_exits\n"
+        "from spbench.io import atomic_path\n"
+        "with _sigterm_exits(), atomic_path(sys.argv[1]) as tmp:\n"
+        "    tmp.write_text('partial')\n"
+        "    print(tmp, flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    out = tmp_path / "table.csv"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(out)], stdout=subprocess.PIPE, text=True
+    )
+    tmp = Path(proc.stdout.readline().strip())
+    assert tmp.exists()
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert not tmp.exists() and not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.fixture
 def nan_method():
     """Register ``nan_at_step3``: SCN whose loss turns NaN on its third call; removed after."""
