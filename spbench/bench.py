@@ -47,7 +47,7 @@ import pandas as pd
 import torch
 
 from spbench import __version__
-from spbench.config import section_defaults
+from spbench.config import add_method_module_option, import_method_modules, section_defaults
 from spbench.data.loader import Batch, normalize
 from spbench.io import atomic_path
 from spbench.jobs import effective_recipe
@@ -615,6 +615,7 @@ def format_table(frame: pd.DataFrame) -> str:
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of the training-step benchmark to ``parser`` (script and CLI share them)."""
     parser.add_argument("--methods", nargs="+", default=["scn"], help="registered method names")
+    add_method_module_option(parser)
     parser.add_argument("--variants", nargs="+", default=["base", "lap"], choices=sorted(VARIANTS))
     parser.add_argument("--batch-size", type=int, help="images per step (default: the recipe's)")
     parser.add_argument("--crop", type=int, default=208, help="square crop side in pixels")
@@ -686,6 +687,7 @@ def _mode(label: str) -> FastModes:
 
 def run_train(args: argparse.Namespace) -> pd.DataFrame:
     """Run :func:`bench_train` from parsed arguments, print the table and write ``--out``."""
+    import_method_modules(args.module, option="--module")
     device = resolve_device(args.device)
     when = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     print(f"device: {device} ({device_name(device)})")

@@ -316,7 +316,12 @@ def _plan(args: argparse.Namespace) -> None:
 
 
 def _methods(args: argparse.Namespace) -> None:
+    from spbench.config import import_method_modules, load_config
     from spbench.models import get_method, list_methods
+
+    if args.config:
+        load_config(*args.config, check_methods=False)  # imports its method_modules
+    import_method_modules(args.module, option="--module")
 
     for name in list_methods():
         method = get_method(name)
@@ -327,9 +332,9 @@ def _methods(args: argparse.Namespace) -> None:
 def _check(args: argparse.Namespace) -> None:
     from spbench.config import load_config
 
-    config = load_config(args.file)
+    config = load_config(*args.files)
     print(
-        f"{args.file}: valid ({len(config['methods'])} methods, "
+        f"{' + '.join(map(str, args.files))}: valid ({len(config['methods'])} methods, "
         f"{len(config['variants'])} variants, {len(config['seeds'])} seeds)"
     )
 
@@ -523,10 +528,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report_parsers(sub)
     _add_weights_parsers(sub)
     _add_session_parsers(sub)
+    from spbench.config import add_method_module_option
+
     methods = sub.add_parser("methods", help="list the registered methods")
+    methods.add_argument(
+        "--config",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
+        help="also the methods of the profile's method_modules (overlays after it)",
+    )
+    add_method_module_option(methods)
     methods.set_defaults(func=_methods)
-    check = sub.add_parser("check-config", help="validate a profile against the schema")
-    check.add_argument("file", type=Path)
+    check = sub.add_parser(
+        "check-config",
+        help="validate a profile (and overlays merged over it, as snakemake --configfile A B)",
+    )
+    check.add_argument("files", type=Path, nargs="+", metavar="FILE")
     check.set_defaults(func=_check)
     return parser
 

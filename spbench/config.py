@@ -12,6 +12,7 @@ reruns the report and nothing else.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import importlib
 import os
@@ -341,22 +342,54 @@ def experiment_runs(config: dict) -> dict[str, list[tuple[str, str, int]]]:
     }
 
 
-def import_method_modules(modules: list[str]) -> None:
+def import_method_modules(modules: list[str], *, option: str = "config.method_modules") -> None:
     """Import the modules that register extra methods (``config.method_modules``).
+
+    A module found neither installed nor on ``sys.path`` is looked for in the current folder,
+    as ``python -m`` and Snakemake (from the Snakefile's folder) would find it, so that
+    ``spbench check-config`` and ``spbench methods`` see a module beside the Snakefile.
 
     Raises
     ------
     ConfigError
-        Naming the module that cannot be imported.
+        Naming ``option`` and the module that cannot be imported.
     """
     for module in modules:
         try:
-            importlib.import_module(module)
+            _import_here_too(module)
         except ImportError as err:
             raise ConfigError(
-                f"config.method_modules: cannot import {module!r} ({err}); install it or put "
+                f"{option}: cannot import {module!r} ({err}); install it or put "
                 "its folder on PYTHONPATH"
             ) from err
+
+
+def add_method_module_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--module MOD`` (repeatable) to a command that lists or runs methods: modules to
+    import first, as ``config.method_modules``; :func:`import_method_modules` takes the list."""
+    parser.add_argument(
+        "--module",
+        action="append",
+        default=[],
+        metavar="MOD",
+        help="import this module first to register its methods, as config.method_modules "
+        "(repeatable)",
+    )
+
+
+def _import_here_too(module: str) -> None:
+    """Import ``module``; if its top package is missing, retry with the current folder on the
+    path (after everything else)."""
+    import sys
+
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        here = os.getcwd()
+        if err.name != module.split(".")[0] or here in sys.path or "" in sys.path:
+            raise
+        sys.path.append(here)
+        importlib.import_module(module)
 
 
 def module_roots(modules: list[str]) -> list[str]:
@@ -390,9 +423,8 @@ def export_module_roots(modules: list[str]) -> list[str]:
     return roots
 
 
-def load_config(path: str | os.PathLike[str], *, check_methods: bool = True) -> dict:
-    """Read a YAML configuration file and validate it (see :func:`validate_config`)."""
-    path = Path(path)
+def _read_yaml(path: Path) -> dict:
+    """Return the mapping a YAML configuration file holds; errors name the file."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -401,10 +433,36 @@ def load_config(path: str | os.PathLike[str], *, check_methods: bool = True) -> 
         raise ConfigError(f"{path} is not valid YAML: {err}") from err
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must hold a mapping of configuration keys")
+    return raw
+
+
+def merge_overlay(base: dict, overlay: dict) -> dict:
+    """Return ``base`` updated by ``overlay`` as Snakemake merges ``--configfile A B``: nested
+    mappings key by key, every other value (lists included) replaced whole."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_overlay(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(
+    path: str | os.PathLike[str],
+    *overlays: str | os.PathLike[str],
+    check_methods: bool = True,
+) -> dict:
+    """Read a YAML profile, merge any overlays over it (as ``snakemake --configfile path
+    overlay ...`` does) and validate the result (see :func:`validate_config`)."""
+    paths = [Path(path), *map(Path, overlays)]
+    raw = _read_yaml(paths[0])
+    for overlay in paths[1:]:
+        raw = merge_overlay(raw, _read_yaml(overlay))
     try:
         return validate_config(raw, check_methods=check_methods)
     except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
+        raise ConfigError(f"{' + '.join(map(str, paths))}: {err}") from None
 
 
 #: Variant name of training stages that do not depend on the variant (AINet's and SSM's first

@@ -5,12 +5,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from spbench.config import (
     ConfigError,
     experiment_runs,
     experiment_variants,
     load_config,
+    merge_overlay,
     validate_config,
     variant_switches,
 )
@@ -97,6 +99,25 @@ def test_bad_yaml_file_names_the_file(tmp_path):
     path.write_text("run_name: [unclosed\n")
     with pytest.raises(ConfigError, match=r"broken\.yaml"):
         load_config(path)
+
+
+def test_overlays_merge_as_snakemake_configfiles_do(tmp_path):
+    """check-config took one file, so a profile and the overlay given after it to Snakemake
+    (README: Adding a base method) could not be checked together."""
+    from snakemake.utils import update_config
+
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("seeds: [3]\ntrain: {steps: 7}\npredict: {scales: [1.0]}\n")
+    base = yaml.safe_load((ROOT / ".test/config/config.yaml").read_text())
+    expected = dict(base)
+    update_config(expected, yaml.safe_load(overlay.read_text()))
+    assert merge_overlay(base, yaml.safe_load(overlay.read_text())) == expected
+    merged = load_config(ROOT / ".test/config/config.yaml", overlay)
+    assert merged["seeds"] == [3] and merged["train"]["steps"] == 7
+    assert merged["train"]["lr"] == load_config(ROOT / ".test/config/config.yaml")["train"]["lr"]
+    overlay.write_text("train: {steps: -1}\n")
+    with pytest.raises(ConfigError, match=r"(?s)config\.yaml \+ .*overlay\.yaml: .*train\.steps"):
+        load_config(ROOT / ".test/config/config.yaml", overlay)
 
 
 def test_variant_lambda_overrides_global():

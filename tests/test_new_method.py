@@ -84,3 +84,40 @@ def test_a_new_method_reaches_table2(tmp_path):
     table = pd.read_csv(tmp_path / "results/test/report/table2/table2.csv")
     assert set(table["model"]) == {"TINYNET", "TINYNET-LAP"}
     assert set(table["ec"]) == {True, False}
+
+
+def test_a_module_beside_the_profile_is_listed_checked_and_benchmarked(tmp_path):
+    """``spbench methods``, ``check-config`` and ``bench train`` saw built-in methods only:
+    ``--module`` and ``--config`` (profile + overlay) import the user's module, found in the
+    current folder as Snakemake finds one beside the Snakefile."""
+    (tmp_path / "tinynet.py").write_text(textwrap.dedent(TINYNET))
+    overlay = tmp_path / "mine.yaml"
+    overlay.write_text("method_modules: [tinynet]\nmethods: [tinynet]\n")
+    # A launcher outside the folder, as the console script is: the folder is not on sys.path.
+    launcher = tmp_path / "bin" / "spbench_cli.py"
+    launcher.parent.mkdir()
+    launcher.write_text("import sys\nfrom spbench.cli import main\nsys.exit(main())\n")
+
+    def spbench(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, str(launcher), *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    assert "tinynet" not in spbench("methods")
+    assert "Two convolutions" in spbench("methods", "--module", "tinynet")
+    profile = str(ROOT / ".test/config/config.yaml")
+    assert "tinynet" in spbench("methods", "--config", profile, str(overlay))
+    assert "valid (1 methods" in spbench("check-config", profile, str(overlay))
+    rows = tmp_path / "bench.csv"
+    spbench(
+        "bench", "train", "--module", "tinynet", "--methods", "tinynet", "--variants", "base",
+        "--steps", "2", "--warmup", "0", "--device", "cpu", "--crop", "32", "--out", str(rows),
+    )  # fmt: skip
+    bench = pd.read_csv(rows, keep_default_na=False)
+    assert list(bench["method"]) == ["tinynet"] and list(bench["error"]) == [""]
