@@ -399,14 +399,8 @@ def bench_train(
     ValueError
         Unknown variant, or ``cuda_graph`` on a device that is not CUDA.
     """
-    for variant in variants:
-        _losses(variant, losses)
     dev = resolve_device(device)
-    if any(m.cuda_graph for m in modes) and dev.type != "cuda":
-        raise ValueError(f"cuda_graph needs a CUDA device; the benchmark runs on {dev}")
-    if steps <= 0 or warmup < 0:
-        raise ValueError("steps must be positive and warmup non-negative")
-    name = device_name(dev)
+    _check_request(variants, losses, modes, dev, steps, warmup)
     rows, profiles = [], {}
     for method in methods:
         stage_spec = get_stage(method, stage)
@@ -415,21 +409,7 @@ def bench_train(
             recipe = dataclasses.replace(recipe, batch_size=batch_size)
         batches = _synthetic_batches(method, recipe, crop, n_batches, dev, seed)
         for mode, variant in itertools.product(modes, variants):
-            row: dict[str, Any] = {
-                "method": method,
-                "variant": variant,
-                "stage": stage_spec.name,
-                "mode": mode.label,
-                "device": str(dev),
-                "device_name": name,
-                "torch": torch.__version__,
-                "batch_size": recipe.batch_size,
-                "crop": crop,
-                "steps": steps,
-                "warmup": warmup,
-                **dict.fromkeys(TIME_COLUMNS, math.nan),
-                "error": "",
-            }
+            row = _row_header(method, variant, stage_spec, mode, dev, recipe, crop, steps, warmup)
             try:
                 _check_supported(method, mode)
                 row.update(
@@ -459,6 +439,52 @@ def bench_train(
     frame = _with_checks(pd.DataFrame(rows))
     frame.attrs["profiles"] = profiles
     return frame
+
+
+def _check_request(
+    variants: Sequence[str],
+    losses: dict[str, Any] | None,
+    modes: Sequence[FastModes],
+    device: torch.device,
+    steps: int,
+    warmup: int,
+) -> None:
+    """Raise ValueError for an unknown variant, a CUDA graph off CUDA, or bad step counts."""
+    for variant in variants:
+        _losses(variant, losses)
+    if any(m.cuda_graph for m in modes) and device.type != "cuda":
+        raise ValueError(f"cuda_graph needs a CUDA device; the benchmark runs on {device}")
+    if steps <= 0 or warmup < 0:
+        raise ValueError("steps must be positive and warmup non-negative")
+
+
+def _row_header(
+    method: str,
+    variant: str,
+    stage: Stage,
+    mode: FastModes,
+    device: torch.device,
+    recipe: Recipe,
+    crop: int,
+    steps: int,
+    warmup: int,
+) -> dict[str, Any]:
+    """Return a benchmark row's description, its times NaN and no error yet."""
+    return {
+        "method": method,
+        "variant": variant,
+        "stage": stage.name,
+        "mode": mode.label,
+        "device": str(device),
+        "device_name": device_name(device),
+        "torch": torch.__version__,
+        "batch_size": recipe.batch_size,
+        "crop": crop,
+        "steps": steps,
+        "warmup": warmup,
+        **dict.fromkeys(TIME_COLUMNS, math.nan),
+        "error": "",
+    }
 
 
 def _check_supported(method: str, modes: FastModes) -> None:

@@ -381,6 +381,24 @@ def calibrate(
         )
     if failed:
         raise SessionError(f"calibration job failed even in fp32 eager: see {failed[0].log}")
+    fits = _steps_that_fit(results, steps, until, margin, max_steps, floor, lines)
+    raw["train"]["steps"] = fits
+    _write_yaml(raw, profile)
+    lines.append(f"train.steps = {fits}")
+    return lines
+
+
+def _steps_that_fit(
+    results: list[JobResult],
+    steps: int,
+    until: float,
+    margin: float,
+    max_steps: int | None,
+    floor: int,
+    lines: list[str],
+) -> int:
+    """Return the training steps that fit before ``until`` after calibration jobs of ``steps``
+    steps (see :func:`calibrate`), appending what was measured and decided to ``lines``."""
     ms = max(_ms_per_step(r.loss_log) for r in results)
     startup = max(r.wall_s - ms * (steps - 1) / 1000.0 for r in results)
     left = until - time.time()
@@ -399,10 +417,7 @@ def calibrate(
             f"DOES NOT FIT: the floor of {floor} steps needs about "
             f"{startup + floor * ms / 1000.0 / margin:.0f} s; every run trains {fits} steps instead"
         )
-    raw["train"]["steps"] = fits
-    _write_yaml(raw, profile)
-    lines.append(f"train.steps = {fits}")
-    return lines
+    return fits
 
 
 def _fast(fast: dict) -> bool:

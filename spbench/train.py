@@ -215,18 +215,7 @@ def train(
     random.seed(seed)  # SSM's stage-2 quadrant draw uses Python's generator, as upstream
     generator = torch.Generator().manual_seed(seed)  # crops and flips, drawn on the host
     model, weights = _initial_model(spec, stage_spec, init, device)
-    # The loss's sampling (MSD, BPL) draws on the device from the step's generator, or from
-    # the default CUDA generator (seeded above) when the step is a CUDA graph.
-    step_fn = TrainStep.create(
-        model,
-        lambda net, batch, gen: spec.loss(net, batch, config, generator=gen, stage=stage_spec.name),
-        recipe,
-        device=device,
-        modes=FastModes.from_config(runtime["fast"]).for_method(
-            method, capturable=spec.graph_capturable
-        ),
-        seed=seed,
-    )
+    step_fn = _step_function(model, spec, stage_spec, config, recipe, runtime, device, seed)
     steps = job["steps"]
     if step_fn.optimizer is None:
         # A parameter-free method (the plain grid, SLIC) has nothing to fit: its provenance
@@ -261,22 +250,10 @@ def train(
 
     bank, val_bank = _pair_banks(data_root, job["splits"], recipe, spec, device)
     _log_start(meta, pairs=len(bank), val_pairs=len(val_bank), steps=steps)
-    # Validation draws its own samples (MSD, BPL) from a generator re-seeded at every
-    # validation, so that neither the training stream nor the weights depend on val_every.
-    val_generator = torch.Generator(device)
     loop = _Loop(
         step_fn=step_fn,
         batches=bank.random_batches(recipe.batch_size, recipe.crop, generator, spec.augment),
-        validate=lambda: validate(
-            model,
-            val_bank,
-            spec,
-            config,
-            recipe,
-            runtime["val_batches"],
-            val_generator.manual_seed(seed),
-            stage_spec.name,
-        ),
+        validate=_validation(model, val_bank, spec, stage_spec, config, recipe, runtime, seed),
         lr=lambda step: recipe.lr * lr_factor(recipe, step, job["lr_halve_at"]),
         runtime=runtime,
         resume=resume,
@@ -290,6 +267,58 @@ def train(
     resume.remove()
     log.info("wrote %s (%d steps, %.1f s)", out, steps, wall)
     return out
+
+
+def _step_function(
+    model: torch.nn.Module,
+    spec: Method,
+    stage: Stage,
+    config: LossConfig,
+    recipe: Recipe,
+    runtime: dict[str, Any],
+    device: torch.device,
+    seed: int,
+) -> TrainStep:
+    """Return the training step of ``model`` on ``spec``'s loss, on ``device``, in the
+    runtime's fast modes (those the method supports)."""
+    # The loss's sampling (MSD, BPL) draws on the device from the step's generator, or from
+    # the default CUDA generator (seeded by train) when the step is a CUDA graph.
+    return TrainStep.create(
+        model,
+        lambda net, batch, gen: spec.loss(net, batch, config, generator=gen, stage=stage.name),
+        recipe,
+        device=device,
+        modes=FastModes.from_config(runtime["fast"]).for_method(
+            spec.name, capturable=spec.graph_capturable
+        ),
+        seed=seed,
+    )
+
+
+def _validation(
+    model: torch.nn.Module,
+    val_bank: PairBank,
+    spec: Method,
+    stage: Stage,
+    config: LossConfig,
+    recipe: Recipe,
+    runtime: dict[str, Any],
+    seed: int,
+) -> Callable[[], dict[str, float]]:
+    """Return a function giving the mean validation loss terms of ``model`` on ``val_bank``."""
+    # Validation draws its own samples (MSD, BPL) from a generator re-seeded at every
+    # validation, so that neither the training stream nor the weights depend on val_every.
+    generator = torch.Generator(val_bank.device)
+    return lambda: validate(
+        model,
+        val_bank,
+        spec,
+        config,
+        recipe,
+        runtime["val_batches"],
+        generator.manual_seed(seed),
+        stage.name,
+    )
 
 
 def _job_recipe(job: dict[str, Any], runtime: dict[str, Any], spec: Method) -> Recipe:
