@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -93,10 +94,11 @@ def logged_train_steps(out_dir: Path) -> list[int]:
     return []
 
 
-def kill_between_checkpoints(data: Path, out_dir: Path, settings: dict) -> None:
-    """Start training; SIGKILL it once the first resume checkpoint exists *and* the loss log has
-    gone past it (step ``CHECKPOINT_EVERY + 1``), i.e. mid-way between two checkpoints."""
-    resume = out_dir / "checkpoint.resume.pt"
+def start_training_until(
+    data: Path, out_dir: Path, settings: dict, ready: Callable[[], bool], what: str
+) -> subprocess.Popen:
+    """Start training in a process and return it once ``ready()`` holds (polled every 2 ms);
+    fail naming ``what`` if training ends first or 240 s pass."""
     proc = subprocess.Popen(
         train_command(data, out_dir, settings),
         stdout=subprocess.DEVNULL,
@@ -104,16 +106,30 @@ def kill_between_checkpoints(data: Path, out_dir: Path, settings: dict) -> None:
         text=True,
     )
     deadline = time.monotonic() + 240
-    while not (resume.exists() and CHECKPOINT_EVERY + 1 in logged_train_steps(out_dir)):
+    while not ready():
         if proc.poll() is not None:
             pytest.fail(
-                "training ended before it could be killed between checkpoints "
-                f"(rc={proc.returncode}):\n{proc.stderr.read()[-3000:]}"
+                f"training ended before {what} (rc={proc.returncode}):\n"
+                f"{proc.stderr.read()[-3000:]}"
             )
         if time.monotonic() > deadline:
             proc.kill()
-            pytest.fail("no resume checkpoint appeared within 240 s")
+            pytest.fail(f"not {what} within 240 s")
         time.sleep(0.002)
+    return proc
+
+
+def kill_between_checkpoints(data: Path, out_dir: Path, settings: dict) -> None:
+    """Start training; SIGKILL it once the first resume checkpoint exists *and* the loss log has
+    gone past it (step ``CHECKPOINT_EVERY + 1``), i.e. mid-way between two checkpoints."""
+    resume = out_dir / "checkpoint.resume.pt"
+    proc = start_training_until(
+        data,
+        out_dir,
+        settings,
+        lambda: resume.exists() and CHECKPOINT_EVERY + 1 in logged_train_steps(out_dir),
+        "it was between checkpoints",
+    )
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     proc.stderr.close()
@@ -226,17 +242,9 @@ def test_sigterm_saves_a_resume_point_and_the_rerun_ends_bitwise_equal(
     every step since the last one; now the job finishes its step, saves a resume point there
     and exits with 143, and the re-run continues from that step to the same weights."""
     settings = train_settings_for(checkpoint_every=1000)  # no periodic resume point
-    proc = subprocess.Popen(
-        train_command(dataset, tmp_path, settings),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = start_training_until(
+        dataset, tmp_path, settings, lambda: 3 in logged_train_steps(tmp_path), "step 3"
     )
-    deadline = time.monotonic() + 240
-    while 3 not in logged_train_steps(tmp_path):
-        assert proc.poll() is None, proc.stderr.read()[-3000:]
-        assert time.monotonic() < deadline, "training logged no step within 240 s"
-        time.sleep(0.002)
     proc.send_signal(signal.SIGTERM)
     stderr = proc.communicate(timeout=60)[1]
     assert proc.returncode == 128 + signal.SIGTERM, stderr[-3000:]
