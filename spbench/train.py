@@ -24,7 +24,7 @@ RNG states; :class:`spbench.checkpoint.TrainingState`) is written every ``train.
 steps, so a killed job re-run by Snakemake continues from there instead of starting again; it is
 deleted once the final checkpoint exists. A job asked to stop (SIGTERM: a scheduler's time limit
 or preemption, Snakemake cancelling; SIGINT: Ctrl-C) finishes its current step, writes a resume
-checkpoint there and exits with ``128 + signal``; a second signal stops it at once.
+checkpoint there and exits with ``128 + signal``; the same signal again stops it at once.
 """
 
 from __future__ import annotations
@@ -439,9 +439,11 @@ class LossLog:
 def stop_requests() -> Iterator[Callable[[], int | None]]:
     """Catch SIGTERM and SIGINT during training as a request to stop after the current step.
 
-    Yields a function returning the number of the first signal received, or None. A second
-    signal stops at once (``KeyboardInterrupt`` for SIGINT, else ``SystemExit(128 + signal)``).
-    Outside the main thread, where Python cannot set handlers, nothing is caught.
+    Yields a function returning the number of the first signal received, or None. The same
+    signal again stops at once (``KeyboardInterrupt`` for SIGINT, else
+    ``SystemExit(128 + signal)``); the other one is taken as the same request, since Snakemake
+    follows a terminal's Ctrl-C to its jobs with a SIGTERM of its own. Outside the main thread,
+    where Python cannot set handlers, nothing is caught.
     """
     if threading.current_thread() is not threading.main_thread():
         yield lambda: None
@@ -449,10 +451,12 @@ def stop_requests() -> Iterator[Callable[[], int | None]]:
     pending: list[int] = []
 
     def request(signum: int, _frame: Any) -> None:
-        if pending:
+        if pending and signum == pending[0]:
             if signum == signal.SIGINT:
                 raise KeyboardInterrupt
             raise SystemExit(128 + signum)
+        if pending:
+            return
         pending.append(signum)
         log.warning(
             "%s: stopping after this step with a resume checkpoint (send it again to stop now)",
