@@ -333,16 +333,23 @@ def lock_names(
 
     One GPU can be named by index (``1``), UUID (``GPU-8f3c...``) or a UUID prefix; naming
     its lock by the UUID gives it one lock whichever name a job was given, so two jobs never
-    share it by naming it differently. Indices are mapped only in ``nvidia-smi``'s PCI order
-    (the order a leased job runs in); a fake pool (``$SPBENCH_GPU_POOL``) and MIG instances
-    keep their ids.
+    share it by naming it differently. Indices are mapped when the job runs in ``nvidia-smi``'s
+    PCI order (always for a pool from ``nvidia-smi``); a fake pool (``$SPBENCH_GPU_POOL``), MIG
+    instances and a node without ``nvidia-smi`` keep their ids.
+
+    Raises
+    ------
+    LeaseError
+        ``nvidia-smi`` exists but fails: falling back to ids for this job alone would let it
+        and a job that got UUIDs hold one GPU.
     """
     env = os.environ if env is None else env
     names = {device: device for device in pool}
-    if source == ENV_POOL or env.get("CUDA_DEVICE_ORDER", "PCI_BUS_ID") != "PCI_BUS_ID":
+    if source == ENV_POOL or shutil.which("nvidia-smi") is None:
         return names
-    rows = _nvidia_smi()
-    by_index = {index: uuid for index, uuid, _ in rows}
+    rows = _nvidia_smi(strict=True)
+    order = "PCI_BUS_ID" if source == "nvidia-smi" else env.get("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+    by_index = {index: uuid for index, uuid, _ in rows} if order == "PCI_BUS_ID" else {}
     uuids = [uuid for _, uuid, _ in rows]
     for device in pool:
         if device in by_index:
@@ -352,6 +359,17 @@ def lock_names(
             if len(matches) == 1:
                 names[device] = matches[0]
     return names
+
+
+def _distinct_devices(pool: list[str], names: Mapping[str, str]) -> list[str]:
+    """Return ``pool`` without the ids naming a GPU already in it (``1,GPU-<its UUID>``)."""
+    seen: dict[str, str] = {}
+    for device in pool:
+        if names[device] in seen:
+            _log(f"{device} is {seen[names[device]]} (one GPU, {names[device]}): counted once")
+        else:
+            seen[names[device]] = device
+    return list(seen.values())
 
 
 def _holders(
@@ -465,6 +483,8 @@ def claim(
         # The scheduler granted this job its devices (the SLURM executor's one job per
         # allocation): keep them as they are.
         return Lease([], "scheduler", {}, pool, owner)
+    names = lock_names(pool, source, env)
+    pool = _distinct_devices(pool, names)
     if n > len(pool):
         raise LeaseError(
             f"{n} devices requested but the pool ({source}) has only {len(pool)}: {pool}"
@@ -477,7 +497,6 @@ def claim(
         # may number each allocation's devices from 0.
         folder = folder / re.sub(r"[^A-Za-z0-9._-]", "_", owner)
     _prepare_dir(folder)
-    names = lock_names(pool, source, env)
     rng = random.Random(int.from_bytes(os.urandom(8), "little"))
     start = last_report = time.monotonic()
     step = backoff[0]

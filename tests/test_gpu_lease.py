@@ -284,10 +284,44 @@ def test_one_gpu_named_by_index_and_by_uuid_has_one_lock(
         "MIG-x": "MIG-x",
         "7": "7",
     }
-    # A fake pool and indices in another order than nvidia-smi's keep their ids.
+    # A fake pool, and indices in another order than nvidia-smi's, keep their ids; UUIDs and
+    # a pool from nvidia-smi (leased jobs run in its order) do not depend on the order.
     assert gpu_lease.lock_names(["0"], gpu_lease.ENV_POOL, {}) == {"0": "0"}
     fastest = {"CUDA_DEVICE_ORDER": "FASTEST_FIRST"}
-    assert gpu_lease.lock_names(["0"], "CUDA_VISIBLE_DEVICES", fastest) == {"0": "0"}
+    assert gpu_lease.lock_names(["0", "GPU-bbbb"], "CUDA_VISIBLE_DEVICES", fastest) == {
+        "0": "0",
+        "GPU-bbbb": "GPU-bbbb2222",
+    }
+    assert gpu_lease.lock_names(["0"], "nvidia-smi", fastest) == {"0": "GPU-aaaa1111"}
+
+
+def test_one_gpu_listed_twice_in_the_pool_counts_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CUDA_VISIBLE_DEVICES=1,GPU-<its UUID> with --n 2 waited for ever on its own lock (or,
+    with two slots per GPU, leased one GPU as two)."""
+    monkeypatch.setenv("PATH", _fake_smi(tmp_path))
+    env = _env(tmp_path, SPBENCH_GPU_POOL=None, CUDA_VISIBLE_DEVICES="1,GPU-bbbb2222,0")
+    with pytest.raises(LeaseError, match="only 2"):
+        claim(3, timeout=1, env=env)
+    lease = claim(2, timeout=1, env={**env, "SPBENCH_JOBS_PER_GPU": "2"})
+    assert sorted(lease.devices) == ["0", "1"]
+    lease.release()
+
+
+def test_a_failing_nvidia_smi_does_not_change_the_lock_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transient nvidia-smi failure fell back to id-named locks for that job alone, so it and
+    a job with UUID-named locks could both hold one GPU: it is an error instead."""
+    fake = tmp_path / "bin" / "nvidia-smi"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'Unable to determine the device handle' >&2\nexit 9\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    env = _env(tmp_path, SPBENCH_GPU_POOL=None, CUDA_VISIBLE_DEVICES="1")
+    with pytest.raises(LeaseError, match="nvidia-smi failed"):
+        claim(1, timeout=1, env=env)
 
 
 def _max_overlap(spans: list[tuple[float, float]]) -> int:
