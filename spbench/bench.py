@@ -399,8 +399,7 @@ def bench_train(
     ValueError
         Unknown variant, or ``cuda_graph`` on a device that is not CUDA.
     """
-    dev = resolve_device(device)
-    _check_request(variants, losses, modes, dev, steps, warmup)
+    dev = _check_request(variants, losses, modes, device, steps, warmup)
     rows, profiles = [], {}
     for method in methods:
         stage_spec = get_stage(method, stage)
@@ -445,17 +444,20 @@ def _check_request(
     variants: Sequence[str],
     losses: dict[str, Any] | None,
     modes: Sequence[FastModes],
-    device: torch.device,
+    device: str,
     steps: int,
     warmup: int,
-) -> None:
-    """Raise ValueError for an unknown variant, a CUDA graph off CUDA, or bad step counts."""
+) -> torch.device:
+    """Return the device to run on; raise ValueError for an unknown variant, a CUDA graph off
+    CUDA, or bad step counts."""
     for variant in variants:
         _losses(variant, losses)
-    if any(m.cuda_graph for m in modes) and device.type != "cuda":
-        raise ValueError(f"cuda_graph needs a CUDA device; the benchmark runs on {device}")
+    dev = resolve_device(device)
+    if any(m.cuda_graph for m in modes) and dev.type != "cuda":
+        raise ValueError(f"cuda_graph needs a CUDA device; the benchmark runs on {dev}")
     if steps <= 0 or warmup < 0:
         raise ValueError("steps must be positive and warmup non-negative")
+    return dev
 
 
 def _row_header(

@@ -346,8 +346,9 @@ def import_method_modules(modules: list[str], *, option: str = "config.method_mo
     """Import the modules that register extra methods (``config.method_modules``).
 
     A module found neither installed nor on ``sys.path`` is looked for in the current folder,
-    as ``python -m`` and Snakemake (from the Snakefile's folder) would find it, so that
-    ``spbench check-config`` and ``spbench methods`` see a module beside the Snakefile.
+    as ``python -m`` would find it (and Snakemake, run from the Snakefile's folder), so that
+    ``spbench check-config`` and ``spbench methods`` run there see a module beside the
+    Snakefile.
 
     Raises
     ------
@@ -436,13 +437,16 @@ def _read_yaml(path: Path) -> dict:
     return raw
 
 
-def merge_overlay(base: dict, overlay: dict) -> dict:
-    """Return ``base`` updated by ``overlay`` as Snakemake merges ``--configfile A B``: nested
-    mappings key by key, every other value (lists included) replaced whole."""
-    merged = dict(base)
+def merge_overlay(base: Any, overlay: dict) -> Any:
+    """Return ``base`` updated by ``overlay`` as Snakemake merges ``--configfile A B``
+    (``snakemake.utils.update_config``): nested mappings key by key, every other value (lists
+    included) replaced whole; an empty mapping changes nothing."""
+    if not overlay:
+        return base
+    merged = dict(base) if isinstance(base, dict) else {}
     for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge_overlay(merged[key], value)
+        if isinstance(value, dict):
+            merged[key] = merge_overlay(merged.get(key, {}), value)
         else:
             merged[key] = value
     return merged

@@ -278,20 +278,44 @@ def run_jobs(
             command = _job_command(config, run, data, checkpoint, loss_log)
             proc = subprocess.Popen(command, stdout=stream, stderr=subprocess.STDOUT)
         jobs.append((run, proc, time.time(), checkpoint, loss_log, log))
-    results = []
-    for run, proc, started, checkpoint, loss_log, log in jobs:
+    ended = _wait_or_stop([proc for _, proc, *_ in jobs], until)
+    return [
+        JobResult(run, code, end - started, checkpoint, loss_log, log)
+        for (run, _, started, checkpoint, loss_log, log), (code, end) in zip(
+            jobs, ended, strict=True
+        )
+    ]
+
+
+def _wait_or_stop(
+    procs: list[subprocess.Popen], until: float, grace: float = 10.0
+) -> list[tuple[int | None, float]]:
+    """Wait for every process until ``until``; then stop the ones still running all at once
+    (SIGTERM, ``grace`` seconds between them all, then SIGKILL).
+
+    Returns, per process, its exit status (None: stopped at the deadline) and when it ended
+    (:func:`time.time`, seen within 50 ms).
+    """
+    ended: dict[int, tuple[int | None, float]] = {}
+    while len(ended) < len(procs) and time.time() < until:
+        for i, proc in enumerate(procs):
+            if i not in ended and proc.poll() is not None:
+                ended[i] = (proc.returncode, time.time())
+        time.sleep(0.05)
+    late = [i for i in range(len(procs)) if i not in ended and procs[i].poll() is None]
+    for i in late:
+        procs[i].terminate()  # a training job ends its step and saves a resume point
+    stop = time.time() + grace
+    for i in late:
         try:
-            code: int | None = proc.wait(timeout=max(0.0, until - time.time()))
+            procs[i].wait(timeout=max(0.0, stop - time.time()))
         except subprocess.TimeoutExpired:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            code = None
-        results.append(JobResult(run, code, time.time() - started, checkpoint, loss_log, log))
-    return results
+            procs[i].kill()
+            procs[i].wait()
+        ended[i] = (None, time.time())
+    for i, proc in enumerate(procs):  # ended between the last poll and the deadline
+        ended.setdefault(i, (proc.wait(), time.time()))
+    return [ended[i] for i in range(len(procs))]
 
 
 def _ms_per_step(loss_log: Path) -> float:

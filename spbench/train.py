@@ -455,20 +455,16 @@ def stop_requests() -> Iterator[Callable[[], int | None]]:
             if signum == signal.SIGINT:
                 raise KeyboardInterrupt
             raise SystemExit(128 + signum)
-        if pending:
-            return
-        pending.append(signum)
-        log.warning(
-            "%s: stopping after this step with a resume checkpoint (send it again to stop now)",
-            signal.Signals(signum).name,
-        )
+        if not pending:  # the loop logs it: logging here could re-enter a stream write
+            pending.append(signum)
 
     previous = {sig: signal.signal(sig, request) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield lambda: pending[0] if pending else None
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            # None: a handler set outside Python, which signal.signal cannot reinstall
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
 
 @dataclasses.dataclass

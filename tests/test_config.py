@@ -112,6 +112,10 @@ def test_overlays_merge_as_snakemake_configfiles_do(tmp_path):
     expected = dict(base)
     update_config(expected, yaml.safe_load(overlay.read_text()))
     assert merge_overlay(base, yaml.safe_load(overlay.read_text())) == expected
+    for edge in ({"a": {}}, {"a": {"b": 1}}, {"c": {}}):
+        expected = {"a": [1]}
+        update_config(expected, edge)
+        assert merge_overlay({"a": [1]}, edge) == expected, edge
     merged = load_config(ROOT / ".test/config/config.yaml", overlay)
     assert merged["seeds"] == [3] and merged["train"]["steps"] == 7
     assert merged["train"]["lr"] == load_config(ROOT / ".test/config/config.yaml")["train"]["lr"]

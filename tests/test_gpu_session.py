@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -28,6 +29,7 @@ from spbench.session import (
     SessionError,
     _job_command,
     _ms_per_step,
+    _wait_or_stop,
     choose_fast_mode,
     returned_files,
     run_file,
@@ -351,3 +353,21 @@ def test_fp32_written_as_amp_off_is_not_a_fast_mode() -> None:
     assert not _fast({"amp": "off", "tf32": False, "channels_last": False, "cuda_graph": False})
     assert not _fast({})
     assert _fast({"amp": "bf16"}) and _fast({"tf32": True})
+
+
+def test_jobs_past_the_deadline_are_stopped_together() -> None:
+    """Jobs past the deadline were stopped one after another, each given 10 s: with jobs that
+    save a resume point on SIGTERM the session overran its deadline by a save per job."""
+    # Each job takes 1 s to stop on SIGTERM (as a training step plus a save may).
+    slow_stop = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *_: (time.sleep(1), sys.exit(143)))\n"
+        "time.sleep(60)\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", slow_stop]) for _ in range(4)]
+    procs.append(subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"]))
+    start = time.time()
+    ended = _wait_or_stop(procs, until=start + 2.0, grace=10.0)
+    assert time.time() - start < 4.5  # one shared second of stopping, not four
+    assert [code for code, _ in ended] == [None, None, None, None, 3]
+    assert ended[4][1] - start < 1.5  # the quick job's end is seen when it happens

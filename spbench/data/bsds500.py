@@ -20,6 +20,7 @@ import lzma
 import os
 import re
 import shutil
+import signal
 import tarfile
 import tempfile
 import time
@@ -524,7 +525,7 @@ def _write_splits(
     label cap at full resolution). ``archive`` only names the file in errors.
     """
     splits, counts = {}, {}
-    pool = ProcessPoolExecutor(workers) if workers > 1 else None
+    pool = ProcessPoolExecutor(workers, initializer=_worker_start) if workers > 1 else None
     try:
         for split in SPLITS:
             jobs = _split_jobs(data_dir, split)
@@ -554,8 +555,14 @@ def _write_splits(
             splits[split] = entry
     finally:
         if pool is not None:
-            pool.shutdown()
+            pool.shutdown(cancel_futures=True)  # a stop (SIGTERM, an error) drops queued reads
     return splits, counts
+
+
+def _worker_start() -> None:
+    """Give a reader process the default SIGTERM (it may inherit the CLI's handler), so that
+    stopping the command stops its workers at once."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _source_record(
