@@ -2,14 +2,13 @@
 # The GPU evidence in one device command (issue 12): step times of every fast mode, the GPU
 # tests, and SCN vs SCN-LAP trained on the real BSDS500 at the same number of steps.
 #
-# Here, once (from the repository root; data/ and .whl/ are git-ignored, together ~54 MB):
-#   ../shared/tools/device-wheels.sh            # jsonschema and its dependencies into .whl/
-#   spbench data bsds500 --archive ../shared/data/BSR_bsds500_data.tgz \
-#       --out data/bsds500/prepared --workers 2
-#   ../shared/tools/device-payload.sh data/bsds500/prepared .whl    # must fit 64 MiB
-# Then one device call, carry [".whl", "data/bsds500/prepared"], timeout_s 600 (no kind: an
-# H100 or an H200, whichever is lent; the returned summary names the device, and that is the
-# device every figure of the run is quoted with):
+# Once, on a machine with the network (from the repository root; data/ and .whl/ are
+# git-ignored, together ~54 MB, which a GPU machine without the network receives with the tree):
+#   spbench data bsds500 --archive BSR_bsds500.tgz --out data/bsds500/prepared --workers 2
+#   pip download --only-binary :all: --python-version 3.12 --dest .whl jsonschema
+#       (for the GPU machine's Python, only if it lacks jsonschema)
+# Then one command on the GPU machine (any NVIDIA GPU; the returned summary names the device,
+# and that is the device every figure of the run is quoted with), under a 600 s limit:
 #   SPBENCH_GIT_COMMIT=<sha of the committed tree> benchmarks/gpu_session.sh
 #
 # Stages, each with its own time limit, each writing its results as it finishes:
