@@ -105,7 +105,7 @@ def predict_image(
     labels : numpy.ndarray
         ``[H, W]`` int64 grid-cell ids.
     n_cells : int
-        Number of grid cells (the nominal superpixel count, ``int(600·s²)`` for BSDS500).
+        Number of grid cells (the nominal superpixel count, ``int(600·s·s)`` for BSDS500).
     """
     height, width = image.shape[:2]
     h_in, w_in = network_size(height, width, scale, base_size)

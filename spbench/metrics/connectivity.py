@@ -43,7 +43,7 @@ def ec_sizes(shape: tuple[int, int], n_nominal: int) -> ECSizes:
     shape
         ``(H, W)`` of the map at the original resolution.
     n_nominal
-        Nominal number of superpixels, int(600·s²) in the protocol.
+        Nominal number of superpixels, int(600·s·s) in the protocol.
 
     Returns
     -------

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from spbench.catalogue import model_label
+from spbench.errors import UserError
 from spbench.metrics import metric_names, normalized_auc
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "RUN_ATTRIBUTES",
     "RUN_KEYS",
     "MissingColumnsError",
+    "MixedProtocolError",
     "aggregate_curves",
     "compute_auc",
     "load_scores",
@@ -335,6 +337,7 @@ def summarise_seeds(auc: pd.DataFrame, *, metrics: Sequence[str] = AUC_METRICS) 
     """
     rows = []
     for key, group in auc.groupby(list(SUMMARY_KEYS), sort=True, dropna=False):
+        _check_same_protocol(group)
         row: dict[str, object] = dict(zip(SUMMARY_KEYS, key, strict=True))
         row["model"] = group["model"].iloc[0]
         row["n_seeds"] = int(group["seed"].nunique())
@@ -360,6 +363,29 @@ def summarise_seeds(auc: pd.DataFrame, *, metrics: Sequence[str] = AUC_METRICS) 
         if attr in summary and summary[attr].map(type).nunique() > 1:
             summary[attr] = summary[attr].astype(str)
     return summary
+
+
+#: What a seed was scored on; seeds of one table row must agree on it (docs/protocol.md §1.3).
+PROTOCOL_COLUMNS: tuple[str, ...] = ("gt_cap50", "max_annotations", "n_images", "n_pairs")
+
+
+class MixedProtocolError(UserError, ValueError):
+    """The seeds of one table row were scored on different protocols (GT cap, annotations,
+    images); the message names the model and what differs."""
+
+
+def _check_same_protocol(seeds: pd.DataFrame) -> None:
+    """Raise :class:`MixedProtocolError` if the per-seed AUC rows ``seeds`` differ in a
+    :data:`PROTOCOL_COLUMNS` value: their mean would be a number of no protocol."""
+    columns = [c for c in PROTOCOL_COLUMNS if c in seeds]
+    differ = [c for c in columns if seeds[c].nunique(dropna=False) > 1]
+    if differ:
+        shown = seeds[["seed", *differ]].to_string(index=False)
+        raise MixedProtocolError(
+            f"{seeds['model'].iloc[0]} (EC {seeds['ec'].iloc[0]}): its seeds were scored "
+            f"with different {', '.join(differ)}:\n{shown}\nscore them alike (the same "
+            "evaluate settings) or report them separately"
+        )
 
 
 def format_number(value: object, decimals: int, *, sign: bool = False) -> str:

@@ -90,7 +90,7 @@ def make_scores(methods=METHODS, variants=VARIANTS) -> pd.DataFrame:
                             "image_id": image_id,
                             "annotation": ann,
                             "scale": scale,
-                            "n_nominal": int(600 * scale**2),
+                            "n_nominal": int(600 * scale * scale),
                             "ec": ec,
                             "n_superpixels": int(n_sp),
                         }

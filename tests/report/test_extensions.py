@@ -70,7 +70,7 @@ def _pair_scores(shift: float, n_images: int = 40, seed: int = 1) -> pd.DataFram
                             "image_id": f"im{i:03d}",
                             "annotation": ann,
                             "scale": scale,
-                            "n_nominal": int(600 * scale**2),
+                            "n_nominal": int(600 * scale * scale),
                             "n_superpixels": int(k),
                             "asa": level + 1e-5 * k + add,
                         }

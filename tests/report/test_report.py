@@ -85,7 +85,7 @@ def test_per_scale_means(scores):
         row = _row(curves, method="cds", variant="lap", ec=False, seed=0, scale=scale)
         assert row["n_rows"] == N_ROWS and row["n_images"] == len(IMAGES)
         assert row["k_mean"] == pytest.approx(k)
-        assert row["n_nominal"] == int(600 * scale**2)
+        assert row["n_nominal"] == int(600 * scale * scale)
         for metric in METRIC_NAMES:
             a, b = coefficients("cds", "lap", False, metric)
             assert row[metric] == pytest.approx(a + b * k, abs=1e-12), metric
@@ -123,6 +123,22 @@ def test_auc_per_seed_and_summary(scores):
     assert two["asa_std"] == pytest.approx(SEED_SHIFT / np.sqrt(2))
     one = _row(summary, method="cds", variant="lap", ec=True)
     assert one["n_seeds"] == 1 and np.isnan(one["asa_std"])
+
+
+def test_seeds_scored_on_different_protocols_are_not_averaged(scores):
+    """A seed scored without the GT cap (or on other images) was averaged into the row of one
+    scored with it; the protocol says such rows are reported separately."""
+    from spbench.report.aggregate import MixedProtocolError
+
+    uncapped = scores.copy()
+    seed1 = (uncapped["method"] == "scn") & (uncapped["variant"] == "base")
+    seed1 &= uncapped["seed"] == 1
+    uncapped.loc[seed1, "gt_cap50"] = False
+    with pytest.raises(MixedProtocolError, match=r"(?s)SCN \(EC .*gt_cap50"):
+        summarise_seeds(compute_auc(aggregate_curves(uncapped), auc_range=RANGE))
+    fewer = scores[~(seed1 & (scores["image_id"] == IMAGES[0][0]))]
+    with pytest.raises(MixedProtocolError, match="n_images, n_pairs"):
+        summarise_seeds(compute_auc(aggregate_curves(fewer), auc_range=RANGE))
 
 
 def test_auc_interior_point_weight(scores):
