@@ -49,6 +49,7 @@ import torch
 from spbench import __version__
 from spbench.config import add_method_module_option, import_method_modules, section_defaults
 from spbench.data.loader import Batch, normalize
+from spbench.errors import UserError
 from spbench.io import atomic_path
 from spbench.jobs import effective_recipe
 from spbench.losses import LossConfig
@@ -407,7 +408,10 @@ def bench_train(
         if batch_size is not None:
             recipe = dataclasses.replace(recipe, batch_size=batch_size)
         batches = _synthetic_batches(method, recipe, crop, n_batches, dev, seed)
-        for mode, variant in itertools.product(modes, variants):
+        # A stage the variant does not apply to (AINet's, SSM's stage 1) trains the same for
+        # every variant: one row, labelled base as `spbench plan` looks it up.
+        stage_variants = variants if stage_spec.uses_variant else ["base"]
+        for mode, variant in itertools.product(modes, stage_variants):
             row = _row_header(method, variant, stage_spec, mode, dev, recipe, crop, steps, warmup)
             try:
                 _check_supported(method, mode)
@@ -744,6 +748,11 @@ def run_train(args: argparse.Namespace) -> pd.DataFrame:
     if args.out is not None:
         _write_rows(frame, args.out)
         print(f"wrote {args.out}")
+    if frame["error"].astype(bool).all():
+        first = frame.iloc[0]
+        raise UserError(
+            f"no row ran; {first['method']}/{first['variant']} {first['mode']}: {first['error']}"
+        )
     if args.record is not None:
         print(f"recorded in {record_rows(frame, args.record)}")
     return frame

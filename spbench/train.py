@@ -382,6 +382,9 @@ def _initial_model(
     ------
     ValueError
         If a stage that continues a previous one is given no ``init`` checkpoint.
+    UserError
+        If the network has no ``init_from_previous`` and the previous stage's weights do not
+        fit it.
     """
     names = [s.name for s in spec.stages]
     index = names.index(stage.name)
@@ -396,9 +399,23 @@ def _initial_model(
     previous = load_checkpoint(init, map_location=device)
     if hasattr(model, "init_from_previous"):
         model.init_from_previous(previous["model"])
-    else:
+        return model, f"trained here, {stage.name} from {previous.get('stage', 'main')}"
+    try:
         model.load_state_dict(previous["model"])
+    except RuntimeError as err:
+        raise UserError(
+            f"{spec.name}: stage {stage.name!r} cannot start from {init} as a whole: "
+            f"{str(err).splitlines()[0]} {_key_summary(err)}. Give the network an "
+            "init_from_previous(state_dict) method that takes what it needs of the previous "
+            "stage's weights (README: Adding a base method)"
+        ) from err
     return model, f"trained here, {stage.name} from {previous.get('stage', 'main')}"
+
+
+def _key_summary(err: RuntimeError) -> str:
+    """The first lines of torch's state-dict mismatch report (missing, unexpected keys)."""
+    lines = [line.strip() for line in str(err).splitlines()[1:3] if line.strip()]
+    return ("(" + "; ".join(line[:160] for line in lines) + ")") if lines else ""
 
 
 class LossLog:

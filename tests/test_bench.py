@@ -179,3 +179,35 @@ def test_cli_bench_train_passes_its_options_and_writes_the_csv(tmp_path, capsys)
     )
     assert (row["batch_size"], row["crop"]) == (2, 32) and row["error"] == ""
     assert row["date"] and f"wrote {out}" in capsys.readouterr().out
+
+
+def test_cli_bench_train_fails_when_no_row_ran(tmp_path, capsys) -> None:
+    """Every row failing (a method whose loss cannot be called) exited 0, so scripts and CI
+    could not see it; the CSV still holds the rows and their errors."""
+    from spbench.cli import main
+    from spbench.models import get_method, register_method, registry
+
+    scn = get_method("scn")
+
+    def broken_loss(model, batch, config):  # no generator/stage keywords: cannot be called
+        raise AssertionError("not reached")
+
+    register_method("broken_loss", recipe=scn.recipe, loss=broken_loss)(scn.build)
+    try:
+        out = tmp_path / "rows.csv"
+        argv = ["bench", "train", "--methods", "broken_loss", "--variants", "base"]
+        argv += ["--device", "cpu", "--steps", "1", "--warmup", "0", "--crop", "32"]
+        assert main([*argv, "--out", str(out)]) == 2
+        assert "no row ran" in capsys.readouterr().err
+        assert "unexpected keyword argument" in pd.read_csv(out)["error"].iloc[0]
+    finally:
+        registry.unregister_method("broken_loss")
+
+
+def test_a_stage_without_variants_is_timed_once() -> None:
+    """AINet's stage 1 trains the same for every variant: one base row, not a lap row with a
+    meaningless overhead against it."""
+    frame = bench_train(
+        ["ainet"], ["base", "lap"], stage="stage1", steps=1, warmup=0, crop=32, batch_size=1
+    )
+    assert list(frame["variant"]) == ["base"] and list(frame["stage"]) == ["stage1"]

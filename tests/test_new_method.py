@@ -121,3 +121,34 @@ def test_a_module_beside_the_profile_is_listed_checked_and_benchmarked(tmp_path)
     )  # fmt: skip
     bench = pd.read_csv(rows, keep_default_na=False)
     assert list(bench["method"]) == ["tinynet"] and list(bench["error"]) == [""]
+
+
+def test_a_stage_whose_network_differs_names_init_from_previous(tmp_path):
+    """Stage 2 of a method whose heads differ between stages died on torch's raw state-dict
+    error; the error now says which hook to write."""
+    import torch
+    from torch import nn
+
+    from spbench.checkpoint import checkpoint_header, save_checkpoint
+    from spbench.errors import UserError
+    from spbench.models import Recipe, Stage, get_method, register_method, registry
+    from spbench.train import _initial_model
+
+    @register_method(
+        "two_heads",
+        recipe=Recipe(lr=1e-3, weight_decay=0.0, batch_size=2, crop=32, val_crop=32),
+        stages=(Stage("stage1", uses_variant=False), Stage("stage2")),
+    )
+    def two_heads(stage: str = "stage2") -> nn.Module:
+        """A network whose head is named after its stage."""
+        return nn.ModuleDict({f"head_{stage}": nn.Conv2d(3, 9, 1)})
+
+    try:
+        init = tmp_path / "stage1.pt"
+        stage1 = two_heads(stage="stage1").state_dict()
+        save_checkpoint(init, {**checkpoint_header(), "model": stage1, "stage": "stage1"})
+        spec = get_method("two_heads")
+        with pytest.raises(UserError, match=r"(?s)head_stage2.*init_from_previous"):
+            _initial_model(spec, spec.stages[1], init, torch.device("cpu"))
+    finally:
+        registry.unregister_method("two_heads")
