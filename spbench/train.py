@@ -399,23 +399,23 @@ def _initial_model(
     previous = load_checkpoint(init, map_location=device)
     if hasattr(model, "init_from_previous"):
         model.init_from_previous(previous["model"])
-        return model, f"trained here, {stage.name} from {previous.get('stage', 'main')}"
-    try:
-        model.load_state_dict(previous["model"])
-    except RuntimeError as err:
-        raise UserError(
-            f"{spec.name}: stage {stage.name!r} cannot start from {init} as a whole: "
-            f"{str(err).splitlines()[0]} {_key_summary(err)}. Give the network an "
-            "init_from_previous(state_dict) method that takes what it needs of the previous "
-            "stage's weights (README: Adding a base method)"
-        ) from err
+    else:
+        _load_whole(model, previous["model"], f"{spec.name}: stage {stage.name!r}", init)
     return model, f"trained here, {stage.name} from {previous.get('stage', 'main')}"
 
 
-def _key_summary(err: RuntimeError) -> str:
-    """The first lines of torch's state-dict mismatch report (missing, unexpected keys)."""
-    lines = [line.strip() for line in str(err).splitlines()[1:3] if line.strip()]
-    return ("(" + "; ".join(line[:160] for line in lines) + ")") if lines else ""
+def _load_whole(model: torch.nn.Module, state: dict, who: str, init: object) -> None:
+    """Load the previous stage's ``state`` into ``model`` strictly; a mismatch is a
+    :class:`UserError` naming the keys and the ``init_from_previous`` hook."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        lines = [line.strip()[:160] for line in str(err).splitlines()[1:3] if line.strip()]
+        raise UserError(
+            f"{who} cannot start from {init} as a whole ({'; '.join(lines) or err}). Give "
+            "the network an init_from_previous(state_dict) method that takes what it needs "
+            "of the previous stage's weights (README: Adding a base method)"
+        ) from err
 
 
 class LossLog:
