@@ -372,15 +372,12 @@ def _distinct_devices(pool: list[str], names: Mapping[str, str]) -> list[str]:
     return list(seen.values())
 
 
-def _holders(
-    pool: Sequence[str], lock_dir: Path, slots: int = 1, names: Mapping[str, str] | None = None
-) -> str:
-    """Describe each device of the pool as free or held (with the holders' records if any)."""
-    names = names or {}
+def _holders(pool: Sequence[str], lock_dir: Path, slots: int, names: Mapping[str, str]) -> str:
+    """Describe each device of the pool as free or held (with the holders' records if any);
+    ``names`` are the devices' lock names (:func:`lock_names`)."""
     parts = []
     for device in pool:
-        name = names.get(device, device)
-        records = [_holder(lock_path(lock_dir, name, slot)) for slot in range(slots)]
+        records = [_holder(lock_path(lock_dir, names[device], slot)) for slot in range(slots)]
         held = [r for r in records if r is not None]
         if not held:
             parts.append(f"{device}: free")
@@ -408,15 +405,14 @@ def _claim_once(
     lock_dir: Path,
     rng: random.Random,
     command: Sequence[str] | None,
-    slots: int = 1,
-    names: Mapping[str, str] | None = None,
+    slots: int,
+    names: Mapping[str, str],
 ) -> list[tuple[str, int]] | None:
-    names = names or {}
     order = list(pool)
     rng.shuffle(order)
     held: list[tuple[str, int]] = []
     for device in order:
-        fd = _claim_slot(names.get(device, device), lock_dir, slots, rng)
+        fd = _claim_slot(names[device], lock_dir, slots, rng)
         if fd is None:
             continue
         held.append((device, fd))
