@@ -260,8 +260,9 @@ def compute_auc(
     *,
     auc_range: tuple[float, float] = DEFAULT_AUC_RANGE,
     metrics: Sequence[str] = AUC_METRICS,
+    k_column: str = "k_mean",
 ) -> pd.DataFrame:
-    """Normalised AUC of every metric, per (run, EC), against the actual K̄.
+    """Normalised AUC of every metric, per (run, EC), against the actual K̄ (by default).
 
     Parameters
     ----------
@@ -271,6 +272,9 @@ def compute_auc(
         ``(low, high)`` in superpixels; the AUC is (1/(high − low))·∫ v(K) dK over that range.
     metrics
         Curve columns to integrate.
+    k_column
+        The curve column used as K: ``"k_mean"`` (the actual K̄, the protocol's primary x-axis)
+        or ``"n_nominal"`` (the nominal count, a secondary view; :mod:`spbench.report.secondary`).
 
     Returns
     -------
@@ -278,7 +282,7 @@ def compute_auc(
         One row per (dataset, split, method, variant, seed, ec) with the run attributes, ``model``,
         ``auc_low``, ``auc_high``, ``n_scales``, ``n_images`` and ``n_pairs`` (test images and
         (image, annotation) pairs scored, at the scale with most), ``k_min``/``k_max`` (the K̄
-        range measured),
+        range measured; of ``k_column``),
         one column per metric (the normalised AUC, in the metric's units), ``<metric>_extrapolated``
         per metric, and ``auc_extrapolated`` (any metric extrapolated at an unbracketed end).
     """
@@ -287,8 +291,8 @@ def compute_auc(
         raise ValueError(f"auc_range must have high > low, got {auc_range}")
     rows = []
     for key, group in curves.groupby(list(AUC_KEYS), sort=True, dropna=False):
-        group = group.sort_values("k_mean", kind="stable")
-        k = group["k_mean"].to_numpy(dtype=float)
+        group = group.sort_values(k_column, kind="stable")
+        k = group[k_column].to_numpy(dtype=float)
         row: dict[str, object] = dict(zip(AUC_KEYS, key, strict=True))
         row["model"] = group["model"].iloc[0]
         for attr in RUN_ATTRIBUTES:

@@ -33,6 +33,8 @@ _TABLE2_FILES: dict[str, str] = {
     "paired": "paired.parquet",
     "ec_change_md": "ec_change.md",
     "ec_change_csv": "ec_change.csv",
+    "secondary_md": "secondary.md",
+    "secondary_csv": "secondary.csv",
     **_figures("metrics_vs_k_noec", "metrics_vs_k_ec", "asa_co_tradeoff", "ec_change"),
 }
 

@@ -27,6 +27,7 @@ from spbench.report.aggregate import (
 from spbench.report.artefacts import artefact_paths
 from spbench.report.ec_change import ec_change_frame, format_ec_change_markdown, plot_ec_change
 from spbench.report.figures import plot_asa_co_tradeoff, plot_metrics_vs_k, save_figure
+from spbench.report.secondary import format_secondary_markdown, secondary_frame
 from spbench.report.stats import PAIRED_COLUMNS, format_paired_markdown, paired_differences
 from spbench.report.sweep import format_sweep_markdown, plot_lambda_sweep, sweep_frame
 from spbench.report.tables import (
@@ -116,7 +117,9 @@ def build_table2(
         ``curves.parquet`` (per-scale means per run, EC and scale), ``auc.parquet`` (per-seed
         normalised AUCs), ``auc_summary.parquet`` (mean/std over seeds); ``paired.md/.parquet``
         (variant − base with bootstrap intervals; a note if no method has ``base`` and another
-        variant); ``ec_change.md/.csv`` (pixels EC relabels); and PNG + PDF under ``figures/`` of
+        variant); ``ec_change.md/.csv`` (pixels EC relabels); ``secondary.md/.csv`` (the AUC
+        against the nominal count and the benchmark's average metrics, labelled as secondary
+        views); and PNG + PDF under ``figures/`` of
         ``metrics_vs_k_noec``, ``metrics_vs_k_ec``, ``asa_co_tradeoff`` and ``ec_change``.
 
     Raises
@@ -157,6 +160,9 @@ def build_table2(
         format_ec_change_markdown(change, title=f"{heading}: pixels changed by EC"),
     )
     _write_csv(change, paths["ec_change_csv"])
+    secondary = secondary_frame(data.curves, auc_range=auc_range)
+    write_text(paths["secondary_md"], format_secondary_markdown(secondary, title=heading))
+    _write_csv(secondary, paths["secondary_csv"])
     _save(plot_ec_change(data.scores, change, auc_range=auc_range, title=title), paths, "ec_change")
     for stem, ec in (("metrics_vs_k_ec", True), ("metrics_vs_k_noec", False)):
         fig = plot_metrics_vs_k(data.curves, ec=ec, auc_range=auc_range, title=title)

@@ -35,6 +35,7 @@ __all__ = [
     "format_table3_latex",
     "format_table3_markdown",
     "latex_escape",
+    "sort_rows",
     "switch_configuration",
     "table2_frame",
     "table3_frame",
@@ -50,11 +51,15 @@ EXTRAPOLATED_MARK = "†"
 _VARIANT_ORDER = {"base": 0, "lap": 1}
 
 
-def _sort_key(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.assign(
+def sort_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return ``frame``'s rows in Table 2's order: by data and method, EC yes before no, then
+    ``base``, ``lap`` and any other variant by name."""
+    keys = frame.assign(
+        _pos=np.arange(len(frame)),
         _ec=~frame["ec"].astype(bool),
         _var=[(_VARIANT_ORDER.get(v, 2), v) for v in frame["variant"]],
     ).sort_values(["dataset", "split", "method", "_ec", "_var"], kind="stable")
+    return frame.iloc[keys["_pos"].to_numpy()]
 
 
 def table2_frame(summary: pd.DataFrame) -> pd.DataFrame:
@@ -78,7 +83,7 @@ def table2_frame(summary: pd.DataFrame) -> pd.DataFrame:
     """
     paper = {(r.method, r.variant, r.ec): r for r in TABLE2}
     rows = []
-    for rec in _sort_key(summary).to_dict("records"):
+    for rec in sort_rows(summary).to_dict("records"):
         row: dict[str, object] = {
             "model": rec["model"],
             "dataset": rec["dataset"],

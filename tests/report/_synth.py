@@ -110,3 +110,33 @@ def make_scores(methods=METHODS, variants=VARIANTS) -> pd.DataFrame:
 
 def assert_close(a: float, b: float, tol: float = 1e-9) -> None:
     assert np.isclose(a, b, rtol=0, atol=tol), (a, b)
+
+
+def ssm_published_curves() -> pd.DataFrame:
+    """The SSMamba authors' published per-scale means (docs/paper.md §5) as one run's curve
+    frame (the shape :func:`spbench.report.aggregate.aggregate_curves` returns)."""
+    from spbench.report.paper import ssm_published_curve_frame
+
+    return ssm_published_curve_frame().assign(
+        dataset="bsds500",
+        split="test",
+        method="ssm",
+        variant="base",
+        seed=0,
+        ec=True,
+        model="SSM",
+        scale=lambda f: np.sqrt(f["n_nominal"] / 600),
+        k_mean=lambda f: f["n_superpixels"],
+        use_lap=False,
+        use_msd=False,
+        use_wr=False,
+        lambda_lap=0.0,
+        msd_mode="per_image",
+        weights="published",
+        train_steps=0,
+        budget=1.0,
+        gt_cap50=True,
+        max_annotations=5,
+        n_rows=999,
+        n_images=200,
+    )

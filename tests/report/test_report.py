@@ -20,7 +20,7 @@ from spbench.report import (
 from spbench.report.aggregate import markdown_table, model_label
 from spbench.report.artefacts import artefact_paths
 from spbench.report.figures import plot_metrics_vs_k, save_figure
-from spbench.report.paper import SSM_PUBLISHED_AUC, TABLE2, ssm_published_curve_frame
+from spbench.report.paper import SSM_PUBLISHED_AUC, TABLE2
 from spbench.report.tables import (
     format_table2_latex,
     format_table2_markdown,
@@ -42,6 +42,7 @@ from ._synth import (
     coefficients,
     expected_auc,
     make_scores,
+    ssm_published_curves,
 )
 
 RANGE = (LOW, HIGH)
@@ -168,29 +169,7 @@ def test_auc_interior_point_weight(scores):
 
 def test_ssm_published_test_vector():
     """docs/protocol.md §8: the published SSM curve gives the published normalised AUCs."""
-    curve = ssm_published_curve_frame().assign(
-        dataset="bsds500",
-        split="test",
-        method="ssm",
-        variant="base",
-        seed=0,
-        ec=True,
-        model="SSM",
-        scale=lambda f: np.sqrt(f["n_nominal"] / 600),
-        k_mean=lambda f: f["n_superpixels"],
-        use_lap=False,
-        use_msd=False,
-        use_wr=False,
-        lambda_lap=0.0,
-        msd_mode="per_image",
-        weights="published",
-        train_steps=0,
-        budget=1.0,
-        gt_cap50=True,
-        max_annotations=5,
-        n_rows=999,
-        n_images=200,
-    )
+    curve = ssm_published_curves()
     auc = compute_auc(curve, auc_range=RANGE, metrics=list(SSM_PUBLISHED_AUC))
     for metric, value in SSM_PUBLISHED_AUC.items():
         # docs/protocol.md §8 names ASA, BR, BP and CO as the 4-decimal test vector; UE_np and EV
