@@ -65,28 +65,34 @@ AVERAGE_METRICS: tuple[AverageMetric, ...] = (
 (100 − mean EV), as the benchmark's ``eval_average_cli`` names them."""
 
 
-def _average_metrics(curves: pd.DataFrame) -> pd.DataFrame:
-    """Per (run, EC): each :data:`AVERAGE_METRICS` over the actual K̄ (NaN with < 3 points)."""
+def _average(k: np.ndarray, v: np.ndarray, lower_is_better: bool) -> tuple[float, bool]:
+    """One average metric and whether the measured K̄ fails to span :data:`AVERAGE_RANGE`."""
     low, high = AVERAGE_RANGE
+    finite = np.isfinite(k) & np.isfinite(v)
+    k, v = k[finite], v[finite]
+    if k.size == 0:
+        return float("nan"), False
+    # The benchmark's end rules hold or extend the curve to [200, 5200] (with 13 scales up to
+    # s = 1.5: always), flagged.
+    unspanned = bool(k.min() > low or k.max() < high)
+    try:
+        value = average_metric(k, v, low=low, high=high, lower_is_better=lower_is_better)
+    except ValueError:  # < 3 points, or none inside the range: the benchmark's rules are undefined
+        return float("nan"), unspanned
+    return value, unspanned
+
+
+def _average_metrics(curves: pd.DataFrame) -> pd.DataFrame:
+    """Per (run, EC): each :data:`AVERAGE_METRICS` over the actual K̄ (NaN where undefined)."""
     rows = []
     for key, group in curves.groupby(list(AUC_KEYS), sort=True, dropna=False):
         k = group["k_mean"].to_numpy(dtype=float)
         row: dict[str, object] = dict(zip(AUC_KEYS, key, strict=True))
         for avg in AVERAGE_METRICS:
             v = group[avg.source].to_numpy(dtype=float)
-            finite = np.isfinite(k) & np.isfinite(v)
-            row[avg.name] = (
-                average_metric(
-                    k[finite], v[finite], low=low, high=high, lower_is_better=avg.lower_is_better
-                )
-                if finite.sum() >= 3
-                else np.nan
-            )
-            # The benchmark's end rules hold or extend the curve to [200, 5200]; flag when the
-            # measured K̄ does not span that range (with 13 scales up to s = 1.5: always).
-            row[f"{avg.name}_extrapolated"] = bool(
-                finite.sum() < 3 or k[finite].min() > low or k[finite].max() < high
-            )
+            value, unspanned = _average(k, v, avg.lower_is_better)
+            row[avg.name] = value
+            row[f"{avg.name}_extrapolated"] = unspanned
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -110,8 +116,10 @@ def secondary_frame(
         ``n_seeds``, ``seeds``; per metric of :data:`NOMINAL_METRICS` ``<m>_nominal`` (mean AUC
         over seeds against the nominal count, the metric's units), ``<m>_nominal_std`` and
         ``<m>_nominal_extrapolated``; per :data:`AVERAGE_METRICS` ``<name>`` (mean over seeds,
-        percent, lower is better), ``<name>_std`` and ``<name>_extrapolated`` (the measured K̄
-        does not span [200, 5200]); ``auc_low`` and ``auc_high``.
+        percent, lower is better; NaN where the benchmark's rules are undefined: fewer than 3
+        points, or every K̄ on one side of [200, 5200]), ``<name>_std`` and
+        ``<name>_extrapolated`` (the measured K̄ does not span [200, 5200]); ``auc_low`` and
+        ``auc_high``.
     """
     per_seed = compute_auc(
         curves, auc_range=auc_range, metrics=NOMINAL_METRICS, k_column="n_nominal"
@@ -130,6 +138,8 @@ def secondary_frame(
 
 def _cell(row: pd.Series, column: str, decimals: int) -> str:
     text = format_number(row[column], decimals)
+    if text == "—":
+        return text
     std = row[f"{column}_std"]
     if row["n_seeds"] > 1 and np.isfinite(std):
         text += f" ± {float(std):.{decimals}f}"
@@ -181,6 +191,12 @@ def format_secondary_markdown(frame: pd.DataFrame, *, title: str = "Table 2") ->
             f"{EXTRAPOLATED_MARK} An end of the range is not bracketed by measured points: "
             "extrapolated (nominal AUC: linearly, from the two nearest points; average metrics: "
             "by the benchmark's end rules).",
+            "",
+        ]
+    if frame[[avg.name for avg in AVERAGE_METRICS]].isna().to_numpy().any():
+        lines += [
+            f"“—”: undefined by the benchmark's rules (every measured K̄ outside [{a_low}, "
+            f"{a_high}], or fewer than 3 scales).",
             "",
         ]
     return "\n".join(lines)

@@ -89,6 +89,16 @@ def test_markdown_labels_the_views_and_marks_extrapolation(scores):
     assert all("†" in line for line in body)  # average metrics never span [200, 5200] here
 
 
+def test_average_metrics_undefined_below_the_range(scores):
+    """Every K̄ below 200 (the CI profile's small images): NaN and a note, not an error."""
+    curves = aggregate_curves(scores)
+    frame = secondary_frame(curves.assign(k_mean=curves["k_mean"] / 10), auc_range=RANGE)
+    assert frame[["amr", "aue", "auv"]].isna().all().all()
+    assert frame["asa_nominal"].notna().all()  # the nominal view does not use K̄
+    text = format_secondary_markdown(frame)
+    assert "undefined by the benchmark's rules" in text and "—†" not in text
+
+
 def test_table2_artefact_writes_the_secondary_views(tmp_path, score_file):
     out = build_table2([score_file], tmp_path / "report", auc_range=RANGE, title="synthetic")
     assert out["secondary_md"].name == "secondary.md"

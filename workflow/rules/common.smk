@@ -176,6 +176,8 @@ REPORT_CAPTIONS = {
     "ec_change_csv": "ec_change",
     "ec_change_png": "ec_change",
     "ec_change_pdf": "ec_change",
+    "secondary_md": "secondary",
+    "secondary_csv": "secondary",
     "metrics_vs_k_noec_png": "curves",
     "metrics_vs_k_noec_pdf": "curves",
     "metrics_vs_k_ec_png": "curves",
