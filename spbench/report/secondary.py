@@ -8,7 +8,10 @@ reader can compare with either, Table 2's artefact also writes, per (model, EC):
   the measured K̄ (:func:`spbench.report.aggregate.compute_auc` with ``k_column="n_nominal"``);
 - the benchmark's **average metrics** (``Evaluation::computeAverageMetric``,
   :func:`spbench.metrics.average_metric`) over the actual K̄ ∈ [200, 5200]: AMR from BR, AUE
-  from UE_np, AUV from EV, in percent, lower is better.
+  from UE_np, AUV from EV, in percent, lower is better. They integrate Table 2's curves (the
+  mean over every (image, annotation) pair); the benchmark's ``eval_average_cli`` feeds the
+  same rule the worst annotation per image instead (its ``mean_min``/``mean_max`` statistics),
+  a convention spbench does not use (``docs/protocol.md`` §6).
 
 Every number is the mean over seeds (± sample standard deviation). No torch is imported here.
 """
@@ -180,7 +183,10 @@ def format_secondary_markdown(frame: pd.DataFrame, *, title: str = "Table 2") ->
         f"the actual K̄ ∈ [{a_low}, {a_high}], in percent, lower is better: 100/{a_high - a_low}"
         "·∫(1 − v) dK for BR (average miss rate) and EV (average unexplained variation), "
         "100/5000·∫ UE_np dK for AUE. Our 13 scales end near K̄ = 1350, so the benchmark's end "
-        "rule holds the last value out to 5200: most of that range is not measured.",
+        "rule holds the last value out to 5200: most of that range is not measured. They "
+        "integrate Table 2's curves (mean over every (image, annotation) pair); the benchmark's "
+        "eval_average_cli takes the worst annotation per image instead (min BR, max UE_np, "
+        "min EV), so they are its rule, not its numbers.",
         "- Mean over seeds, ± sample standard deviation when there is more than one seed.",
         "",
         *markdown_table(header, body),
