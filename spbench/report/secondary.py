@@ -182,8 +182,9 @@ def format_secondary_markdown(frame: pd.DataFrame, *, title: str = "Table 2") ->
         f"- AMR, AUE, AUV: the reference benchmark's average metrics (computeAverageMetric) over "
         f"the actual K̄ ∈ [{a_low}, {a_high}], in percent, lower is better: 100/{a_high - a_low}"
         "·∫(1 − v) dK for BR (average miss rate) and EV (average unexplained variation), "
-        "100/5000·∫ UE_np dK for AUE. Our 13 scales end near K̄ = 1350, so the benchmark's end "
-        "rule holds the last value out to 5200: most of that range is not measured. They "
+        f"100/{a_high - a_low}·∫ UE_np dK for AUE. Where the measured K̄ ends below {a_high} "
+        "(the paper's 13 scales end near K̄ = 1350), the benchmark's end rule holds the last "
+        f"value out to {a_high}: most of that range is not measured. They "
         "integrate Table 2's curves (mean over every (image, annotation) pair); the benchmark's "
         "eval_average_cli takes the worst annotation per image instead (min BR, max UE_np, "
         "min EV), so they are its rule, not its numbers.",
