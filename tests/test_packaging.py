@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections import Counter
 from pathlib import Path
 
 import yaml
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: pyproject extras that environment.yml installs as well (its comment says "the same").
-EXTRAS = ("test", "slurm")
-
-
-def _split(requirement: str) -> tuple[str, str]:
-    """``"snakemake[reports]>=9.12"`` → ``("snakemake", ">=9.12")``."""
-    match = re.fullmatch(r"\s*([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?\s*(.*)", requirement)
-    assert match, requirement
-    return match.group(1).lower(), match.group(2).replace(" ", "")
+#: What environment.yml lists besides the requirements: the interpreter and pip itself.
+CONDA_ONLY = {"python", "pip"}
 
 
 def _pyproject() -> dict:
@@ -29,44 +26,56 @@ def _environment() -> dict:
     return yaml.safe_load((ROOT / "environment.yml").read_text())
 
 
-def _conda_requirements() -> dict[str, str]:
-    env = _environment()
-    found: dict[str, str] = {}
-    for dep in env["dependencies"]:
-        items = dep["pip"] if isinstance(dep, dict) else [dep]
-        for item in items:
-            if item.startswith("-") or item == "pip":
+def _pyproject_requirements() -> list[Requirement]:
+    """The core requirements and those of every extra (environment.yml installs them all)."""
+    project = _pyproject()
+    texts = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        texts += extra
+    return [Requirement(text) for text in texts]
+
+
+def _conda_requirements() -> list[Requirement]:
+    found = []
+    for dep in _environment()["dependencies"]:
+        for item in dep["pip"] if isinstance(dep, dict) else [dep]:
+            if item.startswith("-"):  # pip options such as "-e ."
                 continue
-            # conda's "python=3.11" is pip's "python==3.11"
-            name, spec = _split(re.sub(r"(?<=[\w])=(?=\d)", "==", item))
-            found[name] = spec
+            found.append(Requirement(re.sub(r"(?<=\w)=(?=\d)", "==", item)))  # conda's "=3.11"
     return found
 
 
-def test_environment_has_every_pyproject_requirement_with_its_bounds():
-    project = _pyproject()
-    wanted = dict(map(_split, project["dependencies"]))
-    for extra in EXTRAS:
-        wanted.update(dict(map(_split, project["optional-dependencies"][extra])))
-    conda = _conda_requirements()
-    missing = sorted(set(wanted) - set(conda))
-    assert not missing, f"environment.yml lacks {missing}"
-    differ = {n: (wanted[n], conda[n]) for n in wanted if wanted[n] != conda[n]}
-    assert not differ, f"bounds differ (pyproject, environment.yml): {differ}"
+def _bounds(requirements: list[Requirement]) -> dict[str, set[str]]:
+    bounds: dict[str, set[str]] = {}
+    for req in requirements:
+        bounds.setdefault(canonicalize_name(req.name), set()).add(str(req.specifier))
+    return bounds
+
+
+def test_each_file_names_a_requirement_with_one_bound():
+    """A package listed twice (or with two bounds across extras) has no single meaning."""
+    for requirements in (_pyproject_requirements(), _conda_requirements()):
+        bounds = _bounds(requirements)
+        assert not {n: b for n, b in bounds.items() if len(b) > 1}
+    names = Counter(canonicalize_name(r.name) for r in _conda_requirements())
+    assert not [name for name, n in names.items() if n > 1], names
+
+
+def test_environment_and_pyproject_name_the_same_packages_with_the_same_bounds():
+    pip = {n: b.pop() for n, b in _bounds(_pyproject_requirements()).items()}
+    conda = {n: b.pop() for n, b in _bounds(_conda_requirements()).items() if n not in CONDA_ONLY}
+    assert sorted(set(pip) - set(conda)) == [], "missing from environment.yml"
+    assert sorted(set(conda) - set(pip)) == [], "missing from pyproject.toml"
+    assert {n: (pip[n], conda[n]) for n in pip if pip[n] != conda[n]} == {}
 
 
 def test_environment_python_meets_requires_python():
-    floor = _split("python" + _pyproject()["requires-python"].split("#")[0])[1]
-    assert floor.startswith(">="), floor
-    python = _conda_requirements()["python"]
-    assert python.startswith("=="), python
-
-    def version(text: str) -> tuple[int, ...]:
-        return tuple(int(part) for part in text.split(".")[:2])
-
-    assert version(python[2:]) >= version(floor[2:])
+    python = {canonicalize_name(r.name): r for r in _conda_requirements()}["python"]
+    (pin,) = python.specifier  # one "==3.11"
+    assert pin.operator == "==", python
+    assert SpecifierSet(_pyproject()["requires-python"]).contains(pin.version), pin
 
 
 def test_environment_channels_hold_the_snakemake_packages():
-    """snakemake-executor-plugin-slurm and snakefmt are on bioconda only."""
+    """snakemake-executor-plugin-slurm and snakefmt are published on bioconda."""
     assert _environment()["channels"][:2] == ["conda-forge", "bioconda"]

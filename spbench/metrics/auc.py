@@ -32,7 +32,8 @@ class AUCResult(NamedTuple):
     extrapolated: bool
 
 
-def _points(n_superpixels, values) -> tuple[np.ndarray, np.ndarray]:
+def _checked(n_superpixels, values) -> tuple[np.ndarray, np.ndarray]:
+    """The points as float64 arrays, sorted by K (stable), after the input checks."""
     x = np.asarray(n_superpixels, dtype=np.float64).ravel()
     y = np.asarray(values, dtype=np.float64).ravel()
     if x.shape != y.shape:
@@ -43,6 +44,12 @@ def _points(n_superpixels, values) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("NaN in the curve points (superpixel counts or metric values)")
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ValueError("non-finite value in the curve points")
+    order = np.argsort(x, kind="stable")
+    return x[order], y[order]
+
+
+def _points(n_superpixels, values) -> tuple[np.ndarray, np.ndarray]:
+    x, y = _checked(n_superpixels, values)
     # A curve has one value per K: points at the same K (a method whose count saturates) merge
     # into their mean, so an end is never extrapolated along a vertical line.
     k, inverse = np.unique(x, return_inverse=True)
@@ -135,7 +142,8 @@ def average_metric(
     avg = 100 / (high − low) · ∫_low^high (1 − v(K)) dK as a trapezoid sum, so lower is better
     (e.g. average miss rate AMR = average of 1 − BR). With ``lower_is_better=True`` (errors such
     as UE) the curve is v itself (avg = 100/(high − low)·∫ v dK). End rules of
-    ``computeAverageMetric``, after sorting the points by K:
+    ``computeAverageMetric``, after sorting the points by K (points at equal K are kept, not
+    merged as :func:`normalized_auc` merges them):
 
     - lower end: if some K ≤ low, v(low) is interpolated between the last point with K ≤ low and
       the next one; otherwise the smallest-K value is used as a constant at ``low`` (and that point
@@ -172,7 +180,9 @@ def average_metric(
     spbench's 13 scales reach only K ≈ 1300–1500, so over [200, 5200] this is mostly
     extrapolation; it is listed for completeness.
     """
-    x, y = _points(n_superpixels, values)
+    # The benchmark sorts the points but keeps those at equal K (its end rules drop or keep
+    # them one by one), so they are not merged here.
+    x, y = _checked(n_superpixels, values)
     if x.size < 3:
         raise ValueError(f"average_metric needs at least 3 points, got {x.size}")
     f32 = np.float32

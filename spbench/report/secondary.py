@@ -27,12 +27,12 @@ from spbench.metrics import average_metric, metric
 from spbench.report.aggregate import (
     AUC_KEYS,
     DEFAULT_AUC_RANGE,
+    SUMMARY_KEYS,
     compute_auc,
-    format_number,
     markdown_table,
     summarise_seeds,
 )
-from spbench.report.tables import EXTRAPOLATED_MARK, sort_rows
+from spbench.report.tables import EXTRAPOLATED_MARK, data_description, format_cell, sort_rows
 
 __all__ = [
     "AVERAGE_METRICS",
@@ -69,20 +69,17 @@ AVERAGE_METRICS: tuple[AverageMetric, ...] = (
 
 
 def _average(k: np.ndarray, v: np.ndarray, lower_is_better: bool) -> tuple[float, bool]:
-    """One average metric and whether the measured K̄ fails to span :data:`AVERAGE_RANGE`."""
+    """One average metric, and whether the measured K̄ fails to span :data:`AVERAGE_RANGE`
+    (the benchmark's end rules then hold or extend the curve); ``(nan, False)`` where the rules
+    are undefined."""
     low, high = AVERAGE_RANGE
     finite = np.isfinite(k) & np.isfinite(v)
     k, v = k[finite], v[finite]
-    if k.size == 0:
-        return float("nan"), False
-    # The benchmark's end rules hold or extend the curve to [200, 5200] (with 13 scales up to
-    # s = 1.5: always), flagged.
-    unspanned = bool(k.min() > low or k.max() < high)
     try:
         value = average_metric(k, v, low=low, high=high, lower_is_better=lower_is_better)
-    except ValueError:  # < 3 points, or none inside the range: the benchmark's rules are undefined
-        return float("nan"), unspanned
-    return value, unspanned
+    except ValueError:  # < 3 points, all on one side of the range, too few distinct K below it
+        return float("nan"), False
+    return value, bool(k.min() > low or k.max() < high)
 
 
 def _average_metrics(curves: pd.DataFrame) -> pd.DataFrame:
@@ -91,13 +88,16 @@ def _average_metrics(curves: pd.DataFrame) -> pd.DataFrame:
     for key, group in curves.groupby(list(AUC_KEYS), sort=True, dropna=False):
         k = group["k_mean"].to_numpy(dtype=float)
         row: dict[str, object] = dict(zip(AUC_KEYS, key, strict=True))
+        row["k_measured_max"] = float(np.nanmax(k)) if np.isfinite(k).any() else np.nan
         for avg in AVERAGE_METRICS:
             v = group[avg.source].to_numpy(dtype=float)
-            value, unspanned = _average(k, v, avg.lower_is_better)
-            row[avg.name] = value
-            row[f"{avg.name}_extrapolated"] = unspanned
+            row[avg.name], row[f"{avg.name}_extrapolated"] = _average(k, v, avg.lower_is_better)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+#: Columns of :func:`secondary_frame` besides the values: what each row was scored on.
+_DESCRIPTION_COLUMNS = ("n_images", "n_pairs", "gt_cap50", "max_annotations", "auc_low", "auc_high")
 
 
 def secondary_frame(
@@ -120,9 +120,10 @@ def secondary_frame(
         over seeds against the nominal count, the metric's units), ``<m>_nominal_std`` and
         ``<m>_nominal_extrapolated``; per :data:`AVERAGE_METRICS` ``<name>`` (mean over seeds,
         percent, lower is better; NaN where the benchmark's rules are undefined: fewer than 3
-        points, or every K̄ on one side of [200, 5200]), ``<name>_std`` and
-        ``<name>_extrapolated`` (the measured K̄ does not span [200, 5200]); ``auc_low`` and
-        ``auc_high``.
+        points, every K̄ on one side of [200, 5200], or too few distinct K̄ below 5200),
+        ``<name>_std`` and ``<name>_extrapolated`` (the measured K̄ does not span [200, 5200]);
+        ``k_measured_max`` (the largest measured K̄ of any seed); ``n_images``, ``n_pairs``,
+        ``gt_cap50``, ``max_annotations``, ``auc_low`` and ``auc_high``.
     """
     per_seed = compute_auc(
         curves, auc_range=auc_range, metrics=NOMINAL_METRICS, k_column="n_nominal"
@@ -130,70 +131,90 @@ def secondary_frame(
     per_seed = per_seed.merge(_average_metrics(curves), on=list(AUC_KEYS), validate="one_to_one")
     names = [*NOMINAL_METRICS, *(avg.name for avg in AVERAGE_METRICS)]
     summary = sort_rows(summarise_seeds(per_seed, metrics=names))
+    k_max = per_seed.groupby(list(SUMMARY_KEYS), dropna=False)["k_measured_max"].max()
+    summary = summary.join(k_max, on=list(SUMMARY_KEYS))
     renamed = {}
     for name in NOMINAL_METRICS:
         for suffix in ("", "_std", "_extrapolated"):
             renamed[f"{name}{suffix}"] = f"{name}_nominal{suffix}"
     columns = ["model", "dataset", "split", "method", "variant", "ec", "n_seeds", "seeds"]
     columns += [f"{name}{s}" for name in names for s in ("", "_std", "_extrapolated")]
-    return summary[[*columns, "auc_low", "auc_high"]].rename(columns=renamed).reset_index(drop=True)
+    columns += ["k_measured_max", *_DESCRIPTION_COLUMNS]
+    return summary[columns].rename(columns=renamed).reset_index(drop=True)
 
 
-def _cell(row: pd.Series, column: str, decimals: int) -> str:
-    text = format_number(row[column], decimals)
-    if text == "—":
-        return text
-    std = row[f"{column}_std"]
-    if row["n_seeds"] > 1 and np.isfinite(std):
-        text += f" ± {float(std):.{decimals}f}"
-    return text + (EXTRAPOLATED_MARK if row[f"{column}_extrapolated"] else "")
-
-
-def format_secondary_markdown(frame: pd.DataFrame, *, title: str = "Table 2") -> str:
-    """Render :func:`secondary_frame` as Markdown, with what each view is and is not.
-
-    Returns
-    -------
-    str
-        A heading, the definitions, one table, and the † footnote.
-    """
-    if frame.empty:
-        return f"# {title}: secondary views\n\nNo scored runs.\n"
-    low, high = frame["auc_low"].iloc[0], frame["auc_high"].iloc[0]
-    a_low, a_high = AVERAGE_RANGE
+def _header_and_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     header = ["Model", "EC"]
     header += [f"{metric(name).header} (nominal)" for name in NOMINAL_METRICS]
     header += [f"{avg.label} ↓" for avg in AVERAGE_METRICS] + ["seeds"]
     body = []
     for _, row in frame.iterrows():
         cells = [str(row["model"]), "yes" if row["ec"] else "no"]
-        cells += [_cell(row, f"{n}_nominal", metric(n).decimals) for n in NOMINAL_METRICS]
+        for name in NOMINAL_METRICS:
+            cells.append(_cell(row, f"{name}_nominal", metric(name).decimals))
         cells += [_cell(row, avg.name, 2) for avg in AVERAGE_METRICS]
         body.append([*cells, str(int(row["n_seeds"]))])
+    return header, body
+
+
+def _cell(row: pd.Series, column: str, decimals: int) -> str:
+    return format_cell(row, column, decimals, pm=" ± ", mark=EXTRAPOLATED_MARK)
+
+
+def _definitions(frame: pd.DataFrame) -> list[str]:
+    """The bullet list that says what each view is (and is not)."""
+    low, high = frame["auc_low"].iloc[0], frame["auc_high"].iloc[0]
+    a_low, a_high = AVERAGE_RANGE
+    return [
+        f"- *(nominal)*: the normalised AUC over [{low:.0f}, {high:.0f}] against the *nominal* "
+        "count int(600·s²) instead of the measured K̄. Without EC, K̄ is at most the nominal "
+        "count (a grid cell may win no pixel) and often equal to it; with EC it is usually "
+        "above it for the deep methods, so their points move along K between the views.",
+        f"- AMR, AUE, AUV: the reference benchmark's average metrics (computeAverageMetric) over "
+        f"the actual K̄ ∈ [{a_low}, {a_high}], in percent, lower is better: "
+        f"100/{a_high - a_low}·∫(1 − v) dK for BR (average miss rate) and EV (average "
+        f"unexplained variation), 100/{a_high - a_low}·∫ UE_np dK for AUE. The largest "
+        f"measured K̄ here is {frame['k_measured_max'].max():.0f}; past it the benchmark's end "
+        f"rule holds the last value out to {a_high}, so most of that range is not measured. "
+        "They integrate Table 2's curves (mean over every (image, annotation) pair); the "
+        "benchmark's eval_average_cli takes the worst annotation per image instead (min BR, "
+        "max UE_np, min EV), so they are its rule, not its numbers.",
+        f"- Data: {data_description(frame)}.",
+        "- Mean over seeds, ± sample standard deviation when there is more than one seed.",
+    ]
+
+
+def format_secondary_markdown(frame: pd.DataFrame, *, title: str = "Table 2") -> str:
+    """Render :func:`secondary_frame` as Markdown, with what each view is and is not.
+
+    Parameters
+    ----------
+    frame
+        Output of :func:`secondary_frame`.
+    title
+        Heading prefix (the report's title and table name).
+
+    Returns
+    -------
+    str
+        A heading, the definitions, one table, and the notes for † and "—" where they occur.
+    """
+    if frame.empty:
+        return f"# {title}: secondary views\n\nNo scored runs.\n"
+    header, body = _header_and_rows(frame)
     lines = [
         f"# {title}: secondary views",
         "",
         "**Not Table 2's numbers**, for comparison with other conventions only "
         "(docs/protocol.md §8). Table 2 integrates against the measured K̄.",
         "",
-        f"- *(nominal)*: the normalised AUC over [{low:.0f}, {high:.0f}] against the *nominal* "
-        "count int(600·s²) instead of K̄. K̄ differs from the nominal count (below it without EC, "
-        "above it with EC for the deep methods), so each point moves along K between the views.",
-        f"- AMR, AUE, AUV: the reference benchmark's average metrics (computeAverageMetric) over "
-        f"the actual K̄ ∈ [{a_low}, {a_high}], in percent, lower is better: 100/{a_high - a_low}"
-        "·∫(1 − v) dK for BR (average miss rate) and EV (average unexplained variation), "
-        f"100/{a_high - a_low}·∫ UE_np dK for AUE. Where the measured K̄ ends below {a_high} "
-        "(the paper's 13 scales end near K̄ = 1350), the benchmark's end rule holds the last "
-        f"value out to {a_high}: most of that range is not measured. They "
-        "integrate Table 2's curves (mean over every (image, annotation) pair); the benchmark's "
-        "eval_average_cli takes the worst annotation per image instead (min BR, max UE_np, "
-        "min EV), so they are its rule, not its numbers.",
-        "- Mean over seeds, ± sample standard deviation when there is more than one seed.",
+        *_definitions(frame),
         "",
         *markdown_table(header, body),
         "",
     ]
-    if frame.filter(like="_extrapolated").to_numpy(dtype=bool).any():
+    cells = "\n".join(" | ".join(row) for row in body)
+    if EXTRAPOLATED_MARK in cells:
         lines += [
             f"{EXTRAPOLATED_MARK} An end of the range is not bracketed by measured points: "
             "extrapolated (nominal AUC: linearly, from the two nearest points; average metrics: "
@@ -201,9 +222,10 @@ def format_secondary_markdown(frame: pd.DataFrame, *, title: str = "Table 2") ->
             "",
         ]
     if frame[[avg.name for avg in AVERAGE_METRICS]].isna().to_numpy().any():
+        a_low, a_high = AVERAGE_RANGE
         lines += [
-            f"“—”: undefined by the benchmark's rules (every measured K̄ outside [{a_low}, "
-            f"{a_high}], or fewer than 3 scales).",
+            "“—”: undefined by the benchmark's rules (fewer than 3 scales, every measured K̄ on "
+            f"one side of [{a_low}, {a_high}], or too few distinct K̄ below {a_high}).",
             "",
         ]
     return "\n".join(lines)

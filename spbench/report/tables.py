@@ -30,6 +30,8 @@ __all__ = [
     "TABLE2_METRICS",
     "TABLE3_METRICS",
     "TABLE3_PAPER_COLUMNS",
+    "data_description",
+    "format_cell",
     "format_table2_latex",
     "format_table2_markdown",
     "format_table3_latex",
@@ -123,7 +125,10 @@ def _onoff(flag: object) -> str:
     return str(flag)  # seeds disagree: the joined values
 
 
-def _cell(row: pd.Series, name: str, decimals: int, *, pm: str, mark: str) -> str:
+def format_cell(row: pd.Series, name: str, decimals: int, *, pm: str, mark: str) -> str:
+    """Return ``row[name]`` with ``decimals`` digits, ``pm`` and the seeds' standard deviation
+    (``<name>_std``) when ``row["n_seeds"] > 1``, and ``mark`` if ``<name>_extrapolated``; "—"
+    for a missing value."""
     text = format_number(row[name], decimals)
     std = row[f"{name}_std"]
     if row["n_seeds"] > 1 and not (isinstance(std, float) and math.isnan(std)):
@@ -150,7 +155,7 @@ def _header_and_rows(
         if multi_data:
             cells = [f"{row['dataset']}/{row['split']}", *cells]
         for fact in map(metric, TABLE2_METRICS):
-            cells.append(_cell(row, fact.name, fact.decimals, pm=pm, mark=mark))
+            cells.append(format_cell(row, fact.name, fact.decimals, pm=pm, mark=mark))
             if fact.name in PAPER_COLUMNS:
                 cells += [
                     format_number(row[f"{fact.name}_paper"], fact.decimals),
@@ -174,8 +179,10 @@ def scored_as_paper(rec: dict) -> bool:
     )
 
 
-def _data_description(table: pd.DataFrame) -> str:
-    """``bsds500 / test, 40 images, 213 (image, annotation) pairs; GT capped at 50 labels``."""
+def data_description(table: pd.DataFrame) -> str:
+    """Return what ``table``'s rows were scored on, e.g. ``bsds500 / test, 40 images, 213
+    (image, annotation) pairs; GT capped at 50 labels, every annotation`` (columns ``dataset``,
+    ``split``, ``n_images``, ``n_pairs``, ``gt_cap50``, ``max_annotations``)."""
     parts = []
     for (dataset, split), group in table.groupby(["dataset", "split"], sort=True):
         parts.append(
@@ -235,7 +242,7 @@ def format_table2_markdown(table: pd.DataFrame, *, title: str = "Table 2") -> st
         "the plain mean of the metric over all (image, annotation) pairs and K̄ the mean "
         "*actual* number of superpixels at that scale (docs/protocol.md §6, §8).",
         "- XC and Stray are counted per prediction and averaged over the same pairs.",
-        f"- Data: {_data_description(table)}.",
+        f"- Data: {data_description(table)}.",
         "- **BP is the paper's “B”** (boundary precision; docs/paper.md §4).",
         "- Mean over seeds, ± sample standard deviation when there is more than one seed. "
         "“K̄ range”: the K̄ measured by every seed.",
@@ -332,7 +339,7 @@ def format_table2_latex(table: pd.DataFrame, *, caption: str | None = None) -> s
         caption = (
             f"Normalised AUC over K in [{low:.0f}, {high:.0f}] of the mean over (image, "
             f"annotation) pairs against the actual mean number of superpixels; "
-            f"{_data_description(table)}. BP is the paper's B. Paper values from a secondary "
+            f"{data_description(table)}. BP is the paper's B. Paper values from a secondary "
             "summary of the paper; Delta = ours - paper."
         )
         if table["auc_extrapolated"].any():
@@ -565,7 +572,7 @@ def _table3_rows(table: pd.DataFrame, *, pm: str, mark: str) -> tuple[list[str],
         if multi:
             cells.insert(0, f"{row['dataset']}/{row['split']}")
         for fact in map(metric, TABLE3_METRICS):
-            cells.append(_cell(row, fact.name, fact.decimals, pm=pm, mark=mark))
+            cells.append(format_cell(row, fact.name, fact.decimals, pm=pm, mark=mark))
             if fact.name in TABLE3_PAPER_COLUMNS:
                 paper_decimals = min(fact.decimals, 3)  # the paper's Table 3 prints 3 decimals
                 cells += [

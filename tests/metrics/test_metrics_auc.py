@@ -129,6 +129,14 @@ def test_average_metric_hand():
     assert got == pytest.approx(100 * (50 + 4900 * 0.15) / 5000, rel=1e-5)
 
 
+def test_average_metric_keeps_points_at_equal_k():
+    """As the benchmark: the upper rule drops the second-to-last point, here the first of the two
+    at K = 300, and moves the last (0.8) to 5200; v(200) = 0.55 from (100, 0.5) and (300, 0.6).
+    Merging them (0.7 at K = 300) would give 35.0."""
+    got = average_metric([100, 300, 300], [0.5, 0.6, 0.8])
+    assert got == pytest.approx(100 * (0.2 * 5000 + 0.5 * 0.25 * 5000) / 5000, rel=1e-5)  # 32.5
+
+
 def test_average_metric_lower_is_better_and_constant():
     xs = [150, 400, 900, 1400]
     assert average_metric(xs, [0.9] * 4) == pytest.approx(10.0, rel=1e-5)

@@ -84,6 +84,8 @@ def test_markdown_labels_the_views_and_marks_extrapolation(scores):
     text = format_secondary_markdown(frame)
     assert "Not Table 2's numbers" in text
     assert "ASA ↑ (nominal)" in text and "AMR ↓" in text and "AUE ↓" in text
+    assert "- Data: bsds500 / test, 3 images, 6 (image, annotation) pairs" in text
+    assert f"The largest measured K̄ here is {curves_k_max(scores):.0f};" in text
     body = [line for line in text.splitlines() if line.startswith("| ")][1:]
     assert len(body) == len(frame)
     assert all("†" in line for line in body)  # average metrics never span [200, 5200] here
@@ -94,9 +96,15 @@ def test_average_metrics_undefined_below_the_range(scores):
     curves = aggregate_curves(scores)
     frame = secondary_frame(curves.assign(k_mean=curves["k_mean"] / 10), auc_range=RANGE)
     assert frame[["amr", "aue", "auv"]].isna().all().all()
+    assert not frame[["amr_extrapolated", "aue_extrapolated", "auv_extrapolated"]].any().any()
     assert frame["asa_nominal"].notna().all()  # the nominal view does not use K̄
     text = format_secondary_markdown(frame)
-    assert "undefined by the benchmark's rules" in text and "—†" not in text
+    assert "undefined by the benchmark's rules" in text
+    assert "†" not in text  # nothing shown is extrapolated: no mark, no footnote
+
+
+def curves_k_max(scores) -> float:
+    return float(aggregate_curves(scores)["k_mean"].max())
 
 
 def test_table2_artefact_writes_the_secondary_views(tmp_path, score_file):
