@@ -22,6 +22,7 @@ from spbench.errors import UserError
 
 __all__ = [
     "BUILTIN",
+    "PUBLISHED_PREFIX",
     "MethodCard",
     "Recipe",
     "Stage",
@@ -183,6 +184,9 @@ SSM_STAGES = (
     Stage("stage2", uses_variant=True, splits=("train", "val")),
 )
 
+#: Variant prefix of a run of published weights (``pub_lap``: the authors' LAP checkpoint).
+PUBLISHED_PREFIX = "pub_"
+
 #: The recipe of a method with nothing to fit (its values are never used).
 NO_TRAINING = Recipe(lr=0.0, weight_decay=0.0, batch_size=1, crop=CELL_SIZE, val_crop=CELL_SIZE)
 
@@ -243,13 +247,16 @@ def model_label(method: str, variant: str) -> str:
         Method name as registered (``"scn"``, ``"ainet"``...). The four paper baselines keep the
         paper's spelling (``AINet``); any other method is upper-cased.
     variant
-        ``"base"`` gives no suffix; any other variant is appended upper-cased after ``-``.
+        ``"base"`` gives no suffix; any other variant is appended upper-cased after ``-``; a
+        published-weights variant ``pub_<v>`` is labelled as ``<v>`` with " (published)".
 
     Returns
     -------
     str
-        The model label.
+        The model label (``"CDS-LAP (published)"`` for ``("cds", "pub_lap")``).
     """
+    if variant.startswith(PUBLISHED_PREFIX):
+        return f"{model_label(method, variant.removeprefix(PUBLISHED_PREFIX))} (published)"
     name = _DISPLAY_NAMES.get(method.lower(), method.upper())
     return name if variant == "base" else f"{name}-{variant.upper()}"
 

@@ -25,6 +25,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from spbench.catalogue import PUBLISHED_PREFIX
 from spbench.errors import UserError
 
 
@@ -133,7 +134,7 @@ def validate_config(config: dict, *, check_methods: bool = True) -> dict:
 
 
 #: Prefixes of the run names spbench derives (Table 3, the sweep, published weights).
-RESERVED_VARIANT_PREFIXES = ("abl_", "lap_l", "pub_")
+RESERVED_VARIANT_PREFIXES = ("abl_", "lap_l", PUBLISHED_PREFIX)
 
 
 def _check_consistency(full: dict) -> None:
@@ -338,7 +339,9 @@ def experiment_runs(config: dict) -> dict[str, list[tuple[str, str, int]]]:
         ),
         "table3": table3 + references if table3 else [],
         "sweep": sweep_runs + references if sweep_runs else [],
-        "published": [(p["method"], f"pub_{p['variant']}", 0) for p in config["published"]],
+        "published": [
+            (p["method"], f"{PUBLISHED_PREFIX}{p['variant']}", 0) for p in config["published"]
+        ],
     }
 
 

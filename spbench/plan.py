@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from functools import cache
 from pathlib import Path
 
-from spbench.catalogue import get_card
+from spbench.catalogue import PUBLISHED_PREFIX, get_card
 from spbench.config import budget_label, experiment_runs, training_budget
 from spbench.errors import UserError
 from spbench.jobs import stage_runs, stage_variant, train_job
@@ -198,7 +198,7 @@ def _checkpoint_job(method: str, variant: str, seed: int, stage: str) -> str:
     """The name of the job that makes a stage's checkpoint (a shared stage's is the same for
     every variant; a published run's is the import of its weights)."""
     variant = stage_variant(method, variant, stage)
-    rule = "import" if variant.startswith("pub_") else "train"
+    rule = "import" if variant.startswith(PUBLISHED_PREFIX) else "train"
     return f"{rule} {_run_name(method, variant, seed)}/{stage}"
 
 
@@ -240,7 +240,7 @@ def _train_jobs(config: dict, figures: list[Figure], device: str | None) -> list
     for method, variant, seed, stage in stage_runs(config):
         card = get_card(method)
         name = _checkpoint_job(method, variant, seed, stage)
-        if variant.startswith("pub_"):
+        if variant.startswith(PUBLISHED_PREFIX):
             jobs.append(PlanJob(name, "published weights", False, None, "not estimated"))
             continue
         names = [s.name for s in card.stages]

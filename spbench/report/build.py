@@ -15,6 +15,7 @@ from typing import NamedTuple
 import pandas as pd
 from matplotlib.figure import Figure
 
+from spbench.catalogue import PUBLISHED_PREFIX
 from spbench.errors import UserError
 from spbench.io import atomic_path, write_text
 from spbench.report.aggregate import (
@@ -28,7 +29,12 @@ from spbench.report.artefacts import artefact_paths
 from spbench.report.ec_change import ec_change_frame, format_ec_change_markdown, plot_ec_change
 from spbench.report.figures import plot_asa_co_tradeoff, plot_metrics_vs_k, save_figure
 from spbench.report.secondary import format_secondary_markdown, secondary_frame
-from spbench.report.stats import PAIRED_COLUMNS, format_paired_markdown, paired_differences
+from spbench.report.stats import (
+    BASE_VARIANT,
+    PAIRED_COLUMNS,
+    format_paired_markdown,
+    paired_differences,
+)
 from spbench.report.sweep import format_sweep_markdown, plot_lambda_sweep, sweep_frame
 from spbench.report.tables import (
     format_table2_latex,
@@ -43,6 +49,9 @@ __all__ = ["build_sweep", "build_table2", "build_table3", "write_parquet"]
 
 TABLE2_HEADINGS = {"table2": "Table 2", "published": "Table 2, published weights"}
 """Heading of Table 2 per experiment that tabulates it."""
+
+TABLE2_BASES = {"table2": BASE_VARIANT, "published": f"{PUBLISHED_PREFIX}{BASE_VARIANT}"}
+"""The variant every other one is paired with, per experiment of Table 2."""
 
 
 class Aggregates(NamedTuple):
@@ -146,13 +155,17 @@ def build_table2(
     _write_csv(table, paths["table2_csv"])
     write_text(paths["table2_tex"], format_table2_latex(table))
 
+    base = TABLE2_BASES[experiment]
     paired = paired_differences(
-        data.scores, data.curves, auc_range=auc_range, n_boot=bootstrap, seed=seed
+        data.scores, data.curves, auc_range=auc_range, n_boot=bootstrap, seed=seed, base=base
     )
     write_parquet(paired, paths["paired"])
+    empty = f"No method has both a `{base}` run and another variant: nothing to compare."
     write_text(
         paths["paired_md"],
-        format_paired_markdown(paired, title=f"{heading}: paired comparison with base"),
+        format_paired_markdown(
+            paired, title=f"{heading}: paired comparison with {base}", empty=empty
+        ),
     )
     change = ec_change_frame(data.scores, auc_range=auc_range, at_k=ec_change_at_k)
     write_text(

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from spbench.catalogue import PUBLISHED_PREFIX
 from spbench.config import budget_label
 from spbench.metrics import metric
 from spbench.report.aggregate import format_number, markdown_table, model_label
@@ -99,7 +100,7 @@ def table2_frame(summary: pd.DataFrame) -> pd.DataFrame:
             row[f"{name}_std"] = rec[f"{name}_std"]
             row[f"{name}_extrapolated"] = rec[f"{name}_extrapolated"]
         # Published weights (variant pub_lap) are compared with the paper's row of their variant.
-        variant = str(rec["variant"]).removeprefix("pub_")
+        variant = str(rec["variant"]).removeprefix(PUBLISHED_PREFIX)
         ref = paper.get((rec["method"], variant, bool(rec["ec"]))) if scored_as_paper(rec) else None
         for name in PAPER_COLUMNS:
             value = getattr(ref, name) if ref is not None else np.nan

@@ -293,6 +293,23 @@ def test_published_weights_meet_the_papers_row(scores):
     assert row["asa_paper"] == paper[("cds", "lap", True)].asa
 
 
+def test_published_weights_are_paired_with_the_published_base(tmp_path, scores):
+    """The published experiment pairs pub_lap with pub_base (it looked for `base`: always empty)
+    and labels its rows as published weights."""
+    published = scores[scores["method"] == "cds"].replace(
+        {"variant": {"lap": "pub_lap", "base": "pub_base"}}
+    )
+    path = tmp_path / "published.parquet"
+    published.to_parquet(path, index=False)
+    out = build_table2([path], tmp_path / "report", experiment="published", auc_range=RANGE)
+    paired = pd.read_parquet(out["paired"])
+    assert len(paired) and set(paired["variant"]) == {"pub_lap"}
+    assert set(paired["base_model"]) == {"CDS (published)"}
+    assert set(paired["model"]) == {"CDS-LAP (published)"}
+    assert "paired comparison with pub_base" in out["paired_md"].read_text()
+    assert "| CDS-LAP (published) | yes |" in out["table2_md"].read_text()
+
+
 def test_markdown_states_images_pairs_and_a_subset(scores):
     """The Data line counts images and pairs; Δ against the paper on fewer than its 200 test
     images says that it compares a subset."""
