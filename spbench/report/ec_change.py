@@ -216,8 +216,9 @@ def format_ec_change_markdown(table: pd.DataFrame, *, title: str = "EC change") 
     low, high = float(table["auc_low"].iloc[0]), float(table["auc_high"].iloc[0])
     target = float(table["target_k"].iloc[0])
     lines += [
-        "- **Relabelled by EC**: per (image, scale), the fraction of pixels whose EC segment "
-        "differs from their no-EC segment (score column `ec_relabelled`), averaged over the "
+        "- **Relabelled by EC**: per (image, scale), the fraction of pixels EC merges into a "
+        "segment whose majority no-EC label is another, 1 − ASA(EC map, no-EC map) (score "
+        "column `ec_relabelled`; a fragment EC only splits off counts 0), averaged over the "
         "(image, annotation) pairs of each scale; shown in **percent of pixels**.",
         f"- “AUC”: normalised AUC of that curve over K̄ ∈ [{low:.0f}, {high:.0f}] against the "
         "EC K̄ (mean actual number of superpixels with EC; docs/protocol.md §8).",

@@ -174,8 +174,9 @@ def _definitions(frame: pd.DataFrame) -> list[str]:
         f"the actual K̄ ∈ [{a_low}, {a_high}], in percent, lower is better: "
         f"100/{a_high - a_low}·∫(1 − v) dK for BR (average miss rate) and EV (average "
         f"unexplained variation), 100/{a_high - a_low}·∫ UE_np dK for AUE. The largest "
-        f"measured K̄ here is {frame['k_measured_max'].max():.0f}; past it the benchmark's end "
-        f"rule holds the last value out to {a_high}, so most of that range is not measured. "
+        f"measured K̄ here is {frame['k_measured_max'].max():.0f}; the benchmark's end rule "
+        f"then drops the second-to-last point and moves the last value to K = {a_high}, so most "
+        "of that range is a straight line, not a measurement. "
         "They integrate Table 2's curves (mean over every (image, annotation) pair); the "
         "benchmark's eval_average_cli takes the worst annotation per image instead (min BR, "
         "max UE_np, min EV), so they are its rule, not its numbers.",
