@@ -46,7 +46,7 @@ from spbench.report.aggregate import (
     markdown_table,
     model_label,
 )
-from spbench.report.tables import TABLE2_METRICS
+from spbench.report.tables import EXTRAPOLATED_MARK, TABLE2_METRICS
 
 __all__ = [
     "PAIRED_COLUMNS",
@@ -65,7 +65,7 @@ PAIRED_METRICS: tuple[str, ...] = TABLE2_METRICS
 PAIRED_COLUMNS: tuple[str, ...] = (
     "dataset", "split", "method", "ec", "variant", "model", "base_model", "metric",
     "mean_delta", "ci_low", "ci_high", "significant", "base_mean", "variant_mean",
-    "n_images", "n_pairs", "n_seeds_base", "n_seeds_variant", "n_boot",
+    "n_images", "n_pairs", "n_seeds_base", "n_seeds_variant", "n_boot", "level",
     "n_seeds_matched", "seed_delta_min", "seed_delta_max", "seeds_agree",
     "auc_low", "auc_high", "auc_extrapolated",
 )  # fmt: skip
@@ -257,7 +257,7 @@ def paired_differences(
         ``base_model``, ``mean_delta``, ``ci_low``, ``ci_high``, ``significant`` (the interval
         excludes 0), ``base_mean`` and ``variant_mean`` (mean per-pair AUC over the compared
         pairs), ``n_images``, ``n_pairs``, ``n_seeds_base``, ``n_seeds_variant``, ``n_boot``,
-        ``auc_low``, ``auc_high`` and ``auc_extrapolated`` (either model extrapolated).
+        ``level``, ``auc_low``, ``auc_high`` and ``auc_extrapolated`` (either model extrapolated).
         Empty if no method has both ``base`` and another variant.
     """
     low, high = (float(x) for x in auc_range)
@@ -272,6 +272,7 @@ def paired_differences(
         "n_seeds": by_model["seed"].nunique(),
         "extrapolated": by_model["auc_extrapolated"].any(),
         "n_boot": int(n_boot),
+        "level": float(level),
         "auc_low": low,
         "auc_high": high,
     }
@@ -329,6 +330,7 @@ def _compare_with_base(
             "n_seeds_base": int(context["n_seeds"][key_b]),
             "n_seeds_variant": int(context["n_seeds"][key_v]),
             "n_boot": context["n_boot"],
+            "level": context["level"],
             "auc_low": context["auc_low"],
             "auc_high": context["auc_high"],
             "auc_extrapolated": bool(
@@ -338,7 +340,9 @@ def _compare_with_base(
         by_seed = _seed_matched_deltas(context["per_seed"], key_b, key_v)
         rows += [
             {**shared, "metric": name, **stats, **_seed_spread(by_seed, name, stats["mean_delta"])}
-            for name, stats in _paired_stats(joined, compared, n_boot=context["n_boot"], seed=seed)
+            for name, stats in _paired_stats(
+                joined, compared, n_boot=context["n_boot"], level=context["level"], seed=seed
+            )
         ]
     return rows
 
@@ -371,7 +375,7 @@ def _seed_spread(by_seed: pd.DataFrame, name: str, mean_delta: float) -> dict:
 
 
 def _sort_paired(table: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
-    """``table`` in report order: method, variant (natural order), no EC first, metric order."""
+    """``table`` in report order: method, variant (natural order), EC before no EC, metric order."""
     if table.empty:
         return table
     order = {m: i for i, m in enumerate(metrics)}
@@ -387,7 +391,7 @@ def _sort_paired(table: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
 
 
 def _paired_stats(
-    joined: pd.DataFrame, metrics: Sequence[str], *, n_boot: int, seed: int
+    joined: pd.DataFrame, metrics: Sequence[str], *, n_boot: int, level: float, seed: int
 ) -> list[tuple[str, dict]]:
     """Per metric: mean Δ over the pairs of ``joined`` and its image-bootstrap interval.
 
@@ -409,7 +413,7 @@ def _paired_stats(
         counts = np.bincount(codes[valid], minlength=len(uniques)).astype(float)
         if valid.any():
             sums = np.bincount(codes[valid], weights=delta[valid], minlength=len(uniques))
-            low, high = bootstrap_mean_ci(sums, counts, n_boot=n_boot, indices=indices)
+            low, high = bootstrap_mean_ci(sums, counts, n_boot=n_boot, level=level, indices=indices)
             values = (delta[valid].mean(), low, high, b[valid].mean(), v[valid].mean())
         else:
             values = (math.nan,) * 5
@@ -458,21 +462,23 @@ def format_paired_markdown(
         return "\n".join(lines) + "\n"
     low, high = float(table["auc_low"].iloc[0]), float(table["auc_high"].iloc[0])
     n_boot = int(table["n_boot"].iloc[0])
+    level = float(table["level"].iloc[0])
     lines += [
         "Definition:",
         "",
         f"- **Per-pair AUC**: for each (image, annotation) pair, the normalised AUC over "
         f"K̄ ∈ [{low:.0f}, {high:.0f}] of that pair's metric values at the run's scales, with the "
         "run's K̄ per scale (mean actual number of superpixels over all pairs) as the shared "
-        "abscissa (docs/protocol.md §8). Its mean over pairs equals the Table 2 AUC of the run.",
+        "abscissa (docs/protocol.md §8). Its mean over pairs equals the run's normalised AUC "
+        "as the tables report it.",
         "- **Seeds pooled**: a model's per-pair AUCs are averaged over its seeds before "
         "differencing.",
         "- **Δ = variant − base** per pair (same method, data and EC setting, pairs both have); "
         "“mean Δ” is the plain mean over pairs.",
-        f"- **95 % CI**: percentile bootstrap over *images* (each resampled image brings all its "
-        f"annotations), {n_boot} resamples, seeded numpy Generator. “significant”: the interval "
-        "excludes 0. The interval is over test images only: it does not hold the variation "
-        "between training seeds.",
+        f"- **{100 * level:g} % CI**: percentile bootstrap over *images* (each resampled image "
+        f"brings all its annotations), {n_boot} resamples, seeded numpy Generator. "
+        "“significant”: the interval excludes 0. The interval is over test images only: it "
+        "does not hold the variation between training seeds.",
         "- **Δ per seed**: the mean Δ of seed k of the variant against seed k of the base, for "
         "each seed both have (smallest … largest); “seeds agree”: every one is on the side of 0 "
         "the mean Δ is on. With few seeds, a significant Δ whose seeds disagree is not evidence.",
@@ -498,7 +504,8 @@ def format_paired_markdown(
                 fact.label,
                 format_number(row["base_mean"], d),
                 format_number(row["variant_mean"], d),
-                format_number(row["mean_delta"], d, sign=True),
+                format_number(row["mean_delta"], d, sign=True)
+                + (EXTRAPOLATED_MARK if row["auc_extrapolated"] else ""),
                 format_number(row["ci_low"], d, sign=True),
                 format_number(row["ci_high"], d, sign=True),
                 str(int(row["n_images"])),
@@ -510,4 +517,11 @@ def format_paired_markdown(
             ]
         )
     lines += markdown_table(header, rows)
+    if table["auc_extrapolated"].any():
+        lines += [
+            "",
+            f"{EXTRAPOLATED_MARK} The K̄ of the base or the variant does not bracket "
+            f"[{low:.0f}, {high:.0f}]: their AUCs use a linear extrapolation at that end "
+            "(docs/protocol.md §8) and are less reliable.",
+        ]
     return "\n".join(lines) + "\n"

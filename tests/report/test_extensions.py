@@ -121,6 +121,28 @@ def test_paired_known_shift_and_no_shift():
     assert (again["ci_low"], again["ci_high"]) == (row["ci_low"], row["ci_high"])
 
 
+def test_paired_level_sets_the_interval_and_its_label():
+    """`level` reaches the bootstrap (it was ignored: every interval was 95 %) and the header."""
+    wide = paired_differences(_pair_scores(0.02), auc_range=RANGE, metrics=["asa"])
+    narrow = paired_differences(_pair_scores(0.02), auc_range=RANGE, metrics=["asa"], level=0.5)
+    w, n = wide.iloc[0], narrow.iloc[0]
+    assert w["ci_low"] < n["ci_low"] < n["ci_high"] < w["ci_high"]
+    assert (w["level"], n["level"]) == (0.95, 0.5)
+    assert "**50 % CI**" in format_paired_markdown(narrow)
+    assert "**95 % CI**" in format_paired_markdown(wide)
+
+
+def test_paired_marks_extrapolated_aucs(scores):
+    """A comparison whose runs' K̄ do not bracket the range is marked † with its footnote."""
+    paired = paired_differences(scores, auc_range=RANGE, n_boot=50)
+    assert paired["auc_extrapolated"].any() and not paired["auc_extrapolated"].all()
+    md = format_paired_markdown(paired)
+    body = [line for line in md.splitlines() if line.startswith("| ") and " vs " in line]
+    flagged = paired["auc_extrapolated"].to_numpy()
+    assert ["†" in line for line in body] == list(flagged)
+    assert "does not bracket" in md
+
+
 def test_paired_mean_equals_table2_difference_and_moves_with_a_row(scores):
     _, _, summary = _summary(scores)
     paired = paired_differences(scores, auc_range=RANGE, n_boot=200)
