@@ -42,11 +42,11 @@ from spbench.metrics import Metric, metric
 from spbench.report.aggregate import (
     DEFAULT_AUC_RANGE,
     RUN_KEYS,
-    format_number,
     markdown_table,
     model_label,
 )
 from spbench.report.figures import set_title
+from spbench.report.tables import EXTRAPOLATED_MARK, format_cell
 
 __all__ = [
     "SWEEP_GROUP_ATTRIBUTES",
@@ -218,15 +218,16 @@ def sweep_frame(
         ``sweep_id, dataset, split, method, variant, model, lambda_lap`` (effective λ; reference
         methods that were not trained, such as SLIC, close the table with ``sweep_id`` −1 and
         λ NaN),
-        ``n_seeds``, per column of :data:`SWEEP_METRICS` its seed mean and ``<c>_std`` (sample
-        sd, NaN for one seed), ``n_scales_in_range``, ``n_images``, ``auc_extrapolated``,
-        ``auc_low``, ``auc_high``. Empty if there is no sweep.
+        ``n_seeds``, per column of :data:`SWEEP_METRICS` its seed mean, ``<c>_std`` (sample
+        sd, NaN for one seed) and ``<c>_extrapolated`` (an AUC of some seed extrapolated at an
+        unbracketed end; False for the zero-XC fraction), ``n_scales_in_range``, ``n_images``,
+        ``auc_extrapolated``, ``auc_low``, ``auc_high``. Empty if there is no sweep.
     """
     points = find_sweeps(summary, method=method, min_points=min_points)
     metric_cols = [m.name for m in SWEEP_METRICS]
     columns = [
         "sweep_id", "dataset", "split", "method", "variant", "model", "lambda_lap", "n_seeds",
-        *(f"{c}{s}" for c in metric_cols for s in ("", "_std")),
+        *(f"{c}{s}" for c in metric_cols for s in ("", "_std", "_extrapolated")),
         "n_scales_in_range", "n_images", "auc_extrapolated", "auc_low", "auc_high",
     ]  # fmt: skip
     if points.empty:
@@ -265,6 +266,8 @@ def sweep_frame(
             values = g[col].to_numpy(dtype=float)
             row[col] = float(np.mean(values)) if len(values) else math.nan
             row[f"{col}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+            flag = f"{col}_extrapolated"  # the zero-XC fraction has none: it is no AUC
+            row[flag] = bool(g[flag].any()) if flag in g else False
         row["n_scales_in_range"] = int(g["n_scales_in_range"].min()) if len(g) else 0
         row["n_images"] = int(g["n_images"].max()) if len(g) else 0
         flags = [f"{m}_extrapolated" for m in metric_cols if f"{m}_extrapolated" in g]
@@ -306,18 +309,18 @@ def format_sweep_markdown(table: pd.DataFrame, *, title: str = "λ_LAP sweep") -
         lam_text = "reference" if pd.isna(lam) else f"{lam:g}"
         cells = [str(row["model"]), lam_text, str(int(row["n_seeds"]))]
         for fact in SWEEP_METRICS:
-            text = format_number(row[fact.name], fact.decimals)
-            std = row[f"{fact.name}_std"]
-            if row["n_seeds"] > 1 and not (isinstance(std, float) and math.isnan(std)):
-                text += f" ± {float(std):.{fact.decimals}f}"
-            cells.append(text)
+            cells.append(
+                format_cell(row, fact.name, fact.decimals, pm=" ± ", mark=EXTRAPOLATED_MARK)
+            )
         cells.append(str(int(row["n_scales_in_range"])))
         rows.append(cells)
     lines += markdown_table(header, rows)
     if table["auc_extrapolated"].any():
         lines += [
             "",
-            "Some AUCs are extrapolated at an unbracketed end of the range (docs/protocol.md §8).",
+            f"{EXTRAPOLATED_MARK} The measured K̄ does not bracket [{low:.0f}, {high:.0f}] for "
+            "this run: the AUC uses a linear extrapolation at the unbracketed end "
+            "(docs/protocol.md §8) and is less reliable.",
         ]
     return "\n".join(lines) + "\n"
 

@@ -31,7 +31,7 @@ from spbench.report.stats import (
     format_paired_markdown,
     paired_differences,
 )
-from spbench.report.sweep import find_sweeps, format_sweep_markdown, sweep_frame
+from spbench.report.sweep import SWEEP_METRICS, find_sweeps, format_sweep_markdown, sweep_frame
 from spbench.report.tables import format_table3_latex, format_table3_markdown, table3_frame
 
 from ._synth import HIGH, K_EC, LOW, MID, N_ROWS, SCALES, expected_auc, make_scores
@@ -340,6 +340,11 @@ def test_sweep_points_and_zero_xc_fraction():
     assert row["zero_xc_fraction"] == pytest.approx((2 / 3 + 1 / 3) / 2)
     md = format_sweep_markdown(table)
     assert "images with XC = 0" in md and "| SCN-LAP_L90 | 90 | 1 |" in md
+    # both ends of these no-EC curves are extrapolated: each AUC cell is marked, the fraction not
+    assert table["asa_extrapolated"].all() and not table["zero_xc_fraction_extrapolated"].any()
+    line = next(x for x in md.splitlines() if x.startswith("| SCN-LAP_L90 |"))
+    assert line.count("†") == sum(m.name != "zero_xc_fraction" for m in SWEEP_METRICS)
+    assert "does not bracket [384, 1200]" in md
 
 
 def test_no_sweep_in_default_runs(scores):
