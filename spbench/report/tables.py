@@ -198,21 +198,26 @@ def data_description(table: pd.DataFrame) -> str:
     return "; ".join(parts) + "; " + ", ".join(options)
 
 
-def _paper_note(table: pd.DataFrame) -> str:
-    """Where the paper's numbers apply, and whether the rows that show one cover every image."""
-    shown = table[[f"{name}_paper" for name in PAPER_COLUMNS]].notna().any(axis=1)
-    rows = table[shown].to_dict("records")
-    text = (
-        "“—”: the paper has no such number, or the row was not scored as the paper was "
-        "(BSDS500 test, GT capped at 50 labels, every annotation)"
+def _subset_note(table: pd.DataFrame, columns: tuple[str, ...]) -> str:
+    """``"; these rows score 40 of the 200 test images, so Δ compares a subset with the paper's
+    full set"`` when a row showing a paper number (``<c>_paper`` of ``columns``) scored fewer
+    images than the paper; ``""`` otherwise."""
+    shown = table[[f"{name}_paper" for name in columns]].notna().any(axis=1)
+    fewest = min((int(n) for n in table.loc[shown, "n_images"]), default=PAPER_N_IMAGES)
+    if fewest >= PAPER_N_IMAGES:
+        return ""
+    return (
+        f"; these rows score {fewest} of the {PAPER_N_IMAGES} test images, so Δ compares a "
+        "subset with the paper's full set"
     )
-    fewest = min((int(rec["n_images"]) for rec in rows), default=PAPER_N_IMAGES)
-    if fewest < PAPER_N_IMAGES:
-        text += (
-            f"; these rows score {fewest} of the {PAPER_N_IMAGES} test images, so Δ compares "
-            "a subset with the paper's full set"
-        )
-    return text + "."
+
+
+def _paper_note(table: pd.DataFrame, columns: tuple[str, ...] = PAPER_COLUMNS) -> str:
+    """Where the paper's numbers apply, and whether the rows that show one cover every image."""
+    return (
+        "“—”: the paper has no such number, or the row was not scored as the paper was "
+        f"(BSDS500 test, GT capped at 50 labels, every annotation){_subset_note(table, columns)}."
+    )
 
 
 def format_table2_markdown(table: pd.DataFrame, *, title: str = "Table 2") -> str:
@@ -341,7 +346,8 @@ def format_table2_latex(table: pd.DataFrame, *, caption: str | None = None) -> s
             f"Normalised AUC over K in [{low:.0f}, {high:.0f}] of the mean over (image, "
             f"annotation) pairs against the actual mean number of superpixels; "
             f"{data_description(table)}. BP is the paper's B. Paper values from a secondary "
-            "summary of the paper; Delta = ours - paper."
+            "summary of the paper; Delta = ours - paper; --: no paper number for that row"
+            f"{_subset_note(table, PAPER_COLUMNS).replace('Δ', 'Delta')}."
         )
         if table["auc_extrapolated"].any():
             caption += " Dagger: AUC extrapolated at an unbracketed end of the range."
@@ -457,7 +463,7 @@ def table3_frame(summary: pd.DataFrame, *, method: str) -> pd.DataFrame:
     ]  # fmt: skip
     extra = [f"{m}{s}" for m in TABLE3_METRICS for s in ("", "_std", "_extrapolated")]
     extra += [f"{m}{s}" for m in TABLE3_PAPER_COLUMNS for s in ("_paper", "_delta")]
-    tail = ["paper_configuration", "auc_low", "auc_high", "auc_extrapolated"]
+    tail = ["paper_configuration", "auc_low", "auc_high", "auc_extrapolated", *_SCORED_ON]
     empty = pd.DataFrame(columns=[*cols, *extra, *tail])
     if summary.empty:
         return empty
@@ -533,9 +539,13 @@ def _table3_row(rec: dict, cols: list[str], paper: Table3Row | None) -> dict:
         row[f"{name}_paper"] = value
         row[f"{name}_delta"] = rec[name] - value
     row["paper_configuration"] = paper.configuration if paper is not None else ""
-    for col in ("auc_low", "auc_high", "auc_extrapolated"):
+    for col in ("auc_low", "auc_high", "auc_extrapolated", *_SCORED_ON):
         row[col] = rec[col]
     return row
+
+
+#: What a row was scored on (:func:`data_description`), carried into Table 3's CSV.
+_SCORED_ON = ("n_images", "n_pairs", "gt_cap50", "max_annotations")
 
 
 def _is_number(value: object) -> bool:
@@ -608,7 +618,8 @@ def format_table3_markdown(table: pd.DataFrame, *, title: str = "Table 3") -> st
         "- Paper: its Table 3 (CDS ablation, no EC; 3 decimals; from a *secondary summary* of the "
         "paper, docs/paper.md §4), shown beside the run whose switches match. Its “LAP only” row "
         "does not state WR (docs/method.md §7), so it is shown beside both “LAP only” and "
-        "“LAP+WR”. Δ = ours − paper; “—”: no paper number.",
+        f"“LAP+WR”. Δ = ours − paper; {_paper_note(table, TABLE3_PAPER_COLUMNS)}",
+        f"- Data: {data_description(table)}.",
         "",
     ]
     header, body = _table3_rows(table, pm=" ± ", mark=EXTRAPOLATED_MARK)
@@ -642,11 +653,13 @@ def format_table3_latex(table: pd.DataFrame, *, caption: str | None = None) -> s
     low, high = float(table["auc_low"].iloc[0]), float(table["auc_high"].iloc[0])
     header, body = _table3_rows(table, pm=" ± ", mark=EXTRAPOLATED_MARK)
     if caption is None:
+        subset = _subset_note(table, TABLE3_PAPER_COLUMNS).replace("Δ", "Delta")
         caption = (
             f"Loss-switch ablation of {model_label_for(str(table['method'].iloc[0]))} without "
             f"EC: normalised AUC over K in [{low:.0f}, {high:.0f}] against the actual mean number "
-            "of superpixels; mean (+- sd) over seeds. Paper values (CDS, Table 3) from a secondary "
-            "summary of the paper; Delta = ours - paper. BP is the paper's B."
+            f"of superpixels; {data_description(table)}; mean (+- sd) over seeds. Paper values "
+            "(CDS, Table 3) from a secondary summary of the paper; Delta = ours - paper; --: no "
+            f"paper number for that row{subset}. BP is the paper's B."
         )
         if table["auc_extrapolated"].any():
             caption += " Dagger: AUC extrapolated at an unbracketed end of the range."

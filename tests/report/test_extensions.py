@@ -32,7 +32,13 @@ from spbench.report.stats import (
     paired_differences,
 )
 from spbench.report.sweep import SWEEP_METRICS, find_sweeps, format_sweep_markdown, sweep_frame
-from spbench.report.tables import format_table3_latex, format_table3_markdown, table3_frame
+from spbench.report.tables import (
+    format_table2_latex,
+    format_table3_latex,
+    format_table3_markdown,
+    table2_frame,
+    table3_frame,
+)
 
 from ._synth import HIGH, K_EC, LOW, MID, N_ROWS, SCALES, expected_auc, make_scores
 
@@ -244,6 +250,21 @@ def test_table3_full_factorial(scores):
     assert "| MSD only | CDS-FM | off/on/off | — | 1 |" in md
     tex = format_table3_latex(table)
     assert r"\toprule" in tex and "CDS-FLMW" in tex and r"$\lambda_{\mathrm{LAP}}$" in tex
+
+
+def test_table3_states_its_data_and_a_subset_against_the_paper(scores):
+    """Paper numbers beside a 3-image run say it is a subset of the paper's 200 images, in the
+    Markdown and the LaTeX caption, and the CSV carries what the rows were scored on."""
+    table = table3_frame(_summary(_factorial(scores))[2], method="cds")
+    assert table["co_paper"].notna().any()
+    assert {"n_images", "n_pairs", "gt_cap50", "max_annotations"} <= set(table.columns)
+    md = format_table3_markdown(table)
+    assert "- Data: bsds500 / test, 3 images" in md
+    assert "these rows score 3 of the 200 test images, so Δ compares a subset" in md
+    tex = format_table3_latex(table)
+    assert "these rows score 3 of the 200 test images, so Delta compares a subset" in tex
+    table2 = table2_frame(_summary(scores)[2])
+    assert "so Delta compares a subset" in format_table2_latex(table2)
 
 
 def test_table3_paired_with_the_baseline(tmp_path, scores):
