@@ -32,6 +32,7 @@ __all__ = [
     "TABLE3_METRICS",
     "TABLE3_PAPER_COLUMNS",
     "data_description",
+    "effective_lambda_lap",
     "format_cell",
     "format_table2_latex",
     "format_table2_markdown",
@@ -111,8 +112,9 @@ def table2_frame(summary: pd.DataFrame) -> pd.DataFrame:
         for col in ("n_images", "n_pairs", "gt_cap50", "max_annotations"):
             row[col] = rec[col]
         row["auc_extrapolated"] = rec["auc_extrapolated"]
-        for col in ("weights", "msd_mode", "use_lap", "use_msd", "use_wr", "lambda_lap"):
+        for col in ("weights", "msd_mode", "use_lap", "use_msd", "use_wr"):
             row[col] = rec.get(col)
+        row["lambda_lap"] = effective_lambda_lap(rec)
         row["train_steps"] = rec.get("train_steps")
         row["budget"] = rec.get("budget")
         row["paper_source"] = ref.source if ref is not None else ""
@@ -531,6 +533,7 @@ def _paper_table3_row(rec: dict, method: str) -> Table3Row | None:
 def _table3_row(rec: dict, cols: list[str], paper: Table3Row | None) -> dict:
     """Return one Table 3 row: ``rec``'s identity and metrics, the paper's beside them."""
     row = {c: rec.get(c) for c in cols}
+    row["lambda_lap"] = effective_lambda_lap(rec)
     for name in TABLE3_METRICS:
         for suffix in ("", "_std", "_extrapolated"):
             row[f"{name}{suffix}"] = rec[f"{name}{suffix}"]
@@ -542,6 +545,15 @@ def _table3_row(rec: dict, cols: list[str], paper: Table3Row | None) -> dict:
     for col in ("auc_low", "auc_high", "auc_extrapolated", *_SCORED_ON):
         row[col] = rec[col]
     return row
+
+
+def effective_lambda_lap(rec: dict) -> object:
+    """Return the λ_LAP a run trained with: its ``lambda_lap``, NaN where LAP was off (the
+    score rows carry the configured λ whatever the switch); as given where seeds disagree."""
+    use_lap = rec.get("use_lap")
+    if isinstance(use_lap, (bool, np.bool_)) and not use_lap:
+        return math.nan
+    return rec.get("lambda_lap")
 
 
 #: What a row was scored on (:func:`data_description`), carried into Table 3's CSV.

@@ -256,6 +256,8 @@ def test_table3_states_its_data_and_a_subset_against_the_paper(scores):
     """Paper numbers beside a 3-image run say it is a subset of the paper's 200 images, in the
     Markdown and the LaTeX caption, and the CSV carries what the rows were scored on."""
     table = table3_frame(_summary(_factorial(scores))[2], method="cds")
+    # λ_LAP is the one trained with: NaN where LAP was off (score rows carry the configured λ)
+    assert table["lambda_lap"].isna().tolist() == (~table["use_lap"].astype(bool)).tolist()
     assert table["co_paper"].notna().any()
     assert {"n_images", "n_pairs", "gt_cap50", "max_annotations"} <= set(table.columns)
     md = format_table3_markdown(table)
@@ -265,6 +267,7 @@ def test_table3_states_its_data_and_a_subset_against_the_paper(scores):
     assert "these rows score 3 of the 200 test images, so Delta compares a subset" in tex
     table2 = table2_frame(_summary(scores)[2])
     assert "so Delta compares a subset" in format_table2_latex(table2)
+    assert table2.loc[table2["variant"] == "base", "lambda_lap"].isna().all()
 
 
 def test_table3_paired_with_the_baseline(tmp_path, scores):
