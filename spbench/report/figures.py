@@ -56,8 +56,9 @@ FIGURE_METRICS: tuple[str, ...] = ("asa", "co", "bp", "br", "xc", "stray")
 the metrics that are 0 by construction (XC, Stray) are left out."""
 
 K_LABEL = "number of superpixels K̄ (mean actual count)"
-REFERENCE_METHODS: dict[str, str] = {"slic": "0.45"}
-"""Classical reference methods drawn in a fixed grey with a dotted line."""
+REFERENCE_METHODS: dict[str, str] = {"slic": "0.45", "grid": "0.7"}
+"""Untrained reference methods (SLIC, the plain grid), each drawn in its own fixed grey with a
+dotted line."""
 _VARIANT_STYLES = {"base": "-", "lap": "--"}
 _OTHER_STYLES = (
     "-.",

@@ -23,7 +23,7 @@ from spbench.report import (
 )
 from spbench.report.artefacts import artefact_paths
 from spbench.report.ec_change import ec_change_frame, format_ec_change_markdown
-from spbench.report.figures import line_style, plot_metrics_vs_k
+from spbench.report.figures import line_style, method_colours, plot_metrics_vs_k
 from spbench.report.qualitative import build_qualitative, stray_mask
 from spbench.report.stats import (
     auc_weights,
@@ -416,6 +416,9 @@ def test_line_styles_and_slic_grey(scores):
     assert line_style("scn", "base", others) == "-"
     assert line_style("scn", "lap", others) == "--"
     assert line_style("slic", "base", others) == ":"
+    assert line_style("grid", "base", others) == ":"  # the plain grid is a reference too
+    greys = method_colours(["scn", "slic", "grid"])
+    assert greys["slic"] != greys["grid"] and {greys["slic"], greys["grid"]} == {"0.45", "0.7"}
     a, b = line_style("cds", "f1", others), line_style("cds", "f2", others)
     assert a != b and a not in ("-", "--", ":") and b not in ("-", "--", ":")
     slic = scores[(scores["method"] == "cds") & (scores["variant"] == "base")].assign(
