@@ -167,9 +167,9 @@ def _definitions(frame: pd.DataFrame) -> list[str]:
     a_low, a_high = AVERAGE_RANGE
     return [
         f"- *(nominal)*: the normalised AUC over [{low:.0f}, {high:.0f}] against the *nominal* "
-        "count int(600·s²) instead of the measured K̄. Without EC, K̄ is at most the nominal "
-        "count (a grid cell may win no pixel) and often equal to it; with EC it is usually "
-        "above it for the deep methods, so their points move along K between the views.",
+        "count int(600·s²) instead of the measured K̄. Without EC, a deep method's K̄ is at "
+        "most the nominal count (a grid cell may win no pixel) and often equal to it; with EC "
+        "it is usually above it, so its points move along K between the views.",
         f"- AMR, AUE, AUV: the reference benchmark's average metrics (computeAverageMetric) over "
         f"the actual K̄ ∈ [{a_low}, {a_high}], in percent, lower is better: "
         f"100/{a_high - a_low}·∫(1 − v) dK for BR (average miss rate) and EV (average "
