@@ -96,7 +96,8 @@ def _average_metrics(curves: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-#: Columns of :func:`secondary_frame` besides the values: what each row was scored on.
+#: Columns of :func:`secondary_frame` besides the values: what each row was scored on, and the
+#: AUC range.
 _DESCRIPTION_COLUMNS = ("n_images", "n_pairs", "gt_cap50", "max_annotations", "auc_low", "auc_high")
 
 
