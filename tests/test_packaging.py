@@ -1,8 +1,11 @@
-"""The two dependency lists (pyproject.toml for pip, environment.yml for conda) say the same."""
+"""The dependency lists: pyproject.toml (pip) and environment.yml (conda) say the same, and the
+runtime list is what the package imports."""
 
 from __future__ import annotations
 
+import ast
 import re
+import sys
 import tomllib
 from collections import Counter
 from pathlib import Path
@@ -16,6 +19,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: What environment.yml lists besides the requirements: the interpreter and pip itself.
 CONDA_ONLY = {"python", "pip"}
+
+#: Runtime requirements whose import name differs from the distribution's.
+IMPORT_NAMES = {
+    "scikit-image": "skimage",
+    "opencv-python-headless": "cv2",
+    "pillow": "PIL",
+    "pyyaml": "yaml",
+}
+
+#: Runtime requirements used without an import statement in spbench/, and why.
+USED_WITHOUT_IMPORT = {
+    "pyarrow": "pandas' Parquet engine",
+    "snakemake": "runs the workflow (the rules call spbench, not the reverse)",
+}
 
 
 def _pyproject() -> dict:
@@ -79,3 +96,25 @@ def test_environment_python_meets_requires_python():
 def test_environment_channels_hold_the_snakemake_packages():
     """snakemake-executor-plugin-slurm and snakefmt are published on bioconda."""
     assert _environment()["channels"][:2] == ["conda-forge", "bioconda"]
+
+
+def _imported_top_level_modules() -> set[str]:
+    """Top-level modules that spbench/ imports by absolute name (module level or in a function)."""
+    found: set[str] = set()
+    for path in (ROOT / "spbench").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+    return found - set(sys.stdlib_module_names) - {"spbench"}
+
+
+def test_runtime_requirements_are_what_the_package_imports():
+    """An unused requirement costs every user an install; a missing one fails on first use."""
+    declared = {canonicalize_name(Requirement(t).name) for t in _pyproject()["dependencies"]}
+    imported = _imported_top_level_modules()
+    module_of = {name: IMPORT_NAMES.get(name, name) for name in declared}
+    unused = {n for n, m in module_of.items() if m not in imported} - set(USED_WITHOUT_IMPORT)
+    assert sorted(unused) == [], "declared in pyproject.toml but never imported by spbench/"
+    assert sorted(imported - set(module_of.values())) == [], "imported but not declared"

@@ -3,13 +3,12 @@
 :func:`fetch` streams a file over HTTP(S) to ``<dest>.part`` and renames it to ``dest`` only once it
 is complete, trying each source in turn.
 
-Why not just ``pooch.retrieve``? pooch is used where it serves (:func:`pooch.file_hash` for the
-hashes), but its :class:`pooch.HTTPDownloader` (a) restarts from zero after a broken connection
-instead of resuming with an HTTP ``Range`` request, which matters for a 70 MB archive on a flaky
-link, (b) retries every error the same way, so an offline machine waits through the full back-off
-for every URL instead of failing in seconds, and (c) stops at the first failing URL instead of
-reporting all of them. The small loop below adds exactly these three things on top of ``requests``
-(which pooch itself uses).
+Why not ``pooch.retrieve``? Its :class:`pooch.HTTPDownloader` (a) restarts from zero after a
+broken connection instead of resuming with an HTTP ``Range`` request, which matters for a 70 MB
+archive on a flaky link, (b) retries every error the same way, so an offline machine waits through
+the full back-off for every URL instead of failing in seconds, and (c) stops at the first failing
+URL instead of reporting all of them. The small loop below adds exactly these three things on top
+of ``requests`` (which pooch itself uses); hashes are :func:`spbench.io.sha256_file`'s.
 
 Error policy per source
 -----------------------
