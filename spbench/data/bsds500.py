@@ -29,6 +29,7 @@ import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from importlib import resources
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -525,7 +526,13 @@ def _write_splits(
     label cap at full resolution). ``archive`` only names the file in errors.
     """
     splits, counts = {}, {}
-    pool = ProcessPoolExecutor(workers, initializer=_worker_start) if workers > 1 else None
+    # spawn, not Linux's default fork: forking a process that may hold other threads' locks can
+    # deadlock the child (Python 3.12 warns; 3.14 no longer forks by default).
+    pool = (
+        ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_worker_start)
+        if workers > 1
+        else None
+    )
     try:
         for split in SPLITS:
             jobs = _split_jobs(data_dir, split)

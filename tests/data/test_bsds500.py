@@ -7,6 +7,7 @@ import io
 import json
 import tarfile
 import time
+import warnings
 from collections import Counter
 
 import numpy as np
@@ -293,9 +294,21 @@ def test_prepare_fake_archive(make_fake_archive, fake_tools, tmp_path, prefix, f
     assert manifest["counts"]["train"]["annotations_over_cap_full_resolution"] == 1
 
 
-def test_prepare_with_workers(fake_archive, tmp_path):
+def test_prepare_with_workers(fake_archive, tmp_path, monkeypatch):
+    start_methods = []
+
+    class RecordingPool(bsds500.ProcessPoolExecutor):
+        def __init__(self, *args, mp_context=None, **kwargs):
+            start_methods.append(mp_context.get_start_method() if mp_context else None)
+            super().__init__(*args, mp_context=mp_context, **kwargs)
+
+    monkeypatch.setattr(bsds500, "ProcessPoolExecutor", RecordingPool)
     _prepare(fake_archive, tmp_path / "p1")
-    _prepare(fake_archive, tmp_path / "p2", workers=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)  # Python >= 3.12 on fork with threads
+        _prepare(fake_archive, tmp_path / "p2", workers=2)
+    # Forking this (threaded) process could deadlock a reader; spawned readers cannot inherit locks.
+    assert start_methods == ["spawn"]
     for split in prepared.SPLITS:
         a = prepared.load_split(tmp_path / "p1", split)
         b = prepared.load_split(tmp_path / "p2", split)
