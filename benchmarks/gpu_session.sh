@@ -22,8 +22,9 @@
 #       $PROFILE_MODES (own process); each of $OTHERS at its recipe's batch, fp32 eager
 #   (d) train: `spbench session plan` picks the fastest mode whose loss terms matched fp32
 #       eager (fp32 eager otherwise) and writes the profile to train; `spbench session
-#       calibrate` runs every job at once for $CALIB_STEPS steps and sets train.steps to what
-#       fits before the deadline (the profile's train.steps is the floor); `spbench session
+#       calibrate` runs every job at once for $CALIB_STEPS steps (at most 120 s: a job still
+#       running then is timed from the steps it logged) and sets train.steps to what fits
+#       before the deadline (the profile's train.steps is the floor); `spbench session
 #       train` runs every (method, variant, seed) of $PROFILE at once, as the workflow's
 #       train_stage would (same settings JSON), killed at the deadline
 # On exit, whatever happened, everything is packed into $OUT (`spbench session files

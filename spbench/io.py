@@ -64,6 +64,13 @@ def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iter
         tmp.unlink(missing_ok=True)
 
 
+def partial_path(path: str | os.PathLike[str]) -> Path:
+    """Return where a log that is still being written lives: ``<path>.partial`` (a training
+    job's loss log until it finishes; a job stopped early leaves only this one)."""
+    path = Path(path)
+    return path.with_name(path.name + ".partial")
+
+
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically and return the path."""
     with atomic_path(path) as tmp:

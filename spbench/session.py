@@ -41,7 +41,7 @@ import yaml
 from spbench.catalogue import get_card
 from spbench.config import load_config
 from spbench.errors import UserError
-from spbench.io import atomic_path
+from spbench.io import atomic_path, partial_path
 from spbench.jobs import canonical_json, train_job, train_runtime
 
 if TYPE_CHECKING:
@@ -318,15 +318,36 @@ def _wait_or_stop(
     return [ended[i] for i in range(len(procs))]
 
 
+def _train_records(loss_log: Path) -> list[dict]:
+    """The ``train`` records of a loss log (none if it does not exist)."""
+    if not loss_log.is_file():
+        return []
+    records = [json.loads(line) for line in loss_log.read_text(encoding="utf-8").splitlines()]
+    return [r for r in records if r.get("kind") == "train"]
+
+
 def _ms_per_step(loss_log: Path) -> float:
     """Milliseconds per step between the first and the last ``train`` record of a loss log
     (the start-up, first steps and final validation excluded)."""
-    records = [json.loads(line) for line in loss_log.read_text(encoding="utf-8").splitlines()]
-    train = [r for r in records if r.get("kind") == "train"]
+    train = _train_records(loss_log)
     if len(train) < 2:
         raise SessionError(f"{loss_log}: fewer than two logged steps to time")
     first, last = train[0], train[-1]
     return 1000.0 * (last["time_s"] - first["time_s"]) / (last["step"] - first["step"])
+
+
+def _job_timing(result: JobResult, steps: int, tail_steps: int) -> tuple[float, float]:
+    """Return a calibration job's milliseconds per step and the steps its wall time covers.
+
+    A job stopped at the calibration's limit is timed from its partial loss log. Its wall time
+    then counts as if the job had stopped at its last logged step (it ran a little further:
+    its start-up is over-estimated), less ``tail_steps`` steps for the final validation that
+    it did not reach.
+    """
+    if result.returncode is not None:
+        return _ms_per_step(result.loss_log), float(steps)
+    partial = partial_path(result.loss_log)
+    return _ms_per_step(partial), float(_train_records(partial)[-1]["step"] - tail_steps)
 
 
 def _with_train(config: dict, **train: object) -> dict:
@@ -354,10 +375,11 @@ def calibrate(
     step time, and are written into ``profile`` as ``train.steps``. Fewer than the profile's
     own ``train.steps`` (the floor) come with a line saying that the floor does not fit: the
     jobs then train what fits, equally for every run, rather than overrun the deadline and
-    return nothing; ``max_steps`` caps them. The short jobs are killed after ``limit_s``
-    seconds (or at ``until``), so that a stuck one cannot eat the training's time. If a job
-    crashes in a fast mode, the profile falls back to fp32 eager (``train.fast: {}``) and is
-    timed again.
+    return nothing; ``max_steps`` caps them. The short jobs are stopped after ``limit_s``
+    seconds (or at ``until``), so that a slow one cannot eat the training's time; a job
+    stopped there is timed from the steps it logged, with ``train.val_batches`` steps allowed
+    for the final validation it did not reach. If a job crashes in a fast mode, the profile
+    falls back to fp32 eager (``train.fast: {}``) and is timed again.
 
     Returns
     -------
@@ -367,7 +389,8 @@ def calibrate(
     Raises
     ------
     SessionError
-        If a job crashed in fp32 eager or ran out of time, or no step fits.
+        If a job crashed in fp32 eager or was stopped before logging two steps, or no step
+        fits.
     """
     raw = _read_yaml(profile)
     config = load_config(profile, check_methods=False)
@@ -380,12 +403,24 @@ def calibrate(
         checkpoint_every=steps,
     )
     lines = []
+    # A validation batch (larger crop, no backward) costs about a training step.
+    tail_steps = int(config["train"]["val_batches"])
     stop = min(until, time.time() + limit_s)
     results = run_jobs(short, data, Path(work) / "models", Path(work) / "logs", until=stop)
     killed = [r for r in results if r.returncode is None]
+    untimed = [r for r in killed if len(_train_records(partial_path(r.loss_log))) < 2]
+    if untimed:
+        raise SessionError(
+            f"calibration ran out of time before two logged steps: see {untimed[0].log}"
+        )
     if killed:
-        raise SessionError(f"calibration ran out of time: see {killed[0].log}")
-    failed = [r for r in results if r.returncode != 0]
+        # Stopped mid-way, the jobs still timed their steps: training goes on from those.
+        lines.append(
+            f"calibration stopped at its limit with {len(killed)} of {len(results)} jobs "
+            f"running: timed from their logged steps, allowing {tail_steps} steps for the "
+            "final validation they did not reach"
+        )
+    failed = [r for r in results if r.returncode not in (0, None)]
     if failed and _fast(config["train"]["fast"]):
         lines.append(
             f"calibration failed in fast mode {config['train']['fast']} "
@@ -405,7 +440,7 @@ def calibrate(
         )
     if failed:
         raise SessionError(f"calibration job failed even in fp32 eager: see {failed[0].log}")
-    fits = _steps_that_fit(results, steps, until, margin, max_steps, floor, lines)
+    fits = _steps_that_fit(results, steps, tail_steps, until, margin, max_steps, floor, lines)
     raw["train"]["steps"] = fits
     _write_yaml(raw, profile)
     lines.append(f"train.steps = {fits}")
@@ -415,6 +450,7 @@ def calibrate(
 def _steps_that_fit(
     results: list[JobResult],
     steps: int,
+    tail_steps: int,
     until: float,
     margin: float,
     max_steps: int | None,
@@ -423,8 +459,11 @@ def _steps_that_fit(
 ) -> int:
     """Return the training steps that fit before ``until`` after calibration jobs of ``steps``
     steps (see :func:`calibrate`), appending what was measured and decided to ``lines``."""
-    ms = max(_ms_per_step(r.loss_log) for r in results)
-    startup = max(r.wall_s - ms * (steps - 1) / 1000.0 for r in results)
+    timings = [_job_timing(r, steps, tail_steps) for r in results]
+    ms = max(job_ms for job_ms, _ in timings)
+    startup = max(
+        r.wall_s - ms * (n - 1) / 1000.0 for r, (_, n) in zip(results, timings, strict=True)
+    )
     left = until - time.time()
     fits = int(margin * (left - startup) * 1000.0 / ms)
     lines.append(

@@ -58,7 +58,7 @@ from spbench.config import import_method_modules
 from spbench.data.loader import PairBank
 from spbench.data.prepared import load_split
 from spbench.errors import UserError
-from spbench.io import atomic_path
+from spbench.io import atomic_path, partial_path
 from spbench.jobs import default_train_runtime
 from spbench.losses import LossConfig
 from spbench.models import Method, Recipe, Stage, create_model, get_method, get_stage
@@ -427,7 +427,7 @@ class LossLog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.partial = path.with_name(path.name + ".partial")
+        self.partial = partial_path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def keep_until(self, step: int) -> None:

@@ -20,16 +20,20 @@ import pandas as pd
 import pytest
 import yaml
 
+from spbench import session as session_module
 from spbench.config import load_config
 from spbench.data.synthetic import generate_synthetic
+from spbench.io import partial_path
 from spbench.jobs import canonical_json, train_job, train_runtime
 from spbench.session import (
     ARCHIVE,
     SUMMARY,
+    JobResult,
     SessionError,
     _job_command,
     _ms_per_step,
     _wait_or_stop,
+    calibrate,
     choose_fast_mode,
     returned_files,
     run_file,
@@ -343,6 +347,57 @@ def test_step_time_from_the_loss_log(tmp_path: Path) -> None:
     ]
     log.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     assert _ms_per_step(log) == pytest.approx(25.0)
+
+
+def _fake_calibration(tmp: Path, logged: dict[int, list[tuple[int, float]]], wall_s: float):
+    """A stand-in for run_jobs: job k logs ``logged[k]`` (step, time_s) and was stopped at the
+    limit (its log left partial) where its list has no final step; the others finished."""
+
+    def run_jobs(config, data, out_dir, log_dir, *, until):
+        results = []
+        for k, run in enumerate(session_runs(config)):
+            steps = config["train"]["steps"]
+            records = [{"kind": "train", "step": s, "time_s": t} for s, t in logged[k]]
+            finished = bool(records) and records[-1]["step"] == steps
+            loss_log = Path(log_dir) / f"{k}_log.jsonl"
+            loss_log.parent.mkdir(parents=True, exist_ok=True)
+            (loss_log if finished else partial_path(loss_log)).write_text(
+                "".join(json.dumps(r) + "\n" for r in records), encoding="utf-8"
+            )
+            code = 0 if finished else None
+            results.append(JobResult(run, code, wall_s, tmp / f"{k}.pt", loss_log, tmp / "log"))
+        return results
+
+    return run_jobs
+
+
+def test_calibration_stopped_at_its_limit_times_the_steps_logged(tmp_path, monkeypatch) -> None:
+    """A calibration that outlived its limit stopped the session's training altogether,
+    though every job had logged enough steps to time."""
+    profile = _toy_profile(tmp_path, tmp_path / "data")
+    n_jobs = len(session_runs(load_config(profile, check_methods=False)))
+    # 10 steps, logged every 2: jobs 1.. were stopped after step 6, 20 ms per step.
+    done = [(2, 0.5), (4, 0.52), (6, 0.54), (8, 0.56), (10, 0.58)]
+    logged = {0: done, **{k: done[:3] for k in range(1, n_jobs)}}
+    monkeypatch.setattr(session_module, "run_jobs", _fake_calibration(tmp_path, logged, 1.0))
+    until = time.time() + 100.0
+    lines = calibrate(profile, tmp_path / "data", tmp_path / "work", until=until, steps=10)
+    assert f"stopped at its limit with {n_jobs - 1} of {n_jobs} jobs" in lines[0]
+    # Start-up: 1 s of wall time counted as 6 - val_batches steps at 10 ms each.
+    val_batches = load_config(profile, check_methods=False)["train"]["val_batches"]
+    startup = 1.0 - 0.010 * (6 - val_batches - 1)
+    assert f"start-up and final validation {startup:.1f} s" in lines[1]
+    steps = yaml.safe_load(profile.read_text(encoding="utf-8"))["train"]["steps"]
+    assert steps == pytest.approx(0.9 * (100.0 - startup) / 0.010, rel=0.01)
+
+
+def test_calibration_stopped_before_two_logged_steps_is_an_error(tmp_path, monkeypatch) -> None:
+    profile = _toy_profile(tmp_path, tmp_path / "data")
+    n_jobs = len(session_runs(load_config(profile, check_methods=False)))
+    logged = {k: [(2, 0.5)] for k in range(n_jobs)}
+    monkeypatch.setattr(session_module, "run_jobs", _fake_calibration(tmp_path, logged, 1.0))
+    with pytest.raises(SessionError, match="ran out of time before two logged steps"):
+        calibrate(profile, tmp_path / "data", tmp_path / "work", until=time.time() + 100, steps=10)
 
 
 def test_fp32_written_as_amp_off_is_not_a_fast_mode() -> None:
