@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 from spbench import __version__
+from spbench.errors import UserError
 from spbench.io import CorruptFileError, atomic_path, git_commit, sha256_file
 
 if TYPE_CHECKING:  # spbench.step imports the models, which read weights through this module
@@ -109,6 +110,27 @@ SAFE_GLOBALS: list[Any] = [
 ]
 
 
+#: The oldest torch whose safe loader takes the ``(class, "module.Name")`` entries of
+#: :data:`SAFE_GLOBALS` (2.4 has no ``safe_globals``; 2.5 takes classes only).
+MIN_TORCH = (2, 6)
+
+
+def require_safe_loader(version: str | None = None) -> None:
+    """Raise :class:`~spbench.errors.UserError` unless torch (``version``: its
+    ``__version__``, by default the one imported) has the safe loader spbench reads every
+    checkpoint with (an older one would fail every read as if the file were corrupt)."""
+    version = torch.__version__ if version is None else version
+    release = tuple(int(part) for part in re.findall(r"\d+", version)[:2])
+    if release < MIN_TORCH:
+        need = ".".join(map(str, MIN_TORCH))
+        raise UserError(
+            f"torch {version} cannot load checkpoints safely the way spbench does (it needs "
+            f"torch >= {need}: torch.serialization.safe_globals with named entries); no file "
+            f"was read. Install a newer torch (pip install 'torch>={need}'; README: Two "
+            "commands)"
+        )
+
+
 def read_checkpoint(
     path: str | os.PathLike[str], map_location: str | torch.device = "cpu", *, remedy: str = ""
 ) -> Any:
@@ -136,8 +158,11 @@ def read_checkpoint(
         If the file names Python objects beyond :data:`SAFE_GLOBALS` (none of them is built).
     CorruptFileError
         If the file is not a readable checkpoint (truncated, or not a PyTorch file).
+    UserError
+        If torch is older than :data:`MIN_TORCH` (:func:`require_safe_loader`).
     """
     path = Path(path)
+    require_safe_loader()
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(path, map_location=map_location, weights_only=True)

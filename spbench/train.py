@@ -52,6 +52,7 @@ from spbench.checkpoint import (
     TrainingState,
     input_identity,
     load_checkpoint,
+    require_safe_loader,
     save_checkpoint,
 )
 from spbench.config import import_method_modules
@@ -205,6 +206,7 @@ def train(
     pathlib.Path
         The checkpoint path.
     """
+    require_safe_loader()  # before hours of training whose checkpoint could not be read back
     out = Path(out)
     runtime = {**default_train_runtime(), **(runtime or {})}
     device = _prepare_process(job, runtime)

@@ -341,6 +341,21 @@ def _predict_argv(tmp_path: Path) -> list[str]:
     ]
 
 
+def _predict_under_old_torch(tmp_path: Path) -> str:
+    """``spbench predict`` with ``torch.__version__`` reading 2.5.1, on a plain checkpoint."""
+    import torch
+
+    from spbench.cli import main
+
+    (tmp_path / "models").mkdir()
+    torch.save({"model": {}}, tmp_path / "models/main.pt")
+    real, torch.__version__ = torch.__version__, "2.5.1"
+    try:
+        return cli_error(main, _predict_argv(tmp_path))
+    finally:
+        torch.__version__ = real
+
+
 def _resume_file(tmp_path: Path) -> Path:
     """A resume file beside the checkpoint a training job is about to write."""
     _synthetic(tmp_path)
@@ -582,6 +597,12 @@ CASES = [
         "`spbench predict` on a `main.pt` that runs code on load",
         ("spbench predict: error:", "main.pt was not loaded", "(posix.system)"),
         refused(_predict_argv, _spbench_checkpoint),
+    ),
+    Case(
+        "old-torch",
+        "`spbench predict` (or `train`) under torch 2.5, too old for spbench's safe loader",
+        ("spbench predict: error:", "torch 2.5.1 cannot load checkpoints", "torch >= 2.6"),
+        _predict_under_old_torch,
     ),
     Case(
         "unsafe-resume-file",

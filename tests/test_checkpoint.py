@@ -21,8 +21,10 @@ from spbench.checkpoint import (
     input_identity,
     load_checkpoint,
     read_checkpoint,
+    require_safe_loader,
     state_dict_of,
 )
+from spbench.errors import UserError
 from spbench.models import create_model, get_method
 from spbench.step import TrainStep
 
@@ -253,3 +255,41 @@ def test_every_checkpoint_load_goes_through_the_safe_reader():
     aliased = "from torch import load as fetch\nimport numpy as xp\nfetch('a')\n"
     aliased += "xp.load('b', allow_pickle=True)\nxp.load('c')\n"
     assert _unpickling_calls(ast.parse(aliased)) == ["torch.load", "numpy.load"]
+
+
+@pytest.mark.parametrize(
+    ("version", "ok"),
+    [
+        ("2.4.1+cu121", False),
+        ("2.5.1", False),
+        ("2.6.0+cu124", True),
+        ("2.6.0a0+ecf3bae", True),
+        ("2.13.0+cpu", True),
+        ("10.0", True),
+    ],
+)
+def test_torch_without_the_safe_loader_is_named_not_blamed_on_the_file(version, ok):
+    """torch 2.4 and 2.5 failed every read as "not a readable checkpoint ... delete it"."""
+    if ok:
+        require_safe_loader(version)
+    else:
+        with pytest.raises(UserError, match=rf"torch {re.escape(version)} .* torch >= 2\.6"):
+            require_safe_loader(version)
+
+
+def test_reading_under_an_old_torch_names_torch(tmp_path, monkeypatch):
+    path = tmp_path / "w.pt"
+    torch.save({"w": torch.zeros(1)}, path)
+    monkeypatch.setattr(torch, "__version__", "2.5.1")
+    with pytest.raises(UserError, match=r"torch 2\.5\.1"):
+        read_checkpoint(path)
+    assert path.exists()
+
+
+def test_training_under_an_old_torch_stops_before_it_starts(tmp_path, monkeypatch):
+    from spbench.train import train
+
+    monkeypatch.setattr(torch, "__version__", "2.5.1")
+    with pytest.raises(UserError, match=r"torch 2\.5\.1"):
+        train(tmp_path / "data", tmp_path / "ckpt.pt", method="scn", variant="base", seed=0, job={})
+    assert not list(tmp_path.iterdir())
