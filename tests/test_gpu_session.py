@@ -376,7 +376,7 @@ def test_calibration_stopped_at_its_limit_times_the_steps_logged(tmp_path, monke
     though every job had logged enough steps to time."""
     profile = _toy_profile(tmp_path, tmp_path / "data")
     n_jobs = len(session_runs(load_config(profile, check_methods=False)))
-    # 10 steps, logged every 2: jobs 1.. were stopped after step 6, 20 ms per step.
+    # 10 steps, logged every 2: jobs 1.. were stopped after step 6; 10 ms per step.
     done = [(2, 0.5), (4, 0.52), (6, 0.54), (8, 0.56), (10, 0.58)]
     logged = {0: done, **{k: done[:3] for k in range(1, n_jobs)}}
     monkeypatch.setattr(session_module, "run_jobs", _fake_calibration(tmp_path, logged, 1.0))
