@@ -164,6 +164,21 @@ def test_full_protocol_overlay_restores_every_image_and_scale(tmp_path):
     assert '"device":"cpu"' in out  # the rest of cpu-short's predict section stays
 
 
+def test_four_times_longer_overlay_changes_the_steps_only(tmp_path):
+    """config/four-times-longer.yaml after cpu-short: 2,800 steps, the rest of cpu-short."""
+    out = dry_run(
+        tmp_path,
+        "config/cpu-short.yaml",
+        "config/four-times-longer.yaml",
+        extra=("--config", "run_name=cpu-long"),
+    )
+    assert job_counts(out)["train_stage"] == 5
+    assert "results/cpu-long/models/scn/lap/seed1/main.pt" in out
+    assert '"steps":2800' in out and '"steps":700' not in out
+    assert '"crop":96' in out and '"lr":0.0005' in out  # cpu-short's recipe stays
+    assert '"max_images":40' in out
+
+
 def test_cpu_ablation_overlay_trains_each_configuration_once(tmp_path):
     """config/cpu-ablation.yaml after cpu-short: SCN's factorial and λ sweep, two seeds."""
     out = dry_run(tmp_path, "config/cpu-short.yaml", "config/cpu-ablation.yaml")
