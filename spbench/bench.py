@@ -38,6 +38,7 @@ import itertools
 import math
 import random
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -594,10 +595,14 @@ def _profile(runner: TrainStep, batches: Sequence[Batch], steps: int) -> tuple[f
 
     cuda = runner.device.type == "cuda"
     activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]
-    with profile(activities=activities) as prof:
-        for index in range(steps):
-            runner(batches[index % len(batches)])
-        _sync(runner.device)
+    with warnings.catch_warnings():
+        # torch 2.11 warns that a second profiling cycle would drop this one's events; there
+        # is one cycle here, so nothing is dropped.
+        warnings.filterwarnings("ignore", message="Warning: Profiler clears events")
+        with profile(activities=activities) as prof:
+            for index in range(steps):
+                runner(batches[index % len(batches)])
+            _sync(runner.device)
     kernels_us = sum(
         e.self_device_time_total
         for e in prof.events()
