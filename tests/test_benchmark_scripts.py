@@ -1,10 +1,12 @@
 """The benchmark scripts run and say what they should: ``job_times.py`` (a run's Snakemake
-benchmark files per job and stage) and ``bench_predict.py`` (prediction's steps), not timed."""
+benchmark files per job and stage), ``bench_predict.py`` (prediction's steps), not timed, and
+``compare_budgets.py`` (two runs of one profile at two training budgets)."""
 
 import importlib.util
 from pathlib import Path
 
 import cv2
+import pandas as pd
 import pytest
 import torch
 
@@ -22,6 +24,7 @@ def _script(name: str):
 
 job_times = _script("job_times")
 bench_predict = _script("bench_predict")
+compare_budgets = _script("compare_budgets")
 
 
 @pytest.mark.slow
@@ -59,3 +62,34 @@ def test_bench_predict_times_every_step_on_small_images(tmp_path, capsys):
     assert (table[[*steps, "forward/image at batch 2"]] > 0).all().all()
     assert (table["total"] > table["forward"]).all()
     assert "median ms per image over 2 images, 1 threads" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_compare_budgets_finds_a_known_change(ci_run, tmp_path):
+    """A copy of the CI run "trained 4x longer" whose LAP runs gain exactly 0.01 ASA."""
+    short = ci_run.folder / "results/test"
+    long = tmp_path / "long"
+    for path in compare_budgets.score_files(short, "scn"):
+        frame = pd.read_parquet(path)
+        frame["train_steps"] *= 4
+        if path.parent.name == "lap":
+            frame["asa"] += 0.01
+        (long / path.relative_to(short)).parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(long / path.relative_to(short))
+    (short_scores, low), (long_scores, high) = (
+        compare_budgets.load_run(run, "scn") for run in (short, long)
+    )
+    assert int(high) == 4 * int(low)
+    scores = pd.concat([short_scores, long_scores], ignore_index=True)
+    changes = compare_budgets.budget_changes(scores, low, high, auc_range=(50, 150))
+    asa = changes[changes["metric"] == "asa"].set_index(["base_model", "ec"])["mean_delta"]
+    assert asa.loc["SCN-LAP@" + low].tolist() == pytest.approx([0.01, 0.01])
+    assert asa.loc["SCN-BASE@" + low].tolist() == pytest.approx([0.0, 0.0], abs=1e-12)
+    effect = compare_budgets.effect_change(scores, low, high, auc_range=(50, 150), n_boot=200)
+    effect = effect.set_index(["ec", "metric"])
+    assert effect.loc[(False, "asa"), ["mean", "low", "high"]].tolist() == pytest.approx([0.01] * 3)
+    assert effect.loc[(False, "xc"), "mean"] == pytest.approx(0.0, abs=1e-12)
+    assert (True, "xc") not in effect.index  # 0 with EC by construction
+    out = tmp_path / "budget.md"
+    compare_budgets.main([str(short), str(long), "--auc-range", "50", "150", "--out", str(out)])
+    assert f"From {low} to {high} training steps" in out.read_text()

@@ -1,0 +1,155 @@
+"""Compare one method's base and LAP runs trained at two budgets, pair by pair.
+
+For two run folders of the same profile that differ in training steps only (cpu-short, 700
+steps, and cpu-long, 2,800 steps, ``config/four-times-longer.yaml``), print and optionally write
+as Markdown, for each metric without and with EC:
+
+- each model's change from the shorter to the longer budget (``base`` then ``lap``), mean over
+  (image, annotation) pairs of the per-pair normalised AUC difference, seeds pooled, with a
+  percentile bootstrap interval over images (``spbench.report.stats``, as ``paired.md``);
+- the change of the LAP effect: (LAP − base at the longer budget) − (LAP − base at the shorter),
+  per pair, with its interval: whether longer training shrinks or widens what LAP costs or buys.
+
+Each run's AUC uses its own K̄ per scale as abscissa, as its own Table 2 does.
+
+Example::
+
+    python benchmarks/compare_budgets.py results/cpu-short results/cpu-long \\
+        --method scn --out results/cpu-long/budget.md
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from spbench.metrics import metric
+from spbench.report.aggregate import format_number, load_scores, markdown_table
+from spbench.report.stats import (
+    bootstrap_mean_ci,
+    format_paired_markdown,
+    pair_aucs,
+    paired_differences,
+)
+
+METRICS = ("xc", "stray", "asa", "co", "br", "bp")
+PAIR = ["ec", "image_id", "annotation"]
+
+
+def score_files(run: Path, method: str) -> list[Path]:
+    """Return the base and LAP score files of ``method`` in run folder ``run``."""
+    files = [
+        f
+        for f in sorted((run / "scores" / method).glob("*/seed*.parquet"))
+        if f.parent.name in ("base", "lap")
+    ]
+    if not files:
+        raise SystemExit(f"{run}: no scores/{method}/{{base,lap}}/seed*.parquet (run it first)")
+    return files
+
+
+def load_run(run: Path, method: str) -> tuple[pd.DataFrame, str]:
+    """Return ``method``'s base and LAP score rows in ``run``, variants renamed
+    ``<variant>@<steps>`` so that two runs' rows share one frame, and the training steps."""
+    scores = load_scores(score_files(run, method))
+    steps = scores["train_steps"].unique()
+    if len(steps) != 1:
+        raise SystemExit(f"{run}: {method}'s runs differ in training steps {sorted(steps)}")
+    tag = str(int(steps[0]))
+    return scores.assign(variant=scores["variant"] + "@" + tag), tag
+
+
+def budget_changes(scores: pd.DataFrame, short: str, long: str, **kw) -> pd.DataFrame:
+    """Return base's and LAP's change from ``short`` to ``long`` steps
+    (:func:`~spbench.report.stats.paired_differences` rows, metric units)."""
+    rows = []
+    for variant in ("base", "lap"):
+        pair = scores[scores["variant"].isin([f"{variant}@{short}", f"{variant}@{long}"])]
+        rows.append(paired_differences(pair, base=f"{variant}@{short}", **kw))
+    return pd.concat(rows, ignore_index=True)
+
+
+def effect_change(
+    scores: pd.DataFrame,
+    short: str,
+    long: str,
+    *,
+    auc_range: tuple[float, float],
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Return, per EC setting and metric, the mean over pairs of
+    (lap@long − base@long) − (lap@short − base@short) of the per-pair AUCs, seeds pooled
+    (metric units), with a 95 % percentile bootstrap interval over images."""
+    per_pair = pair_aucs(scores, auc_range=auc_range, metrics=METRICS)
+    wide = per_pair.groupby(["variant", *PAIR])[list(METRICS)].mean().unstack("variant")
+    rows = []
+    for ec, group in wide.groupby(level="ec"):
+        for name in (m for m in METRICS if not ec or metric(m).with_ec):
+            aucs = group[name]
+            diff = (aucs[f"lap@{long}"] - aucs[f"base@{long}"]) - (
+                aucs[f"lap@{short}"] - aucs[f"base@{short}"]
+            )
+            by_image = diff.dropna().groupby(level="image_id").agg(["sum", "count"])
+            low, high = bootstrap_mean_ci(
+                by_image["sum"].to_numpy(),
+                by_image["count"].to_numpy(),
+                n_boot=n_boot,
+                rng=np.random.default_rng(seed),
+            )
+            mean = by_image["sum"].sum() / by_image["count"].sum()
+            rows.append({"ec": bool(ec), "metric": name, "mean": mean, "low": low, "high": high})
+    return pd.DataFrame(rows)
+
+
+def format_effect_change(effect: pd.DataFrame, short: str, long: str) -> str:
+    """Return :func:`effect_change` as a Markdown section."""
+    rows = []
+    for row in effect.itertuples():
+        fact = metric(row.metric)
+        low, mean, high = (
+            format_number(v, fact.decimals, sign=True) for v in (row.low, row.mean, row.high)
+        )
+        rows.append(["yes" if row.ec else "no", fact.label, f"{mean} [{low}, {high}]"])
+    header = ["EC", "metric", "Δ of Δ [95 % interval over images]"]
+    title = f"## The LAP effect's change: (LAP − base at {long}) − (LAP − base at {short} steps)"
+    return "\n".join([title, "", *markdown_table(header, rows)]) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print (and with ``--out`` write) both comparisons as Markdown."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("short_run", type=Path, help="run folder of the shorter budget")
+    parser.add_argument("long_run", type=Path, help="run folder of the longer budget")
+    parser.add_argument("--method", default="scn")
+    parser.add_argument("--auc-range", type=float, nargs=2, default=(384.0, 1200.0))
+    parser.add_argument("--out", type=Path, help="Markdown file to write")
+    args = parser.parse_args(argv)
+    (short_scores, short), (long_scores, long) = (
+        load_run(run, args.method) for run in (args.short_run, args.long_run)
+    )
+    if short == long:
+        raise SystemExit(f"both runs trained {short} steps: nothing to compare")
+    scores = pd.concat([short_scores, long_scores], ignore_index=True)
+    auc_range = (float(args.auc_range[0]), float(args.auc_range[1]))
+    changes = budget_changes(scores, short, long, auc_range=auc_range, metrics=METRICS)
+    title = f"From {short} to {long} training steps, each model against itself"
+    text = format_paired_markdown(changes, title=title).replace(
+        f"# {title}\n",
+        f"# {title}\n\nIn the first table “base” is a model's {short}-step run and “variant” its"
+        f" {long}-step run (seed k against seed k).\n",
+        1,
+    )
+    text += "\n" + format_effect_change(
+        effect_change(scores, short, long, auc_range=auc_range), short, long
+    )
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
