@@ -88,6 +88,7 @@ def test_compare_budgets_finds_a_known_change(ci_run, tmp_path):
     effect = compare_budgets.effect_change(scores, low, high, auc_range=(50, 150), n_boot=200)
     effect = effect.set_index(["ec", "metric"])
     assert effect.loc[(False, "asa"), ["mean", "low", "high"]].tolist() == pytest.approx([0.01] * 3)
+    assert list(effect.loc[(True, "asa"), "per_seed"].values()) == pytest.approx([0.01, 0.01])
     assert effect.loc[(False, "xc"), "mean"] == pytest.approx(0.0, abs=1e-12)
     assert (True, "xc") not in effect.index  # 0 with EC by construction
     out = tmp_path / "budget.md"
