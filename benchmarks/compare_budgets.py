@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from spbench.metrics import metric
-from spbench.report.aggregate import format_number, load_scores, markdown_table
+from spbench.report.aggregate import RUN_ATTRIBUTES, format_number, load_scores, markdown_table
 from spbench.report.stats import (
     bootstrap_mean_ci,
     format_paired_markdown,
@@ -60,6 +60,30 @@ def load_run(run: Path, method: str) -> tuple[pd.DataFrame, str]:
         raise SystemExit(f"{run}: {method}'s runs differ in training steps {sorted(steps)}")
     tag = str(int(steps[0]))
     return scores.assign(variant=scores["variant"] + "@" + tag), tag
+
+
+def check_comparable(short: pd.DataFrame, long: pd.DataFrame) -> None:
+    """Stop, naming what differs, unless the two runs differ in training steps only: the same
+    variants with the same loss settings and weights, scored on the same samples."""
+    settings = [c for c in RUN_ATTRIBUTES if c != "train_steps"]
+    for column in settings:
+        a, b = (
+            frame.assign(variant=frame["variant"].str.split("@").str[0])
+            .groupby(["variant", "seed"])[column]
+            .first()
+            for frame in (short, long)
+        )
+        if not a.equals(b):
+            raise SystemExit(f"the runs differ in {column} (or in their variants and seeds)")
+    samples = [
+        set(map(tuple, frame[["image_id", "annotation", "scale", "ec"]].drop_duplicates().values))
+        for frame in (short, long)
+    ]
+    if samples[0] != samples[1]:
+        raise SystemExit(
+            f"the runs were scored on different samples ({len(samples[0] ^ samples[1])} of the"
+            " (image, annotation, scale, EC) keys are in one only): score both on one protocol"
+        )
 
 
 def budget_changes(scores: pd.DataFrame, short: str, long: str, **kw) -> pd.DataFrame:
@@ -153,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     if short == long:
         raise SystemExit(f"both runs trained {short} steps: nothing to compare")
+    check_comparable(short_scores, long_scores)
     scores = pd.concat([short_scores, long_scores], ignore_index=True)
     auc_range = (float(args.auc_range[0]), float(args.auc_range[1]))
     changes = budget_changes(scores, short, long, auc_range=auc_range, metrics=METRICS)

@@ -91,6 +91,11 @@ def test_compare_budgets_finds_a_known_change(ci_run, tmp_path):
     assert list(effect.loc[(True, "asa"), "per_seed"].values()) == pytest.approx([0.01, 0.01])
     assert effect.loc[(False, "xc"), "mean"] == pytest.approx(0.0, abs=1e-12)
     assert (True, "xc") not in effect.index  # 0 with EC by construction
+    with pytest.raises(SystemExit, match="differ in lambda_lap"):
+        compare_budgets.check_comparable(short_scores, long_scores.assign(lambda_lap=1.0))
+    fewer_scales = long_scores[long_scores["scale"] != long_scores["scale"].max()]
+    with pytest.raises(SystemExit, match="different samples"):
+        compare_budgets.check_comparable(short_scores, fewer_scales)
     out = tmp_path / "budget.md"
     compare_budgets.main([str(short), str(long), "--auc-range", "50", "150", "--out", str(out)])
     assert f"From {low} to {high} training steps" in out.read_text()
