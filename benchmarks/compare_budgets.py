@@ -51,39 +51,39 @@ def score_files(run: Path, method: str) -> list[Path]:
     return files
 
 
-def load_run(run: Path, method: str) -> tuple[pd.DataFrame, str]:
-    """Return ``method``'s base and LAP score rows in ``run``, variants renamed
-    ``<variant>@<steps>`` so that two runs' rows share one frame, and the training steps."""
+def load_run(run: Path, method: str) -> pd.DataFrame:
+    """Return ``method``'s base and LAP score rows in run folder ``run``."""
     scores = load_scores(score_files(run, method))
-    steps = scores["train_steps"].unique()
-    if len(steps) != 1:
-        raise SystemExit(f"{run}: {method}'s runs differ in training steps {sorted(steps)}")
-    tag = str(int(steps[0]))
-    return scores.assign(variant=scores["variant"] + "@" + tag), tag
+    if scores["train_steps"].nunique() != 1:
+        steps = sorted(scores["train_steps"].unique())
+        raise SystemExit(f"{run}: {method}'s runs differ in training steps {steps}")
+    return scores
 
 
-def check_comparable(short: pd.DataFrame, long: pd.DataFrame) -> None:
-    """Stop, naming what differs, unless the two runs differ in training steps only: the same
-    variants with the same loss settings and weights, scored on the same samples."""
-    settings = [c for c in RUN_ATTRIBUTES if c != "train_steps"]
-    for column in settings:
-        a, b = (
-            frame.assign(variant=frame["variant"].str.split("@").str[0])
-            .groupby(["variant", "seed"])[column]
-            .first()
-            for frame in (short, long)
-        )
+def combine(short: pd.DataFrame, long: pd.DataFrame) -> tuple[pd.DataFrame, str, str]:
+    """Return both runs' rows in one frame, variants renamed ``<variant>@<steps>``, and the two
+    step counts as tags; stop, naming what differs, unless the runs differ in training steps
+    only (the same variants and seeds with the same loss settings and weights, scored on the
+    same (image, annotation, scale, EC) samples)."""
+    tags = [str(int(frame["train_steps"].iloc[0])) for frame in (short, long)]
+    if tags[0] == tags[1]:
+        raise SystemExit(f"both runs trained {tags[0]} steps: nothing to compare")
+    for column in (c for c in RUN_ATTRIBUTES if c != "train_steps"):
+        a, b = (frame.groupby(["variant", "seed"])[column].first() for frame in (short, long))
         if not a.equals(b):
             raise SystemExit(f"the runs differ in {column} (or in their variants and seeds)")
-    samples = [
-        set(map(tuple, frame[["image_id", "annotation", "scale", "ec"]].drop_duplicates().values))
-        for frame in (short, long)
-    ]
+    keys = ["image_id", "annotation", "scale", "ec"]
+    samples = [set(map(tuple, frame[keys].drop_duplicates().to_numpy())) for frame in (short, long)]
     if samples[0] != samples[1]:
         raise SystemExit(
             f"the runs were scored on different samples ({len(samples[0] ^ samples[1])} of the"
             " (image, annotation, scale, EC) keys are in one only): score both on one protocol"
         )
+    tagged = [
+        frame.assign(variant=frame["variant"] + "@" + tag)
+        for frame, tag in zip((short, long), tags, strict=True)
+    ]
+    return pd.concat(tagged, ignore_index=True), tags[0], tags[1]
 
 
 def budget_changes(scores: pd.DataFrame, short: str, long: str, **kw) -> pd.DataFrame:
@@ -172,22 +172,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--auc-range", type=float, nargs=2, default=(384.0, 1200.0))
     parser.add_argument("--out", type=Path, help="Markdown file to write")
     args = parser.parse_args(argv)
-    (short_scores, short), (long_scores, long) = (
-        load_run(run, args.method) for run in (args.short_run, args.long_run)
+    scores, short, long = combine(
+        *(load_run(run, args.method) for run in (args.short_run, args.long_run))
     )
-    if short == long:
-        raise SystemExit(f"both runs trained {short} steps: nothing to compare")
-    check_comparable(short_scores, long_scores)
-    scores = pd.concat([short_scores, long_scores], ignore_index=True)
     auc_range = (float(args.auc_range[0]), float(args.auc_range[1]))
     changes = budget_changes(scores, short, long, auc_range=auc_range, metrics=METRICS)
-    title = f"From {short} to {long} training steps, each model against itself"
-    text = format_paired_markdown(changes, title=title).replace(
-        f"# {title}\n",
-        f"# {title}\n\nIn the first table “base” is a model's {short}-step run and “variant” its"
-        f" {long}-step run (seed k against seed k).\n",
-        1,
+    title = (
+        f"From {short} to {long} training steps, each model against itself"
+        f" (“base”: its {short}-step run, “variant”: its {long}-step run, seed k against seed k)"
     )
+    text = format_paired_markdown(changes, title=title)
     text += "\n" + format_effect_change(
         effect_change(scores, short, long, auc_range=auc_range), short, long
     )

@@ -76,11 +76,9 @@ def test_compare_budgets_finds_a_known_change(ci_run, tmp_path):
             frame["asa"] += 0.01
         (long / path.relative_to(short)).parent.mkdir(parents=True, exist_ok=True)
         frame.to_parquet(long / path.relative_to(short))
-    (short_scores, low), (long_scores, high) = (
-        compare_budgets.load_run(run, "scn") for run in (short, long)
-    )
+    short_scores, long_scores = (compare_budgets.load_run(run, "scn") for run in (short, long))
+    scores, low, high = compare_budgets.combine(short_scores, long_scores)
     assert int(high) == 4 * int(low)
-    scores = pd.concat([short_scores, long_scores], ignore_index=True)
     changes = compare_budgets.budget_changes(scores, low, high, auc_range=(50, 150))
     asa = changes[changes["metric"] == "asa"].set_index(["base_model", "ec"])["mean_delta"]
     assert asa.loc["SCN-LAP@" + low].tolist() == pytest.approx([0.01, 0.01])
@@ -92,10 +90,12 @@ def test_compare_budgets_finds_a_known_change(ci_run, tmp_path):
     assert effect.loc[(False, "xc"), "mean"] == pytest.approx(0.0, abs=1e-12)
     assert (True, "xc") not in effect.index  # 0 with EC by construction
     with pytest.raises(SystemExit, match="differ in lambda_lap"):
-        compare_budgets.check_comparable(short_scores, long_scores.assign(lambda_lap=1.0))
+        compare_budgets.combine(short_scores, long_scores.assign(lambda_lap=1.0))
     fewer_scales = long_scores[long_scores["scale"] != long_scores["scale"].max()]
     with pytest.raises(SystemExit, match="different samples"):
-        compare_budgets.check_comparable(short_scores, fewer_scales)
+        compare_budgets.combine(short_scores, fewer_scales)
+    with pytest.raises(SystemExit, match="nothing to compare"):
+        compare_budgets.combine(short_scores, short_scores)
     out = tmp_path / "budget.md"
     compare_budgets.main([str(short), str(long), "--auc-range", "50", "150", "--out", str(out)])
     assert f"From {low} to {high} training steps" in out.read_text()
