@@ -161,7 +161,7 @@ def label_maps(
         else:
             noec, n_cells = predict_image(model, sample.image, scale, base_size, device)
         ec = enforce_connectivity(noec, n_cells)
-        return noec.astype(np.uint16), ec.astype(np.uint16), n_cells
+        return _storable(noec, sample.image_id), _storable(ec, sample.image_id), n_cells
 
     if segment is not None and threads > 1:
         with ThreadPoolExecutor(threads) as pool:
@@ -170,6 +170,25 @@ def label_maps(
         labelled = [label(sample) for sample in samples]
     n_cells = labelled[-1][2] if labelled else 0
     return [(noec, ec) for noec, ec, _ in labelled], n_cells
+
+
+def _storable(labels: np.ndarray, image_id: str) -> np.ndarray:
+    """Return ``labels`` as the ``uint16`` map a prediction file stores, same partition.
+
+    Ids above 65535 (a plug-in method's hashed or sparse ids) are renumbered ``0..n-1``
+    rather than wrapped, which would merge distinct superpixels silently; every metric uses
+    the partition only, so none changes.
+    """
+    limit = np.iinfo(np.uint16).max
+    if labels.size and labels.max() > limit:
+        ids, inverse = np.unique(labels, return_inverse=True)
+        if ids.size > limit + 1:
+            raise UserError(
+                f"image {image_id}: {ids.size} superpixels in one label map, more than a "
+                f"prediction file holds ({limit + 1}); segment it into fewer."
+            )
+        labels = inverse.reshape(labels.shape)
+    return labels.astype(np.uint16)
 
 
 def predict(

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from spbench.constants import CELL_SIZE
+from spbench.metrics import enforce_connectivity
 from spbench.models import SuperpixelOutput
-from spbench.predict import network_size, predict_image, upsample_labels
+from spbench.predict import label_maps, network_size, predict_image, upsample_labels
 
 SCALES = [round(0.3 + 0.1 * k, 1) for k in range(13)]
 # docs/protocol.md §2: the nominal superpixel count int(600·s²) of each scale (in exact arithmetic:
@@ -116,3 +117,39 @@ def test_a_checkpoint_of_an_older_network_says_to_retrain(tmp_path):
     settings = {"split": "test", "device": "cpu", "scales": [1.0]}
     with pytest.raises(UserError, match=r"old\.pt does not fit today's scn network .*retrain"):
         predict(tmp_path / "old.pt", data, {1.0: tmp_path / "p.npz"}, settings=settings)
+
+
+def _quadrants(height: int, width: int, ids: tuple[int, int, int, int]) -> np.ndarray:
+    labels = np.empty((height, width), dtype=np.int64)
+    h, w = height // 2, width // 2
+    labels[:h, :w], labels[:h, w:], labels[h:, :w], labels[h:, w:] = ids
+    return labels
+
+
+@pytest.mark.parametrize("ids", [(0, 7, 65536, 65543), (2**40, 3, 0, 2**40 + 1)])
+def test_ids_a_uint16_file_cannot_hold_are_renumbered_not_merged(ids):
+    """A plug-in method's sparse ids (65536 wraps to 0 in uint16) keep their four regions."""
+    from types import SimpleNamespace
+
+    sample = SimpleNamespace(image_id="a", image=np.zeros((64, 96, 3), dtype=np.uint8))
+    segment = lambda image, n: _quadrants(*image.shape[:2], ids)  # noqa: E731
+    [(noec, ec)], _ = label_maps(
+        [sample], 1.0, (64, 96), model=None, device=torch.device("cpu"), segment=segment
+    )
+    assert noec.dtype == ec.dtype == np.uint16
+    contiguous = _quadrants(64, 96, tuple(np.unique(ids, return_inverse=True)[1]))
+    np.testing.assert_array_equal(noec, contiguous)
+    np.testing.assert_array_equal(ec, enforce_connectivity(contiguous, 24))
+
+
+def test_more_superpixels_than_a_uint16_file_holds_is_refused():
+    from types import SimpleNamespace
+
+    from spbench.errors import UserError
+
+    sample = SimpleNamespace(image_id="big", image=np.zeros((257, 256, 3), dtype=np.uint8))
+    segment = lambda image, n: np.arange(257 * 256).reshape(257, 256) + 2**20  # noqa: E731
+    with pytest.raises(UserError, match=r"image big: 65792 superpixels .* fewer"):
+        label_maps(
+            [sample], 1.0, (256, 256), model=None, device=torch.device("cpu"), segment=segment
+        )
