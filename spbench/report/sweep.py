@@ -150,20 +150,25 @@ def zero_xc_fraction(
 ) -> pd.DataFrame:
     """Per run (seed), the fraction of images with XC = 0 without EC, averaged over scales.
 
+    The scales are chosen by their nominal count, the same for every run: a run's no-EC K̄
+    stays below the nominal count (a cell can be empty), so choosing by K̄ would drop a scale
+    at the range's end from one run and keep it in another.
+
     Parameters
     ----------
     scores
         Score rows.
     curves
-        Their :func:`~spbench.report.aggregate.aggregate_curves` (gives each scale's no-EC K̄).
+        Their :func:`~spbench.report.aggregate.aggregate_curves` (gives each scale's nominal
+        count).
     auc_range
-        Scales whose no-EC K̄ lies in ``[low, high]`` (inclusive) are averaged.
+        Scales whose nominal count lies in ``[low, high]`` (inclusive) are averaged.
 
     Returns
     -------
     pandas.DataFrame
         One row per (dataset, split, method, variant, seed): ``zero_xc_fraction`` (NaN if no
-        scale's K̄ is in range), ``n_scales_in_range`` and ``n_images`` (images at those scales).
+        scale's nominal count is in range), ``n_scales_in_range`` and ``n_images`` (images at those scales).
     """
     low, high = (float(x) for x in auc_range)
     noec = scores[~scores["ec"].astype(bool)]
@@ -174,9 +179,9 @@ def zero_xc_fraction(
     per_image = noec.groupby([*keys, "scale", "image_id"], sort=True, dropna=False)["xc"].max()
     per_scale = (per_image == 0).groupby(level=[*keys, "scale"], dropna=False).mean()
     n_img = per_image.groupby(level=[*keys, "scale"], dropna=False).size()
-    k = curves[~curves["ec"].astype(bool)].set_index([*keys, "scale"])["k_mean"]
-    frame = pd.DataFrame({"fraction": per_scale, "n_images": n_img}).join(k, how="left")
-    frame = frame[(frame["k_mean"] >= low) & (frame["k_mean"] <= high)]
+    nominal = curves[~curves["ec"].astype(bool)].set_index([*keys, "scale"])["n_nominal"]
+    frame = pd.DataFrame({"fraction": per_scale, "n_images": n_img}).join(nominal, how="left")
+    frame = frame[(frame["n_nominal"] >= low) & (frame["n_nominal"] <= high)]
     out = frame.groupby(level=keys, dropna=False).agg(
         zero_xc_fraction=("fraction", "mean"),
         n_scales_in_range=("fraction", "size"),
@@ -298,8 +303,9 @@ def format_sweep_markdown(table: pd.DataFrame, *, title: str = "λ_LAP sweep") -
         "numbers **without EC**, mean over seeds (± sample sd when there are several).",
         f"- XC, Stray, ASA, CO: normalised AUC over K̄ ∈ [{low:.0f}, {high:.0f}] as in Table 2.",
         "- **images with XC = 0**: at each scale, the fraction of test images whose no-EC "
-        "prediction has no excess component (XC = 0); averaged over the scales whose no-EC K̄ "
-        f"lies in [{low:.0f}, {high:.0f}] (the number of such scales is given).",
+        "prediction has no excess component (XC = 0); averaged over the scales whose nominal "
+        f"superpixel count lies in [{low:.0f}, {high:.0f}], the same for every run (the number "
+        "of such scales is given).",
         "",
     ]
     header = ["Model", "λ_LAP", "seeds", *(m.header for m in SWEEP_METRICS), "scales"]

@@ -348,17 +348,18 @@ def test_sweep_points_and_zero_xc_fraction():
     assert list(points["variant"]) == ["lap_l0", "lap_l90", "lap_l360", "lap_l1440"]
     table = sweep_frame(scores, curves, auc, summary, auc_range=RANGE)
     assert list(table["lambda_lap"]) == [0.0, 90.0, 360.0, 1440.0]
-    # scn-lap no EC K = 400, 600, 800, 1000, 1150: all five scales are inside [384, 1200]
-    assert set(table["n_scales_in_range"]) == {5}
+    # chosen by nominal count (384, 600, 864, 1176, 1350), not by K̄: scn-lap's no-EC K̄
+    # (400 ... 1150) is inside [384, 1200] at all five scales, base's (290 ... 1300) at three
+    assert set(table["n_scales_in_range"]) == {4}
     by_lam = table.set_index("lambda_lap")
     assert by_lam.loc[0.0, "zero_xc_fraction"] == 0.0
     assert by_lam.loc[90.0, "zero_xc_fraction"] == pytest.approx(1 / 3)  # img_a of 3 images
-    assert by_lam.loc[1440.0, "zero_xc_fraction"] == pytest.approx((4 * 1 / 3 + 2 / 3) / 5)
+    assert by_lam.loc[1440.0, "zero_xc_fraction"] == pytest.approx((3 * 1 / 3 + 2 / 3) / 4)
     assert by_lam.loc[360.0, "asa"] == pytest.approx(
         expected_auc("scn", "lap", False, "asa") + 360e-6
     )
-    # a narrower range keeps only the scales with K in [550, 850]: 600 (scale 1.0) and 800
-    narrow = sweep_frame(scores, curves, auc, summary, auc_range=(550.0, 850.0))
+    # a narrower range keeps only the scales with nominal count in [550, 900]: 1.0 and 1.2
+    narrow = sweep_frame(scores, curves, auc, summary, auc_range=(550.0, 900.0))
     row = narrow.set_index("lambda_lap").loc[1440.0]
     assert row["n_scales_in_range"] == 2
     assert row["zero_xc_fraction"] == pytest.approx((2 / 3 + 1 / 3) / 2)
