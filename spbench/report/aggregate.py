@@ -247,11 +247,12 @@ def aggregate_curves(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def _auc(k: np.ndarray, v: np.ndarray, low: float, high: float) -> tuple[float, bool]:
-    finite = np.isfinite(k) & np.isfinite(v)
-    if finite.sum() < 2:
+    # A scale where the metric is undefined for every pair leaves a gap in the curve: bridging
+    # it would print an AUC nobody measured, so the AUC is missing (NaN) instead.
+    if len(k) < 2 or not (np.isfinite(k).all() and np.isfinite(v).all()):
         return float("nan"), False
-    order = np.argsort(k[finite], kind="stable")
-    result = normalized_auc(k[finite][order], v[finite][order], low=low, high=high)
+    order = np.argsort(k, kind="stable")
+    result = normalized_auc(k[order], v[order], low=low, high=high)
     return float(result.value), bool(result.extrapolated)
 
 

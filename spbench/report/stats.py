@@ -470,7 +470,8 @@ def format_paired_markdown(
         f"K̄ ∈ [{low:.0f}, {high:.0f}] of that pair's metric values at the run's scales, with the "
         "run's K̄ per scale (mean actual number of superpixels over all pairs) as the shared "
         "abscissa (docs/protocol.md §8). Its mean over pairs equals the run's normalised AUC "
-        "as the tables report it.",
+        "as the tables report it when every pair has a value at every scale (a pair missing "
+        "one is left out here, while the tables average the others at that scale).",
         "- **Seeds pooled**: a model's per-pair AUCs are averaged over its seeds before "
         "differencing.",
         "- **Δ = variant − base** per pair (same method, data and EC setting, pairs both have); "

@@ -167,6 +167,32 @@ def test_auc_interior_point_weight(scores):
     assert untouched == _row(base, method="cds", variant="lap", ec=True)["asa"]
 
 
+def test_a_metric_undefined_at_a_whole_scale_has_no_auc(scores):
+    """No curve point at one interior scale: the AUC is missing ("—"), not bridged over the
+    gap; one NaN pair among many still leaves that scale its mean over the others."""
+    gap = scores.copy()
+    at_scale = (gap["method"] == "cds") & (gap["variant"] == "base") & gap["ec"]
+    gap.loc[at_scale & (gap["scale"] == SCALES[2]), "asa"] = np.nan
+    with pytest.warns(RuntimeWarning, match="NaN"):
+        curves = aggregate_curves(gap)
+    summary = summarise_seeds(compute_auc(curves, auc_range=RANGE))
+    row = _row(summary, method="cds", variant="base", ec=True)
+    assert np.isnan(row["asa"]) and np.isfinite(row["co"])
+    assert "| —" in format_table2_markdown(table2_frame(summary))
+    one = scores.copy()
+    one.loc[at_scale & (one["scale"] == SCALES[2]) & (one["image_id"] == "img_c"), "asa"] = np.nan
+    with pytest.warns(RuntimeWarning, match="NaN"):
+        curves = aggregate_curves(one)
+    assert np.isfinite(
+        _row(
+            summarise_seeds(compute_auc(curves, auc_range=RANGE)),
+            method="cds",
+            variant="base",
+            ec=True,
+        )["asa"]
+    )
+
+
 def test_ssm_published_test_vector():
     """docs/protocol.md §8: the published SSM curve gives the published normalised AUCs."""
     curve = ssm_published_curves()
