@@ -101,6 +101,28 @@ def test_wr_equals_sem_when_cells_uniform(kind):
     )
 
 
+def test_wr_weights_are_normalised_per_image():
+    """Each image's weights have mean 1 on their own: a batch of images with different shares
+    of mixed cells gives each image the weights it has alone, and the loss is their mean."""
+    labels = torch.zeros(2, 4, 6, dtype=torch.long)
+    labels[0, 0, 0] = 1  # one mixed cell of six
+    labels[1, :2, 1::2] = 1  # stripes across the top row of cells: three mixed of six
+    weights = L.mixed_cell_weights(labels, stride=2)
+    for b in range(2):
+        torch.testing.assert_close(weights[b], L.mixed_cell_weights(labels[b : b + 1], 2)[0])
+        torch.testing.assert_close(weights[b].mean(), torch.tensor(1.0))
+    assert not torch.allclose(weights[0], weights[1])
+    onehot = grid.label_to_onehot(labels, 2, dtype=D64)
+    q = _logits(2, 4, 6).softmax(1)
+    alone = [
+        L.weighted_reconstruction_loss(q[b : b + 1], onehot[b : b + 1], labels[b : b + 1], 2)
+        for b in range(2)
+    ]
+    torch.testing.assert_close(
+        L.weighted_reconstruction_loss(q, onehot, labels, 2), torch.stack(alone).mean()
+    )
+
+
 def test_wr_differs_for_mixed_and_single_cells():
     labels = torch.zeros(1, 4, 6, dtype=torch.long)
     labels[0, 0, 0] = 1
@@ -263,6 +285,24 @@ def test_msd_min_over_pairs():
     torch.testing.assert_close(loss, torch.tensor(0.16, dtype=D64))
 
 
+def test_msd_pairs_the_kth_samples_of_two_classes():
+    """δ is the minimum over k of |z(c_i[k]) − z(c_j[k])| (the k-th samples paired, as the
+    released code does), not the minimum over all 100 × 100 cross pairs."""
+    from spbench.losses.msd import sample_class_pixels_dense
+
+    labels = _two_class_batch(b=1)
+    z = torch.randn(1, 3, 8, 8, dtype=D64, generator=torch.Generator().manual_seed(5))
+    coords, _ = sample_class_pixels_dense(labels, 2, 100, torch.Generator().manual_seed(0))
+    pixels = z.reshape(3, 64).T
+    first, second = pixels[coords[0, 0]], pixels[coords[0, 1]]
+    paired = (first - second).norm(dim=1).min()
+    assert torch.cdist(first, second).min() < paired - 0.1  # the two definitions differ here
+    loss = L.min_semantic_distance_loss(
+        z, labels, margin=10.0, generator=torch.Generator().manual_seed(0)
+    )
+    torch.testing.assert_close(loss, (10.0 - paired) ** 2)
+
+
 def test_msd_original_mode_bug():
     # Identical embeddings in both images, both with classes {0, 1}. Original indexing makes
     # image 1 compare flat entries 1 and 2: image 0's class 1 read from z_0 and from z_1 at the
@@ -358,6 +398,9 @@ def test_superpixel_loss_baseline_and_dlm():
     torch.testing.assert_close(base["pos"], 0.005 * 1.875e-4 * pos)
     assert base["lap"] == 0 and base["msd"] == 0
     torch.testing.assert_close(base["total"], base["recon"] + base["pos"])
+    # λ_WR weighs R_w only: with WR off it leaves the plain R alone
+    unweighted = L.superpixel_loss(out, labels, L.LossConfig(lambda_wr=2.0))
+    torch.testing.assert_close(unweighted["recon"], 0.005 * sem)
 
     cfg = L.LossConfig.dlm(lambda_wr=2.0)
     gen = torch.Generator().manual_seed(3)
