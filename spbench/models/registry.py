@@ -126,8 +126,9 @@ class Method:
         Whether training batches carry consensus edge targets (SSM).
     segment : callable or None
         For classical methods with no network (SLIC): ``segment(image, n_segments)`` maps an
-        ``[H, W, 3]`` ``uint8`` image to an ``[H, W]`` integer label map with about
-        ``n_segments`` superpixels; prediction calls it instead of the network.
+        ``[H, W, 3]`` ``uint8`` image to an ``[H, W]`` map of non-negative integer labels
+        (any ids, at most 65,536 distinct) with about ``n_segments`` superpixels; prediction
+        calls it instead of the network.
     graph_capturable : bool
         Whether a training step can be captured as a CUDA graph (``train.fast.cuda_graph``).
         False when the forward pass or the loss makes a host-side random choice, which a graph
