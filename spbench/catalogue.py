@@ -8,7 +8,7 @@ the jobs that run them.
 
 Every built-in method has a :class:`MethodCard` in :data:`BUILTIN`; a method registered with
 :func:`spbench.models.register_method` from a user's module (``config.method_modules``) adds
-its card when that module is imported.
+its card, naming that module, when the module is imported.
 """
 
 from __future__ import annotations
@@ -123,6 +123,10 @@ class MethodCard:
         rows say so instead of "trained here".
     description : str
         One line for listings.
+    module : str or None
+        The module whose import registers the method (the user's module, e.g. the
+        ``config.method_modules`` entry ``mymethods.mynet``); None for a built-in. A training
+        job imports it, and its params name it instead of every module the config lists.
     """
 
     name: str
@@ -130,6 +134,7 @@ class MethodCard:
     stages: tuple[Stage, ...] = (Stage(),)
     trained: bool = True
     description: str = ""
+    module: str | None = None
 
 
 class UnknownMethodError(UserError, KeyError):

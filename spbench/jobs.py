@@ -55,6 +55,7 @@ __all__ = [
     "train_job",
     "train_runtime",
     "train_settings",
+    "untrained_job",
 ]
 
 #: Recipe fields the config may override (``train.<key>`` or ``train.per_method``).
@@ -185,26 +186,59 @@ def train_job(config: dict, method: str, variant: str, stage: str | None = None)
         ``recipe`` (every field but ``val_crop``), ``steps``, ``lr_halve_at``, ``splits``,
         ``deterministic``, ``losses`` (:func:`job_losses`), ``budget`` when ``train.budget`` is
         not 1 (the steps and schedule points are already scaled; it is kept for provenance),
-        and ``method_modules`` for a method that is not built in.
+        and, for a method that is not built in, ``method_modules``: the one module that
+        registers it (:attr:`~spbench.catalogue.MethodCard.module`), so that another module
+        added to ``config.method_modules``, or the list reordered, re-runs nothing.
+
+        A method with nothing to fit (``MethodCard.trained`` False: SLIC, the plain grid) gets
+        the same keys with values that no setting changes (:func:`untrained_job`): its labels
+        cannot depend on ``config.train`` or the losses, so neither may its params.
     """
-    train = config["train"]
+    card = get_card(method)
     spec = get_stage(method, stage)
-    recipe = dataclasses.asdict(effective_recipe(method, train, spec))
-    del recipe["val_crop"]  # validation only
-    job = {
-        "recipe": recipe,
-        "steps": stage_steps(train, method, spec),
-        "lr_halve_at": lr_halve_at(train, method, spec),
-        "splits": stage_splits(train, method, spec),
-        "deterministic": bool(train["deterministic"]),
-        "losses": job_losses(config, variant, uses_variant=spec.uses_variant),
-    }
-    if training_budget(train) != 1:
-        # Only when set: a profile without a budget keeps the params of earlier runs.
-        job["budget"] = training_budget(train)
-    if method not in BUILTIN:
-        job["method_modules"] = list(config["method_modules"])
+    if not card.trained:
+        job = untrained_job(method, spec.name)
+    else:
+        train = config["train"]
+        recipe = dataclasses.asdict(effective_recipe(method, train, spec))
+        del recipe["val_crop"]  # validation only
+        job = {
+            "recipe": recipe,
+            "steps": stage_steps(train, method, spec),
+            "lr_halve_at": lr_halve_at(train, method, spec),
+            "splits": stage_splits(train, method, spec),
+            "deterministic": bool(train["deterministic"]),
+            "losses": job_losses(config, variant, uses_variant=spec.uses_variant),
+        }
+        if training_budget(train) != 1:
+            # Only when set: a profile without a budget keeps the params of earlier runs.
+            job["budget"] = training_budget(train)
+    if method not in BUILTIN and card.module:
+        job["method_modules"] = [card.module]
     return canonical(job)
+
+
+def untrained_job(method: str, stage: str | None = None) -> dict:
+    """Return the job settings of a stage of a method with nothing to fit (SLIC, the grid).
+
+    The keys :func:`train_job` gives, with values no setting changes: the method's own recipe
+    (:data:`spbench.catalogue.NO_TRAINING` for the built-ins; without ``val_crop``), 0 steps,
+    no learning-rate halving, the stage's own splits, no deterministic mode and the base loss.
+    :func:`spbench.train.train` runs it as any job, and fits nothing.
+    """
+    spec = get_stage(method, stage)
+    recipe = dataclasses.asdict(get_card(method).recipe)
+    del recipe["val_crop"]
+    return canonical(
+        {
+            "recipe": recipe,
+            "steps": 0,
+            "lr_halve_at": None,
+            "splits": list(spec.splits),
+            "deterministic": False,
+            "losses": {switch: False for switch in _COEFFICIENTS},
+        }
+    )
 
 
 def stage_variant(method: str, variant: str, stage: str) -> str:

@@ -6,10 +6,13 @@ change. On the paper profile a needless training re-run costs days of GPU time.
 """
 
 import copy
+import importlib.util
+import json
 import os
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -207,6 +210,74 @@ def test_a_shared_stage_ignores_the_variant():
     )
     assert train_job(config, "ainet", "lap", "stage2")["losses"]["use_lap"] is True
     assert train_job(config, "ainet", "base", "stage1")["recipe"]["lr"] == 8e-5  # stage override
+
+
+@pytest.fixture
+def plugin_modules(tmp_path, monkeypatch):
+    """Two plug-in modules on the path, as the README's 'Adding a base method' writes them:
+    ``tinynet`` (tests/test_new_method.py's) and ``othernet``, the same network registered as
+    ``othernet``. Their methods and modules are forgotten afterwards."""
+    source = Path(__file__).with_name("test_new_method.py")
+    spec = importlib.util.spec_from_file_location("_spbench_test_new_method", source)
+    new_method = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(new_method)
+    tinynet = textwrap.dedent(new_method.TINYNET)
+    (tmp_path / "tinynet.py").write_text(tinynet)
+    (tmp_path / "othernet.py").write_text(tinynet.replace('"tinynet"', '"othernet"'))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield
+    from spbench.models import registry
+
+    for name in ("tinynet", "othernet"):
+        registry.unregister_method(name)
+        sys.modules.pop(name, None)
+
+
+def test_a_plugin_methods_params_name_its_own_module_only(plugin_modules):
+    """A plug-in method's params held every module of ``method_modules``: adding another
+    plug-in module, or reordering the list, retrained it. They name the module that
+    registers it."""
+
+    def job(modules: list[str], method: str = "tinynet") -> str:
+        profile = {**PROFILE, "method_modules": modules, "methods": [method]}
+        return canonical_json(train_job(validate_config(profile), method, "lap"))
+
+    alone = job(["tinynet"])
+    assert json.loads(alone)["method_modules"] == ["tinynet"]
+    assert job(["tinynet", "othernet"]) == alone  # another module appended
+    assert job(["othernet", "tinynet"]) == alone  # the list reordered
+    assert json.loads(job(["tinynet", "othernet"], "othernet"))["method_modules"] == ["othernet"]
+    assert "method_modules" not in train_job(validate_config(PROFILE), "scn", "lap")
+
+
+def test_an_untrained_methods_params_ignore_the_training_settings():
+    """SLIC and the plain grid fit nothing, so no training setting or loss can change their
+    labels: their params stay the same (no re-run of their 'training', prediction and
+    scoring) while SCN's change."""
+    config = validate_config(edited(references=["slic", "grid"]))
+    other = validate_config(
+        edited(
+            references=["slic", "grid"],
+            train__steps=30,
+            train__lr=1e-3,
+            train__crop=48,
+            train__batch_size=4,
+            train__lr_halve_at=20,
+            train__budget=0.5,
+            train__train_splits=["train"],
+            train__deterministic=True,
+            train__per_method={"slic": {"main": {"steps": 7, "lr": 0.1}}},
+            losses__lambda_lap=90,
+        )
+    )
+    for method in ("slic", "grid"):
+        job = train_job(config, method, "base")
+        assert job["steps"] == 0 and job["recipe"]["lr"] == 0
+        assert not any(job["losses"].values())
+        assert train_job(other, method, "base") == job
+        assert train_job(config, method, "lap") == job  # no loss reaches what is not trained
+    assert train_job(other, "scn", "lap") != train_job(config, "scn", "lap")
+    assert train_job(other, "scn", "lap")["steps"] == 15  # 30 at budget 0.5
 
 
 def test_validation_does_not_change_the_weights(tmp_path):

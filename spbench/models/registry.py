@@ -10,6 +10,7 @@ and looked up by name with :func:`get_method` / :func:`create_model`.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
@@ -216,13 +217,30 @@ def register_method(
             del _REGISTRY[name]
             raise ValueError(f"method {name!r}: stage names must be unique and non-empty")
         try:  # the torch-free catalogue the workflow reads (spbench.catalogue)
-            add_card(MethodCard(name, recipe, tuple(stages), segment is None, description))
+            card = MethodCard(
+                name, recipe, tuple(stages), segment is None, description, _registering_module()
+            )
+            add_card(card)
         except ValueError:
             del _REGISTRY[name]
             raise
         return build
 
     return decorator
+
+
+def _registering_module() -> str | None:
+    """Return the module whose import is running this registration: the innermost module body
+    on the call stack (``mymethods.mynet`` for a decorator at its top level; ``mymethods`` for a
+    package whose ``__init__`` calls a helper that registers). Importing it registers the method
+    again in a new process, whatever other modules the config lists or in which order; None
+    outside any module body."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "<module>":
+            return frame.f_globals.get("__name__")
+        frame = frame.f_back
+    return None
 
 
 def method_stages_valid(method: Method) -> bool:
