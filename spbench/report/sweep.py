@@ -168,7 +168,8 @@ def zero_xc_fraction(
     -------
     pandas.DataFrame
         One row per (dataset, split, method, variant, seed): ``zero_xc_fraction`` (NaN if no
-        scale's nominal count is in range), ``n_scales_in_range`` and ``n_images`` (images at those scales).
+        scale's nominal count is in range), ``n_scales_in_range`` and ``n_images`` (images at
+        those scales).
     """
     low, high = (float(x) for x in auc_range)
     noec = scores[~scores["ec"].astype(bool)]
