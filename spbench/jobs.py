@@ -27,7 +27,7 @@ import dataclasses
 import json
 from typing import Any
 
-from spbench.catalogue import BUILTIN, Recipe, Stage, get_card, get_stage
+from spbench.catalogue import BUILTIN, PUBLISHED_PREFIX, Recipe, Stage, get_card, get_stage
 from spbench.config import (
     SHARED_VARIANT,
     experiment_runs,
@@ -55,6 +55,7 @@ __all__ = [
     "train_job",
     "train_runtime",
     "train_settings",
+    "trained_elsewhere",
     "untrained_job",
 ]
 
@@ -247,17 +248,33 @@ def stage_variant(method: str, variant: str, stage: str) -> str:
     return variant if get_stage(method, stage).uses_variant else SHARED_VARIANT
 
 
+def trained_elsewhere(config: dict, method: str, variant: str) -> bool:
+    """Return whether a run's last stage comes from outside instead of training: published
+    weights (variant ``pub_<v>``) or a checkpoint in ``config.trained_elsewhere`` (every
+    profile method × configured variant, as the workflow's ``adopt_checkpoint`` rule takes)."""
+    if variant.startswith(PUBLISHED_PREFIX):
+        return True
+    adopted = config.get("trained_elsewhere") and method in config["methods"]
+    return bool(adopted and variant in config["variants"])
+
+
 def stage_runs(config: dict) -> list[tuple[str, str, int, str]]:
     """Return every stage checkpoint the workflow makes, as sorted ``(method, variant, seed,
-    stage)``: each stage of every run of every experiment, a shared stage once."""
+    stage)``: each stage of every run of every experiment, a shared stage once; of a run
+    :func:`trained_elsewhere`, the last stage only (nothing is trained on its way)."""
     return sorted(
         {
             (method, stage_variant(method, variant, stage.name), seed, stage.name)
             for runs in experiment_runs(config).values()
             for method, variant, seed in runs
-            for stage in get_card(method).stages
+            for stage in _stages_made(config, method, variant)
         }
     )
+
+
+def _stages_made(config: dict, method: str, variant: str) -> tuple[Stage, ...]:
+    stages = get_card(method).stages
+    return stages[-1:] if trained_elsewhere(config, method, variant) else stages
 
 
 def train_runtime(config: dict, method: str, stage: str | None = None) -> dict:

@@ -25,7 +25,7 @@ from pathlib import Path
 from spbench.catalogue import PUBLISHED_PREFIX, get_card
 from spbench.config import budget_label, experiment_runs, training_budget
 from spbench.errors import UserError
-from spbench.jobs import stage_runs, stage_variant, train_job
+from spbench.jobs import stage_runs, stage_variant, train_job, trained_elsewhere
 from spbench.steptimes import Figure, bench_variant, fast_label, lookup
 
 __all__ = [
@@ -194,11 +194,14 @@ def _run_name(method: str, variant: str, seed: int) -> str:
     return f"{method}/{variant}/seed{seed}"
 
 
-def _checkpoint_job(method: str, variant: str, seed: int, stage: str) -> str:
+def _checkpoint_job(config: dict, method: str, variant: str, seed: int, stage: str) -> str:
     """The name of the job that makes a stage's checkpoint (a shared stage's is the same for
-    every variant; a published run's is the import of its weights)."""
+    every variant; a published run's is the import of its weights, an adopted one's its
+    adoption)."""
+    rule = "train"
+    if trained_elsewhere(config, method, variant):
+        rule = "import" if variant.startswith(PUBLISHED_PREFIX) else "adopt"
     variant = stage_variant(method, variant, stage)
-    rule = "import" if variant.startswith(PUBLISHED_PREFIX) else "train"
     return f"{rule} {_run_name(method, variant, seed)}/{stage}"
 
 
@@ -235,17 +238,21 @@ def _train_estimate(
 
 
 def _train_jobs(config: dict, figures: list[Figure], device: str | None) -> list[PlanJob]:
-    """One job per stage checkpoint: a training stage, or the import of published weights."""
+    """One job per stage checkpoint: a training stage, the import of published weights, or the
+    adoption of a checkpoint trained elsewhere."""
     jobs = []
     for method, variant, seed, stage in stage_runs(config):
         card = get_card(method)
-        name = _checkpoint_job(method, variant, seed, stage)
+        name = _checkpoint_job(config, method, variant, seed, stage)
         if variant.startswith(PUBLISHED_PREFIX):
             jobs.append(PlanJob(name, "published weights", False, None, "not estimated"))
             continue
+        if trained_elsewhere(config, method, variant):  # a copy of a config.trained_elsewhere file
+            jobs.append(PlanJob(name, "adopted, trained elsewhere", False, 0.0, ""))
+            continue
         names = [s.name for s in card.stages]
         index = names.index(stage)
-        after = (_checkpoint_job(method, variant, seed, names[index - 1]),) if index else ()
+        after = (_checkpoint_job(config, method, variant, seed, names[index - 1]),) if index else ()
         if card.trained:
             work, seconds, note = _train_estimate(config, figures, device, (method, variant, stage))
         else:
@@ -274,7 +281,7 @@ def _evaluation_jobs(
     jobs = []
     for method, variant, seed in runs:
         run = _run_name(method, variant, seed)
-        last = _checkpoint_job(method, variant, seed, get_card(method).stages[-1].name)
+        last = _checkpoint_job(config, method, variant, seed, get_card(method).stages[-1].name)
         predicted = lookup(
             figures,
             kind="predict",

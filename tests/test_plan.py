@@ -96,6 +96,26 @@ def test_paper_plan_has_every_job_of_the_dag():
     assert jobs["score cds/lap/seed0"].seconds == pytest.approx(27_638 * 2.663e-3)
 
 
+def test_runs_trained_elsewhere_train_no_earlier_stage():
+    """Adopted (config.trained_elsewhere) and published AINet runs take their last stage from
+    outside: an adopted run trains no first stage on its way, and adopting costs nothing."""
+    raw = yaml.safe_load(SMOKE.read_text(encoding="utf-8"))
+    raw.update(methods=["ainet"], references=[], trained_elsewhere="/elsewhere")
+    raw["ablation"]["enabled"] = raw["sweep"]["enabled"] = False
+    jobs = {j.name: j for j in plan_jobs(validate_config(raw), [], EPYC)}
+    assert not any(n.startswith("train ") for n in jobs)
+    adopt = sorted(n for n in jobs if n.startswith("adopt "))
+    assert adopt == ["adopt ainet/base/seed0/stage2", "adopt ainet/lap/seed0/stage2"]
+    assert jobs["adopt ainet/lap/seed0/stage2"].seconds == 0.0
+    assert jobs["predict ainet/lap/seed0"].after == ("adopt ainet/lap/seed0/stage2",)
+    raw.update(
+        trained_elsewhere="", published=[{"method": "ainet", "variant": "lap", "source": "x.pt"}]
+    )
+    jobs = {j.name: j for j in plan_jobs(validate_config(raw), [], EPYC)}
+    assert "import ainet/pub_lap/seed0/stage2" in jobs
+    assert jobs["predict ainet/pub_lap/seed0"].after == ("import ainet/pub_lap/seed0/stage2",)
+
+
 def test_smoke_plan_counts_and_unknown_figures():
     config = load_config(SMOKE)
     jobs = plan_jobs(config, read_table([shipped_table()]), EPYC)
