@@ -41,7 +41,7 @@ import yaml
 from spbench.catalogue import get_card
 from spbench.config import load_config
 from spbench.errors import UserError
-from spbench.io import atomic_path, partial_path
+from spbench.io import atomic_path, partial_path, read_json
 from spbench.jobs import canonical_json, train_job, train_runtime
 
 if TYPE_CHECKING:
@@ -51,9 +51,11 @@ __all__ = [
     "ARCHIVE",
     "SUMMARY",
     "JobResult",
+    "adoption_record",
     "calibrate",
     "choose_fast_mode",
     "plan_profile",
+    "refuse_dropped_adoption",
     "returned_files",
     "run_jobs",
     "session_record",
@@ -64,6 +66,8 @@ __all__ = [
 MAX_RETURNED = 8
 #: The short human-readable summary and the archive of everything else.
 SUMMARY, ARCHIVE = "summary.txt", "session.tar.gz"
+#: Suffix of the file beside an adopted checkpoint (:func:`adoption_record`).
+_ADOPTED = ".adopted.json"
 
 
 class SessionError(UserError, RuntimeError):
@@ -93,6 +97,41 @@ def session_runs(config: dict) -> list[tuple[str, str, int]]:
 def run_file(method: str, variant: str, seed: int) -> str:
     """Return the returned checkpoint's name of one run, e.g. ``scn_lap_seed0.pt``."""
     return f"{method}_{variant}_seed{seed}.pt"
+
+
+def adoption_record(checkpoint: str | os.PathLike[str]) -> Path:
+    """Return the file that marks ``checkpoint`` as adopted (``main.pt`` -> ``main.adopted.json``;
+    :func:`spbench.weights.adopt_checkpoint` writes it, with the source's path)."""
+    return Path(checkpoint).with_suffix(_ADOPTED)
+
+
+def refuse_dropped_adoption(results: str | os.PathLike[str], trained_elsewhere: str) -> None:
+    """Stop a run that would train over checkpoints it adopted, before anything runs.
+
+    Without ``trained_elsewhere`` the workflow has no rule that adopts, so a checkpoint adopted
+    by an earlier invocation (a GPU session's, hours of training) would be trained again here
+    and overwritten.
+
+    Raises
+    ------
+    UserError
+        Naming the adopted checkpoints, their source folder, and the two ways on.
+    """
+    if trained_elsewhere:
+        return
+    records = Path(results, "models").glob(f"*/*/seed*/*{_ADOPTED}")
+    adopted = {r: r.with_name(r.name.removesuffix(_ADOPTED) + ".pt") for r in sorted(records)}
+    adopted = {r: ckpt for r, ckpt in adopted.items() if ckpt.is_file()}
+    if not adopted:
+        return
+    folders = sorted({str(Path(read_json(r)["source"]).parent) for r in adopted})
+    raise UserError(
+        f"{len(adopted)} checkpoints under {Path(results, 'models')} (e.g. "
+        f"{next(iter(adopted.values()))}) were trained elsewhere and adopted from "
+        f"{', '.join(folders)}; without --config trained_elsewhere=FOLDER this run would train "
+        "them here and overwrite them. Pass that option again, or delete those checkpoints "
+        f"and their *{_ADOPTED} files to train them here."
+    )
 
 
 def returned_files(config: dict) -> list[str]:

@@ -39,9 +39,10 @@ from spbench.checkpoint import (
     state_dict_of,
 )
 from spbench.errors import UserError
-from spbench.io import CorruptFileError, atomic_path, sha256_file
+from spbench.io import CorruptFileError, atomic_path, sha256_file, write_json
 from spbench.jobs import canonical
 from spbench.models import create_model, get_method
+from spbench.session import adoption_record
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,8 @@ def adopt_checkpoint(
     source
         The checkpoint trained elsewhere.
     out
-        Where the run's checkpoint goes (a copy of ``source``).
+        Where the run's checkpoint goes (a copy of ``source``); beside it,
+        :func:`spbench.session.adoption_record` names ``source``.
     method, variant, seed, stage
         The run and stage it must be.
     job
@@ -160,6 +162,8 @@ def adopt_checkpoint(
         )
     with atomic_path(Path(out)) as tmp:
         shutil.copyfile(source, tmp)
+    # The mark that keeps a later run without trained_elsewhere from training over it.
+    write_json(adoption_record(out), {"source": str(Path(source).resolve())})
     return Path(out)
 
 

@@ -266,6 +266,12 @@ def test_workflow_adopts_the_returned_checkpoints(session, archive) -> None:
     for method, variant, seed in session_runs(load_config(PROFILE, check_methods=False)):
         adopted = tmp / f"results/gpu-short/models/{method}/{variant}/seed{seed}/main.pt"
         assert adopted.read_bytes() == (tmp / "out" / run_file(method, variant, seed)).read_bytes()
+    # Later, the same profile without trained_elsewhere would train over them: refused.
+    config.pop("trained_elsewhere")
+    profile.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    proc = subprocess.run([*command, "-n"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode != 0 and "train_stage" not in proc.stdout
+    assert "4 checkpoints under results/gpu-short/models" in proc.stdout + proc.stderr
 
 
 def test_setup_failure_stops_at_once_and_still_packs(tmp_path: Path) -> None:

@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from spbench.checkpoint import checkpoint_header, load_checkpoint, save_checkpoint, state_dict_of
-from spbench.io import CorruptFileError
+from spbench.errors import UserError
+from spbench.io import CorruptFileError, read_json
 from spbench.models import create_model
+from spbench.session import refuse_dropped_adoption
 from spbench.weights import WeightsMismatchError, adopt_checkpoint, import_weights
 
 LAP = {
@@ -228,6 +230,23 @@ def test_adopt_checkpoint_copies_its_own_run(tmp_path):
     assert out.read_bytes() == source.read_bytes()  # provenance kept as trained
     ckpt = load_checkpoint(out)
     assert ckpt["device_name"] == "NVIDIA H200" and ckpt["runtime"]["fast"] == {"tf32": True}
+    assert read_json(tmp_path / "run/main.adopted.json") == {"source": str(source.resolve())}
+
+
+def test_a_run_without_trained_elsewhere_refuses_to_train_over_adopted_checkpoints(tmp_path):
+    source = _trained_elsewhere(tmp_path)
+    results = tmp_path / "results/run"
+    out = results / "models/scn/lap/seed1/main.pt"
+    run = {"method": "scn", "variant": "lap", "seed": 1, "stage": "main", "job": JOB}
+    adopt_checkpoint(source, out, **run)
+    refuse_dropped_adoption(results, str(source.parent))  # still adopting: nothing to say
+    with pytest.raises(UserError) as err:
+        refuse_dropped_adoption(results, "")
+    for part in (f"1 checkpoints under {results / 'models'}", str(out), str(source.parent)):
+        assert part in str(err.value)
+    assert "--config trained_elsewhere=FOLDER" in str(err.value)
+    out.unlink()  # deleted to train here: the stale mark alone does not stop the run
+    refuse_dropped_adoption(results, "")
 
 
 @pytest.mark.parametrize(

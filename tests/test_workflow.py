@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from spbench.config import load_config, section_defaults
 from spbench.predictions import load_predictions
@@ -313,6 +314,22 @@ def test_named_targets_run_only_what_they_need(tmp_path):
     assert figures["predict_scales"] == 2 and "score_run" not in figures
     provenance = target_counts("provenance")
     assert provenance["train_stage"] == 25 and "predict_scales" not in provenance
+    # An artefact the profile does not make (no published entry) stops before any job runs.
+    command = [*SNAKEMAKE, "published", "--directory", str(tmp_path), "-n", "--cores", "1"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "makes no published artefact: add a `published` entry" in result.stdout + result.stderr
+
+
+def test_a_profile_of_base_runs_only_builds_its_dag(tmp_path):
+    """No variant but base: the qualitative figure shows base alone (it needed a second one)."""
+    profile = yaml.safe_load((ROOT / ".test/config/config.yaml").read_text())
+    profile["variants"] = {"base": {"use_lap": False, "use_msd": False, "use_wr": False}}
+    profile["ablation"]["enabled"] = profile["sweep"]["enabled"] = False
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config/config.yaml").write_text(yaml.safe_dump(profile))
+    command = [*SNAKEMAKE, "figures", "--directory", str(tmp_path), "-n", "--cores", "1"]
+    assert job_counts(run(command, ROOT))["predict_scales"] == 1
 
 
 def test_a_configfile_replaces_the_default_profile(tmp_path):

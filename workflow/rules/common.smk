@@ -27,7 +27,7 @@ from spbench.errors import UserError
 from spbench.plan import plan_text
 from spbench.predictions import format_scale
 from spbench.report.artefacts import ARTEFACT_FILES
-from spbench.session import run_file
+from spbench.session import refuse_dropped_adoption, run_file
 
 # Validate against workflow/schemas/config.schema.yaml, fill defaults, check the method names.
 config.update(validate_config(config))
@@ -45,6 +45,8 @@ RUN_KEY = "{method}/{variant}/seed{seed}"
 # (method, variant, seed) runs of each experiment: table2, table3 (ablation), sweep.
 EXPERIMENTS = experiment_runs(config)
 REPORT = f"{RESULTS}/report"
+# Checkpoints an earlier invocation adopted are never trained over (docs/workflow.md §1).
+refuse_dropped_adoption(RESULTS, config["trained_elsewhere"])
 # Rules whose command is package code rerun when spbench's version changes (docs/workflow.md §3).
 IMPL = spbench.__version__
 
@@ -105,6 +107,30 @@ def experiment_scores(name):
         f"{RESULTS}/scores/{method}/{variant}/seed{seed}.parquet"
         for method, variant, seed in EXPERIMENTS[name]
     ]
+
+
+# How a profile turns on each optional report artefact: asking for one it does not make stops
+# the run at once, instead of a report job that fails on no input (docs/workflow.md §1).
+ARTEFACT_SWITCHES = {
+    "published": "a `published` entry (a released checkpoint)",
+    "table3": "`ablation: {enabled: true}`",
+    "sweep": "`sweep: {enabled: true}`",
+}
+
+
+def artefact_scores(name):
+    """Input function: the score files of one artefact's experiment. Asking for an artefact the
+    profile does not make stops the run before any job starts, naming the switch."""
+
+    def scores(wildcards):
+        paths = experiment_scores(name)
+        if not paths:
+            raise UserError(
+                f"this profile makes no {name} artefact: add {ARTEFACT_SWITCHES[name]} to it"
+            )
+        return paths
+
+    return scores
 
 
 def all_scores():
@@ -240,14 +266,12 @@ def report_targets():
 
 
 def qualitative_runs():
-    """Label -> prediction file of the first method's base and first other variant."""
+    """Label -> prediction file of the first method's base and first other variant (base
+    alone in a profile of base runs only)."""
     method, seed = config["methods"][0], config["seeds"][0]
     variants = list(config["variants"])
-    chosen = (
-        ["base", next(v for v in variants if v != "base")]
-        if "base" in variants
-        else variants[:2]
-    )
+    others = [v for v in variants if v != "base"]
+    chosen = ["base", *others[:1]] if "base" in variants else variants[:2]
     scale = min(SCALES, key=lambda s: abs(float(s) - 1.0))
     return {
         model_label(

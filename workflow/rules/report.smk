@@ -27,7 +27,7 @@ rule table2:
 
 rule published:
     input:
-        experiment_scores("published"),
+        artefact_scores("published"),
     output:
         **report_outputs("published"),
     log:
@@ -48,7 +48,7 @@ rule published:
 
 rule table3:
     input:
-        experiment_scores("table3"),
+        artefact_scores("table3"),
     output:
         **report_outputs("table3"),
     log:
@@ -69,7 +69,7 @@ rule table3:
 
 rule sweep:
     input:
-        experiment_scores("sweep"),
+        artefact_scores("sweep"),
     output:
         **report_outputs("sweep"),
     log:

@@ -46,7 +46,9 @@ if config["trained_elsewhere"]:
         input:
             adopted_checkpoint,
         output:
-            f"{RESULTS}/models/{RUN_KEY}/{{stage}}.pt",
+            checkpoint=f"{RESULTS}/models/{RUN_KEY}/{{stage}}.pt",
+            # Its mark: a later run without trained_elsewhere refuses to train over it.
+            record=f"{RESULTS}/models/{RUN_KEY}/{{stage}}.adopted.json",
         log:
             f"{LOGS}/adopt_checkpoint/{RUN_KEY}/{{stage}}.log",
         benchmark:
@@ -64,7 +66,8 @@ if config["trained_elsewhere"]:
         shell:
             "spbench adopt-checkpoint --settings {params.settings:q} --source {input} "
             "--method {wildcards.method} --variant {wildcards.variant} "
-            "--seed {wildcards.seed} --stage {wildcards.stage} --out {output} > {log} 2>&1"
+            "--seed {wildcards.seed} --stage {wildcards.stage} --out {output.checkpoint} "
+            "> {log} 2>&1"
 
 
 # Published weights (config.published) become the last-stage checkpoint of run
