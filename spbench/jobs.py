@@ -38,6 +38,7 @@ from spbench.config import (
 
 __all__ = [
     "RECIPE_KEYS",
+    "STAGE_VERSIONS",
     "budget_steps",
     "canonical",
     "canonical_json",
@@ -58,6 +59,21 @@ __all__ = [
     "trained_elsewhere",
     "untrained_job",
 ]
+
+#: Version of what each stage's jobs write, given to every rule of the stage as its ``impl``
+#: param: Snakemake re-runs a job when a param changes, never when the package code it calls
+#: does. Bump one stage's version in the change that alters what its existing outputs would
+#: be; that stage and everything after it re-run, nothing before (a training re-run costs days
+#: of GPU time). All started at spbench's version, 0.1.0, when one version served every stage.
+STAGE_VERSIONS: dict[str, str] = {
+    "data": "0.1.0",
+    "train": "0.1.0",
+    "predict": "0.1.0",
+    "score": "0.1.0",
+    # 0.2.0: the sweep's zero-XC share over the same scales for every run; an AUC with a
+    # missing scale is NaN, not bridged.
+    "report": "0.2.0",
+}
 
 #: Recipe fields the config may override (``train.<key>`` or ``train.per_method``).
 RECIPE_KEYS = ("lr", "weight_decay", "batch_size", "crop", "val_crop")

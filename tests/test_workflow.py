@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from spbench.config import load_config, section_defaults
+from spbench.jobs import STAGE_VERSIONS
 from spbench.predictions import load_predictions
 from spbench.report.artefacts import ARTEFACT_FILES
 
@@ -97,6 +98,23 @@ def test_every_job_rule_writes_a_log_and_a_benchmark():
             if "shell:" not in body.split("\nrule ")[0] or name in ("report", "all"):
                 continue
             assert "log:" in body and "benchmark:" in body, f"{path.name}: rule {name}"
+
+
+def test_every_rule_carries_its_stages_output_version():
+    """Each rule's `impl` param is its own stage's version, so bumping one stage's re-runs that
+    stage and what follows, never the training before it."""
+    expected = {"data": "data", "train": "train", "report": "report"}
+    for path in sorted((ROOT / "workflow/rules").glob("*.smk")):
+        text = path.read_text()
+        rules = re.split(r"^\s*rule ", text, flags=re.M)[1:]
+        for rule in rules:
+            name = rule.split(":")[0]
+            stages = re.findall(r'impl=IMPL\["(\w+)"\]', rule)
+            if path.stem == "evaluate":
+                assert stages == [{"predict_scales": "predict", "score_run": "score"}[name]]
+            elif stages:
+                assert stages == [expected[path.stem]], name
+    assert set(STAGE_VERSIONS) == {"data", "train", "predict", "score", "report"}
 
 
 def test_paper_profile_dry_run_lists_the_full_graph(tmp_path):

@@ -4,7 +4,6 @@
 import mimetypes
 import os
 
-import spbench
 from spbench.catalogue import get_card, model_label
 from spbench.config import (
     experiment_runs,
@@ -13,6 +12,7 @@ from spbench.config import (
     validate_config,
 )
 from spbench.jobs import (
+    STAGE_VERSIONS,
     canonical_json,
     job_losses,
     predict_job,
@@ -47,8 +47,8 @@ EXPERIMENTS = experiment_runs(config)
 REPORT = f"{RESULTS}/report"
 # Checkpoints an earlier invocation adopted are never trained over (docs/workflow.md §1).
 refuse_dropped_adoption(RESULTS, config["trained_elsewhere"])
-# Rules whose command is package code rerun when spbench's version changes (docs/workflow.md §3).
-IMPL = spbench.__version__
+# Each rule's `impl` param: its stage's output version (docs/workflow.md §3).
+IMPL = STAGE_VERSIONS
 
 
 wildcard_constraints:

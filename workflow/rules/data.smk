@@ -16,7 +16,7 @@ if config["dataset"]["name"] == "synthetic":
         params:
             settings=synthetic_params,
             root=output_folder,
-            impl=IMPL,
+            impl=IMPL["data"],
         shell:
             "spbench data synthetic --settings {params.settings:q} --out {params.root} > {log} 2>&1"
 
@@ -52,7 +52,7 @@ else:
         threads: 2
         params:
             root=output_folder,
-            impl=IMPL,
+            impl=IMPL["data"],
         shell:
             "spbench data prepare-bsds500 --archive {input} --out {params.root} "
             "--workers {threads} > {log} 2>&1"
@@ -73,7 +73,7 @@ rule dataset_summary:
         "../../environment.yml"
     params:
         root=input_folder("data"),
-        impl=IMPL,
+        impl=IMPL["data"],
     shell:
         "spbench data summary --root {params.root} --parquet {output.parquet} "
         "--figure {output.figure} > {log} 2>&1"

@@ -22,7 +22,7 @@ rule predict_scales:
         runtime=predict_runtime_params,
         data=input_folder("data"),
         out_dir=output_folder,
-        impl=IMPL,
+        impl=IMPL["predict"],
     shell:
         "python -m spbench.gpu_lease --n {resources.gpu} -- "
         "spbench predict --settings {params.settings:q} --runtime {params.runtime:q} "
@@ -46,7 +46,7 @@ rule score_run:
     params:
         settings=score_params,
         data=input_folder("data"),
-        impl=IMPL,
+        impl=IMPL["score"],
     shell:
         "spbench score --settings {params.settings:q} --data {params.data} "
         "--predictions {input.predictions} --out {output} > {log} 2>&1"

@@ -19,7 +19,7 @@ rule table2:
     params:
         settings=report_params("table2"),
         out_dir=output_folder,
-        impl=IMPL,
+        impl=IMPL["report"],
     shell:
         "spbench report table2 --settings {params.settings:q} --scores {input} "
         "--out-dir {params.out_dir} > {log} 2>&1 && cat {log}"
@@ -40,7 +40,7 @@ rule published:
     params:
         settings=report_params("published"),
         out_dir=output_folder,
-        impl=IMPL,
+        impl=IMPL["report"],
     shell:
         "spbench report published --settings {params.settings:q} --scores {input} "
         "--out-dir {params.out_dir} > {log} 2>&1"
@@ -61,7 +61,7 @@ rule table3:
     params:
         settings=report_params("table3"),
         out_dir=output_folder,
-        impl=IMPL,
+        impl=IMPL["report"],
     shell:
         "spbench report table3 --settings {params.settings:q} --scores {input} "
         "--out-dir {params.out_dir} > {log} 2>&1"
@@ -82,7 +82,7 @@ rule sweep:
     params:
         settings=report_params("sweep"),
         out_dir=output_folder,
-        impl=IMPL,
+        impl=IMPL["report"],
     shell:
         "spbench report sweep --settings {params.settings:q} --scores {input} "
         "--out-dir {params.out_dir} > {log} 2>&1"
@@ -105,7 +105,7 @@ rule figures:
         data=input_folder("data"),
         predictions=qualitative_option,
         out_dir=output_folder,
-        impl=IMPL,
+        impl=IMPL["report"],
     shell:
         "spbench report figures {params.predictions} --data {params.data} "
         "--out-dir {params.out_dir} > {log} 2>&1"
@@ -125,7 +125,7 @@ rule provenance:
         "../../environment.yml"
     params:
         out_dir=output_folder,
-        impl=IMPL,
+        impl=IMPL["report"],
     shell:
         "spbench report provenance --checkpoints {input} --out-dir {params.out_dir} "
         "> {log} 2>&1"

@@ -24,7 +24,7 @@ rule train_stage:
         runtime=train_runtime_params,
         data=input_folder("data"),
         init=init_option,
-        impl=IMPL,
+        impl=IMPL["train"],
     shell:
         # The lease claims a free GPU (CUDA_VISIBLE_DEVICES) for the job's lifetime, even if
         # it is killed; with no GPU it runs the job on the CPU.
@@ -62,7 +62,7 @@ if config["trained_elsewhere"]:
             "../../environment.yml"
         params:
             settings=train_params,
-            impl=IMPL,
+            impl=IMPL["train"],
         shell:
             "spbench adopt-checkpoint --settings {params.settings:q} --source {input} "
             "--method {wildcards.method} --variant {wildcards.variant} "
@@ -91,7 +91,7 @@ rule import_weights:
     params:
         settings=published_params,
         options=published_options,
-        impl=IMPL,
+        impl=IMPL["train"],
     shell:
         "spbench import-weights --settings {params.settings:q} --method {wildcards.method} "
         "--variant {wildcards.variant} {params.options} --out {output} > {log} 2>&1"
