@@ -234,7 +234,8 @@ def predict(
         raise UserError(
             f"{checkpoint} does not fit today's {ckpt['method']} network "
             f"({str(err).splitlines()[0]} ...): the method's code changed after training; "
-            "retrain it (snakemake --forcerun train_stage, or delete its checkpoints)"
+            f"retrain it: delete its checkpoints, or name them to snakemake "
+            f"(--forcerun {Path(checkpoint).parent.parent.parent}/*/seed*/*.pt)"
         ) from err
     model.eval()
     split = load_split(data_root, settings["split"], max_images=settings.get("max_images") or None)
