@@ -16,6 +16,7 @@ Steps (``docs/protocol.md`` §1):
 
 from __future__ import annotations
 
+import logging
 import lzma
 import os
 import re
@@ -38,11 +39,14 @@ from spbench.data import prepared
 from spbench.data.download import DownloadError, copy_local, fetch
 from spbench.io import CorruptFileError, sha256_file
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "ARCHIVE_NAME",
     "EXPECTED_PAIRS",
     "OFFICIAL_URLS",
     "DownloadError",
+    "archive_problem",
     "download_bsds500",
     "load_file_manifest",
     "prepare_bsds500",
@@ -111,7 +115,8 @@ def download_bsds500(
     ----------
     dest
         Path of the archive to write; if it is an existing folder, ``dest / "BSR_bsds500.tgz"``.
-        An existing complete file there is reused as is.
+        An existing file there is reused if it reads as an archive holding the data tree
+        (:func:`archive_problem`), and downloaded again if not.
     archive
         Local copy of the archive (official ``BSR_bsds500.tgz``, the data-only copy, or the
         GitHub ``BIDS/BSDS500`` tree packed as ``.tar.gz``/``.zip``).
@@ -137,6 +142,9 @@ def download_bsds500(
     FileNotFoundError
         If ``archive`` is given but does not exist (a mistyped path is never replaced silently
         by an older download).
+    CorruptFileError
+        If ``archive`` is given but is not an archive holding the data tree; ``dest`` is left
+        as it was.
     DownloadError
         If no source delivered the archive; the message lists every source tried with its
         failure and how to point ``dataset.bsds500.archive`` at a local copy.
@@ -150,9 +158,19 @@ def download_bsds500(
                 f"dataset.bsds500.archive (--archive): {archive} does not exist; correct the path, "
                 "or set it to null to use the copy already downloaded or the URLs"
             )
+        problem = archive_problem(Path(archive))
+        if problem:  # refused before it replaces an earlier, good copy at dest
+            raise CorruptFileError(
+                f"dataset.bsds500.archive (--archive): {archive} {problem}; point it at an "
+                f"intact copy of {ARCHIVE_NAME}"
+            )
         return copy_local(Path(archive), dest)
     if dest.is_file():
-        return dest
+        problem = archive_problem(dest)
+        if not problem:
+            return dest
+        log.warning("%s %s: deleted, downloading it again", dest, problem)
+        dest.unlink()
     sources = [*urls, *mirrors]
     try:
         return fetch(
@@ -163,6 +181,7 @@ def download_bsds500(
             backoff=backoff,
             progress=progress,
             hint=CONFIG_HINT,
+            check=archive_problem,
         )
     except DownloadError as err:
         failures = list(err.failures)
@@ -292,6 +311,27 @@ def _members(archive: Path) -> Iterator[tuple[re.Match, object, object]]:
             match = _MEMBER.match(member.name)
             if match and member.isfile():  # links, devices and folders are never extracted
                 yield match, tf.extractfile, member
+
+
+def archive_problem(archive: Path) -> str | None:
+    """Return why ``archive`` cannot be a BSDS500 archive, or None if it can.
+
+    Reads a tar to its end (a gzip cut short fails) and a zip's member list, extracting
+    nothing; each file's content is checked by :func:`verify_bsds500_tree` when it is prepared.
+
+    Returns
+    -------
+    str or None
+        ``"is truncated or not a tar or zip archive (...)"``, ``"holds no BSDS500 data tree"``,
+        or None.
+    """
+    try:
+        n_files = sum(1 for _ in _members(Path(archive)))
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError) as err:
+        return f"is truncated or not a tar or zip archive ({type(err).__name__}: {err})"
+    if n_files == 0:
+        return "holds no BSDS500/data/{images,groundTruth}/{train,val,test} files"
+    return None
 
 
 def extract_data_tree(archive: Path, into: Path) -> Path:
@@ -488,12 +528,14 @@ def prepare_bsds500(
         raise FileNotFoundError(f"BSDS500 archive {archive} not found. {CONFIG_HINT}")
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    (out / prepared.MANIFEST).unlink(missing_ok=True)  # the folder is incomplete until the end
     archive_sha256 = sha256_file(archive)
     tmp = Path(tempfile.mkdtemp(prefix=".bsds500-extract-", dir=out.parent))
     try:
         data_dir = extract_data_tree(archive, tmp)
         verify_bsds500_tree(data_dir, manifest=manifest, source=archive)
+        # Only now: a bad archive leaves an earlier prepared folder as it was. From here the
+        # folder is incomplete until dataset.json is written again, at the end.
+        (out / prepared.MANIFEST).unlink(missing_ok=True)
         splits, counts = _write_splits(data_dir, out, archive, workers, expected_pairs)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

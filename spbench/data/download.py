@@ -26,7 +26,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,6 +118,7 @@ def _attempt(
     *,
     timeout: float,
     progress: bool,
+    check: Callable[[Path], str | None] | None = None,
 ) -> None:
     """Download ``url`` into ``<dest>.part`` (resuming when possible) and rename it to ``dest``.
 
@@ -146,6 +147,11 @@ def _attempt(
         received = _stream_body(response, part, offset, total, desc=dest.name, progress=progress)
     if total is not None and received != total:
         raise _Transient(f"incomplete transfer: {received} of {total} bytes")
+    reason = check(part) if check else None
+    if reason:
+        part.unlink()
+        _meta_path(dest).unlink(missing_ok=True)
+        raise _Fatal(f"not the file sought: {reason}")
     _install(part, dest)
     _meta_path(dest).unlink(missing_ok=True)
 
@@ -207,6 +213,7 @@ def _stream_body(
     Returns the size of ``part`` in bytes once the body ends.
     """
     import requests
+    import urllib3
     from tqdm.auto import tqdm
 
     received = offset
@@ -222,11 +229,13 @@ def _stream_body(
     )
     try:
         with open(part, "ab" if offset else "wb") as handle:
-            for chunk in response.iter_content(CHUNK):
+            # The bytes as sent: a server that labels a .tgz `Content-Encoding: gzip` (Apache's
+            # AddEncoding) would otherwise have it unpacked on the way.
+            for chunk in response.raw.stream(CHUNK, decode_content=False):
                 handle.write(chunk)
                 received += len(chunk)
                 bar.update(len(chunk))
-    except requests.exceptions.RequestException as err:
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as err:
         # during the body every network error is transient (requests reports a read timeout
         # here as ConnectionError); local write errors (plain OSError) propagate unchanged
         raise _Transient(f"connection broken after {received} bytes ({_short(err)})") from err
@@ -259,6 +268,7 @@ def fetch(
     backoff: float = 1.0,
     progress: bool = True,
     hint: str = "",
+    check: Callable[[Path], str | None] | None = None,
 ) -> Path:
     """Download a file from the first source in ``urls`` that delivers it.
 
@@ -280,6 +290,10 @@ def fetch(
         Show a tqdm progress bar (bytes).
     hint
         Sentence appended to the error message (what to do instead).
+    check
+        Called on each complete download before it becomes ``dest``; a returned reason (an
+        HTML error page served with status 200, a body cut short without a Content-Length)
+        discards it and moves on to the next source.
 
     Returns
     -------
@@ -301,7 +315,7 @@ def fetch(
         for url in urls:
             for attempt in range(retries + 1):
                 try:
-                    _attempt(session, url, dest, timeout=timeout, progress=progress)
+                    _attempt(session, url, dest, timeout=timeout, progress=progress, check=check)
                     return dest
                 except _Fatal as err:
                     failures.append(SourceFailure(url, str(err)))

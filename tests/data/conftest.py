@@ -206,7 +206,8 @@ class Route:
     ``"truncated"`` (the first ``cut_after`` bytes served as if they were the whole file),
     ``"norange"`` (ignores Range requests), ``"stall"`` (the first ``times`` requests wait
     ``delay`` seconds before answering, then are served normally). ``etag``: send an ETag
-    (a server may send no validator at all).
+    (a server may send no validator at all). ``encoding``: a ``Content-Encoding`` header to
+    send whatever the client accepts (Apache's ``AddEncoding x-gzip .tgz`` labels a .tgz so).
     """
 
     data: bytes
@@ -215,6 +216,7 @@ class Route:
     times: int = 1
     delay: float = 0.0
     etag: bool = True
+    encoding: str | None = None
 
 
 @dataclass
@@ -321,6 +323,8 @@ class ArchiveServer:
         h.send_header("Content-Length", str(len(body)))
         if route.etag:
             h.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()[:16]}"')
+        if route.encoding:
+            h.send_header("Content-Encoding", route.encoding)
         h.end_headers()
         if mode == "cut" and not range_header:
             h.wfile.write(body[: route.cut_after])

@@ -33,10 +33,22 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _archive_bytes(seed: int) -> bytes:
+    """A .tgz holding 1 MiB of random bytes as one data-tree file: it reads as a BSDS500
+    archive (the download checks that) and is large enough for a cut transfer to leave a
+    partial file."""
+    content = np.random.default_rng(seed).integers(0, 256, 1 << 20, dtype=np.uint8).tobytes()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("BSR/BSDS500/data/images/test/1.jpg")
+        info.size = len(content)
+        tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
 @pytest.fixture(scope="module")
 def payload() -> bytes:
-    """1 MiB of random bytes: large enough for a cut transfer to leave a partial file."""
-    return np.random.default_rng(1).integers(0, 256, 1 << 20, dtype=np.uint8).tobytes()
+    return _archive_bytes(1)
 
 
 # ------------------------------------------------------------------------------------- constants
@@ -114,7 +126,7 @@ def test_no_resume_without_a_validator(http_server, payload, tmp_path):
     """A server that sends neither ETag nor Last-Modified cannot say, through If-Range, whether
     the file changed since the cut: the partial file is not resumed (a resumed splice of two
     versions was once accepted)."""
-    old, new = payload, payload[::-1]
+    old, new = payload, _archive_bytes(2)
     url = http_server.serve("/x.tgz", old, mode="cut", cut_after=len(old) // 3, times=10)
     http_server.routes["/x.tgz"].etag = False
     dest = tmp_path / "BSR_bsds500.tgz"
@@ -163,6 +175,52 @@ def test_read_timeout_is_retried(http_server, payload, tmp_path):
     assert out.read_bytes() == payload
     assert len(http_server.log) == 2  # timed out once, then served
     assert time.perf_counter() - start < 5
+
+
+def test_a_body_that_is_not_the_archive_is_refused_and_the_next_source_tried(
+    http_server, payload, tmp_path
+):
+    """An error page served with status 200, and a body cut short without notice (its
+    Content-Length says it is whole), never become the archive: the mirror is used."""
+    page = http_server.serve("/page.tgz", b"<html>moved</html>")
+    cut = http_server.serve("/cut.tgz", payload, mode="truncated", cut_after=len(payload) // 2)
+    good = http_server.serve("/good.tgz", payload)
+    dest = tmp_path / "BSR_bsds500.tgz"
+    with pytest.raises(DownloadError) as info:
+        download_bsds500(dest, urls=[page, cut], **FAST)
+    reasons = [failure.reason for failure in info.value.failures]
+    assert all(r.startswith("not the file sought: is truncated or not a tar") for r in reasons)
+    assert len(http_server.log) == 2  # not retried: the same source gives the same bytes
+    assert not dest.exists() and not part_path(dest).exists()
+    assert download_bsds500(dest, urls=[page, good], **FAST).read_bytes() == payload
+
+
+def test_a_reused_download_that_is_not_the_archive_is_fetched_again(http_server, payload, tmp_path):
+    dest = tmp_path / "BSR_bsds500.tgz"
+    dest.write_bytes(b"<html>an error page saved by an older version</html>")
+    url = http_server.serve("/x.tgz", payload)
+    assert download_bsds500(dest, urls=[url], **FAST).read_bytes() == payload
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "x-gzip"])
+def test_a_tgz_labelled_content_encoding_gzip_is_saved_as_sent(
+    http_server, payload, tmp_path, encoding
+):
+    """Apache's `AddEncoding x-gzip .tgz` labels the archive itself as gzip-encoded; unpacking
+    it on the way once made every attempt fail as an incomplete transfer."""
+    url = http_server.serve("/x.tgz", payload, encoding=encoding)
+    out = download_bsds500(tmp_path / "a.tgz", urls=[url], **FAST)
+    assert out.read_bytes() == payload
+
+
+def test_a_local_archive_that_is_not_one_leaves_the_earlier_copy(payload, tmp_path):
+    dest = tmp_path / "BSR_bsds500.tgz"
+    dest.write_bytes(payload)
+    bad = tmp_path / "bad.tgz"
+    bad.write_bytes(payload[: len(payload) // 2])
+    with pytest.raises(CorruptFileError, match=r"bad\.tgz is truncated or not a tar"):
+        download_bsds500(dest, archive=bad, urls=[], **FAST)
+    assert dest.read_bytes() == payload
 
 
 def test_local_archive_used_without_network(http_server, fake_archive, tmp_path):
@@ -316,17 +374,20 @@ def test_prepare_with_workers(fake_archive, tmp_path, monkeypatch):
             np.testing.assert_array_equal(x.annotations, y.annotations)
 
 
-def test_prepare_truncated_archive(http_server, fake_archive, tmp_path):
-    data = fake_archive.path.read_bytes()
-    url = http_server.serve("/t.tgz", data, mode="truncated", cut_after=len(data) // 2)
-    archive = download_bsds500(tmp_path / "t.tgz", urls=[url], **FAST)  # looks complete
+def test_prepare_truncated_archive(fake_archive, tmp_path):
+    """A truncated archive is refused naming it, and an earlier prepared folder in the same
+    place keeps its dataset.json (it was once removed before the archive was read)."""
     out = tmp_path / "prepared"
+    _prepare(fake_archive, out)
+    data = fake_archive.path.read_bytes()
+    archive = tmp_path / "t.tgz"
+    archive.write_bytes(data[: len(data) // 2])
     with pytest.raises(CorruptFileError) as info:
         _prepare(
             fake_archive.__class__(archive, fake_archive.manifest, fake_archive.pairs, {}), out
         )
     assert "t.tgz" in str(info.value) and "truncated" in str(info.value)
-    assert not (out / "dataset.json").exists()
+    assert prepared.load_split(out, "test").samples  # the earlier folder is still whole
     assert not list(tmp_path.glob(".bsds500-extract-*"))
 
 
@@ -339,12 +400,17 @@ def test_prepare_altered_file(make_fake_archive, fake_tools, tmp_path):
     assert not (out / "dataset.json").exists()
 
 
-def test_prepare_removes_stale_manifest(make_fake_archive, fake_archive, tmp_path):
+def test_prepare_over_an_earlier_folder(make_fake_archive, fake_archive, tmp_path):
+    """An archive that fails verification leaves an earlier prepared folder whole; a failure
+    once the splits are being rewritten leaves no dataset.json claiming they are complete."""
     out = tmp_path / "prepared"
     _prepare(fake_archive, out)
     bad = make_fake_archive("bad.tgz", drop=("BSDS500/data/images/test/3001.jpg",))
     with pytest.raises(CorruptFileError, match=r"missing: images/test/3001\.jpg"):
         _prepare(bad, out)
+    assert prepared.load_split(out, "test").samples
+    with pytest.raises(CorruptFileError, match=r"'train' has 5 .*expects 1087"):
+        prepare_bsds500(fake_archive.path, out, manifest=fake_archive.manifest)
     assert not (out / "dataset.json").exists()
 
 
