@@ -98,12 +98,17 @@ class Stage:
         in the config overrides the last stage's.
     overrides : mapping
         Recipe fields that differ in this stage (e.g. ``{"lr": 8e-5, "weight_decay": 0.0}``).
+    revision : int
+        Raised when a change of the stage's training code changes the weights it trains: it
+        is part of the training job's params (when not 0), so the workflow retrains this stage
+        and what follows, and no other method.
     """
 
     name: str = "main"
     uses_variant: bool = True
     splits: tuple[str, ...] = ("train", "val")
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    revision: int = 0
 
 
 @dataclass(frozen=True)
@@ -186,7 +191,9 @@ SSM_RECIPE = Recipe(lr=5e-4, weight_decay=4e-4, batch_size=16, crop=208, val_cro
 #: SSMamba stage 1 (GEncoder, no DLM losses) then stage 2 (LEncoder, the variant's losses).
 SSM_STAGES = (
     Stage("stage1", uses_variant=False, splits=("train", "val")),
-    Stage("stage2", uses_variant=True, splits=("train", "val")),
+    # revision 1: the frozen global encoder trains in train mode from the first step (it was
+    # in eval mode until the first validation, and again after each resume).
+    Stage("stage2", uses_variant=True, splits=("train", "val"), revision=1),
 )
 
 #: Variant prefix of a run of published weights (``pub_lap``: the authors' LAP checkpoint).

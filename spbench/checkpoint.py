@@ -356,6 +356,11 @@ def set_rng_state(
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _device_type(device: object) -> str:
+    """``"cuda"`` for ``"cuda:1"``, ``"cpu"`` for ``"cpu"`` (and for a file without one)."""
+    return str(device or "cpu").split(":")[0]
+
+
 def input_identity(
     data_root: str | os.PathLike[str], init: str | os.PathLike[str] | None
 ) -> dict[str, str | None]:
@@ -431,11 +436,14 @@ class TrainingState:
             state.get("format_version") == CHECKPOINT_VERSION
             and all(state.get(key) == getattr(self.meta, key) for key in self.RUN_FIELDS)
             and state.get("resume_inputs", {}) == self.inputs
+            # A generator's state is the device type's own (a CUDA run's cannot go on, on the
+            # CPU): a job re-run with gpu=0, or where no GPU is left, starts afresh.
+            and _device_type(state.get("device")) == _device_type(self.meta.device)
         )
         if not ours:
             log.warning(
-                "%s was written with other settings, data, previous stage or checkpoint "
-                "version: starting afresh",
+                "%s was written with other settings, data, previous stage, device type or "
+                "checkpoint version: starting afresh",
                 self.path,
             )
             return 0, 0.0

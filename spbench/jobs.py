@@ -203,7 +203,8 @@ def train_job(config: dict, method: str, variant: str, stage: str | None = None)
         ``recipe`` (every field but ``val_crop``), ``steps``, ``lr_halve_at``, ``splits``,
         ``deterministic``, ``losses`` (:func:`job_losses`), ``budget`` when ``train.budget`` is
         not 1 (the steps and schedule points are already scaled; it is kept for provenance),
-        and, for a method that is not built in, ``method_modules``: the one module that
+        ``revision`` when the stage's is not 0 (:class:`~spbench.catalogue.Stage`), and, for a
+        method that is not built in, ``method_modules``: the one module that
         registers it (:attr:`~spbench.catalogue.MethodCard.module`), so that another module
         added to ``config.method_modules``, or the list reordered, re-runs nothing.
 
@@ -230,6 +231,8 @@ def train_job(config: dict, method: str, variant: str, stage: str | None = None)
         if training_budget(train) != 1:
             # Only when set: a profile without a budget keeps the params of earlier runs.
             job["budget"] = training_budget(train)
+        if spec.revision:  # likewise: revision 0 keeps every earlier run's params
+            job["revision"] = spec.revision
     if method not in BUILTIN and card.module:
         job["method_modules"] = [card.module]
     return canonical(job)

@@ -59,7 +59,7 @@ from spbench.config import import_method_modules
 from spbench.data.loader import PairBank
 from spbench.data.prepared import load_split
 from spbench.errors import UserError
-from spbench.io import atomic_path, partial_path
+from spbench.io import CorruptFileError, atomic_path, partial_path
 from spbench.jobs import default_train_runtime
 from spbench.losses import LossConfig
 from spbench.models import Method, Recipe, Stage, create_model, get_method, get_stage
@@ -217,6 +217,9 @@ def train(
     random.seed(seed)  # SSM's stage-2 quadrant draw uses Python's generator, as upstream
     generator = torch.Generator().manual_seed(seed)  # crops and flips, drawn on the host
     model, weights = _initial_model(spec, stage_spec, init, device)
+    # Train mode from the first step, resumed or not: a stage that starts from a previous one
+    # may have set parts to eval (SSM's frozen global encoder), and validation switches back.
+    model.train()
     step_fn = _step_function(model, spec, stage_spec, config, recipe, runtime, device, seed)
     steps = job["steps"]
     if step_fn.optimizer is None:
@@ -265,8 +268,10 @@ def train(
     with stop_requests() as loop.stop_requested:
         wall = loop.run(start_step, steps, wall_before, progress=progress)
     save_checkpoint(out, meta.payload(model, steps, wall))
-    loss_log.publish()
+    # The resume file goes before the log is published: stopped in between, the job re-runs
+    # from the start rather than resume with its log's partial file already gone.
     resume.remove()
+    loss_log.publish()
     log.info("wrote %s (%d steps, %.1f s)", out, steps, wall)
     return out
 
@@ -434,13 +439,42 @@ class LossLog:
 
     def keep_until(self, step: int) -> None:
         """Drop what a killed job logged after ``step`` (its last checkpoint): those steps
-        run again. Step 0 starts an empty log."""
+        run again. Step 0 starts an empty log.
+
+        A last line cut short (a crash mid-write) is dropped; a log lost since the resume
+        point is started anew, with a warning that it holds no record before ``step``.
+
+        Raises
+        ------
+        CorruptFileError
+            If a line before the last does not parse.
+        """
         if step == 0 or not self.partial.is_file():
+            if step:
+                log.warning("%s is gone: the log restarts at step %d", self.partial, step)
             self.partial.write_text("", encoding="utf-8")
             return
-        lines = self.partial.read_text(encoding="utf-8").splitlines()
-        kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
+        lines = [line for line in self.partial.read_text(encoding="utf-8").splitlines() if line]
+        records = []
+        for number, line in enumerate(lines, 1):
+            try:
+                records.append((json.loads(line)["step"], line))
+            except (ValueError, KeyError, TypeError) as err:
+                if number < len(lines):
+                    raise CorruptFileError(
+                        f"{self.partial}:{number}: not a loss-log record ({err}); delete it "
+                        "to resume without the records so far"
+                    ) from err
+                log.warning("%s: dropped its last line, cut short", self.partial)
+        kept = [line for logged, line in records if logged <= step]
         self.partial.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
+
+    def sync(self) -> None:
+        """Force the records so far onto the disk, so that a resume file never gets ahead of
+        them (called before each one is written)."""
+        if self.partial.is_file():
+            with open(self.partial, "rb") as handle:
+                os.fsync(handle.fileno())
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one record (``kind``, ``step`` and the loss terms) and flush it to disk."""
@@ -538,6 +572,7 @@ class _Loop:
             if val_now:
                 self.loss_log.write({"kind": "val", "step": done, **self.validate()})
             if save_now or stop:
+                self.loss_log.sync()
                 self.resume.save(done, wall)
                 last_good = f"{self.resume.path} (step {done})"
             if stop:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import json
 import random
 import re
 import sys
@@ -164,6 +165,33 @@ def test_resume_file_round_trips(tmp_path):
     other_seed = dataclasses.replace(meta, seed=1)
     other = TrainingState(state.path, other_seed, fresh, fresh_generator)
     assert other.restore() == (0, 0.0)  # another run's file is not used
+    # A GPU run's file, its generators' states CUDA's, is not used by the job re-run on the
+    # CPU (it once failed there with a generator-size error naming no file); another GPU is.
+    on_gpu = dataclasses.replace(meta, device="cuda:1")
+    TrainingState(state.path, on_gpu, step, generator).save(step=1, wall_time_s=2.5)
+    assert TrainingState(state.path, meta, fresh, fresh_generator).restore() == (0, 0.0)
+    elsewhere = dataclasses.replace(meta, device="cuda:0")
+    assert TrainingState(state.path, elsewhere, fresh, fresh_generator).restore() == (1, 2.5)
+
+
+def test_loss_log_survives_a_cut_last_line_and_names_a_damaged_one(tmp_path, caplog):
+    from spbench.io import CorruptFileError
+    from spbench.train import LossLog
+
+    loss_log = LossLog(tmp_path / "train_log.jsonl")
+    for step in (2, 4, 6):
+        loss_log.write({"kind": "train", "step": step, "total": 1.0})
+    with open(loss_log.partial, "a", encoding="utf-8") as handle:
+        handle.write('{"kind": "train", "st')  # a crash mid-write
+    loss_log.keep_until(4)
+    steps = [json.loads(x)["step"] for x in loss_log.partial.read_text().splitlines()]
+    assert steps == [2, 4] and "dropped its last line" in caplog.text
+    loss_log.partial.write_text('{"step": 2}\nnot json\n{"step": 4}\n', encoding="utf-8")
+    with pytest.raises(CorruptFileError, match=r"train_log\.jsonl\.partial:2: not a loss-log"):
+        loss_log.keep_until(4)
+    loss_log.partial.unlink()
+    loss_log.keep_until(4)  # lost since the resume point: restarts, and says so
+    assert loss_log.partial.read_text() == "" and "the log restarts at step 4" in caplog.text
 
 
 def test_resume_file_of_an_older_previous_stage_is_not_used(tmp_path):

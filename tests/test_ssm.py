@@ -485,3 +485,37 @@ def test_vmamba_and_global_weights_load_by_name(tmp_path, tiny_models):
     for k, v in stage1.state_dict().items():
         torch.testing.assert_close(m.global_encoder.state_dict()[k], v)
     assert not any(p.requires_grad for p in m.global_encoder.parameters())
+
+
+def test_stage2_trains_with_the_global_encoder_in_train_mode(tmp_path, monkeypatch):
+    """Stage 2 starts from stage 1 with its frozen encoder put in eval(); training flips it
+    back from the first step (upstream does, §8 item 12). It once stayed in eval until the
+    first validation, so the weights depended on val_every and a resumed run differed."""
+    from spbench import step as step_module
+    from spbench.config import load_config
+    from spbench.data.synthetic import generate_synthetic
+    from spbench.jobs import train_settings
+    from spbench.train import train
+
+    data = tmp_path / "data"
+    generate_synthetic(data, seed=1, n_train=2, n_val=1, n_test=1, height=48, width=64)
+    config = load_config("config/smoke.yaml")
+    config["methods"] = ["ssm"]
+    config["train"].update(
+        steps=1, batch_size=2, crop=32, val_crop=32, val_every=100, checkpoint_every=100,
+        device="cpu", threads=2, train_splits=["train"],
+    )  # fmt: skip
+    modes = []
+    original = step_module.TrainStep.__call__
+
+    def record(self, batch):
+        modes.append(getattr(self.model, "global_encoder", self.model).training)
+        return original(self, batch)
+
+    monkeypatch.setattr(step_module.TrainStep, "__call__", record)
+    init = tmp_path / "stage1.pt"
+    for stage, out, start in (("stage1", init, None), ("stage2", tmp_path / "s2.pt", init)):
+        settings = train_settings(config, "ssm", "base", stage)
+        train(data, out, method="ssm", variant="base", seed=0, stage=stage, init=start,
+              progress=False, **settings)  # fmt: skip
+    assert modes == [True, True]
