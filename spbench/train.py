@@ -524,8 +524,10 @@ def stop_requests() -> Iterator[Callable[[], int | None]]:
 class _Loop:
     """The optimiser steps of one training job, with its log, validation and resume points.
 
-    Between those points nothing is read back from the device, so the host runs ahead of it;
-    non-finite losses recorded on the device are checked at each of them.
+    Between those points the loop reads nothing back from the device, so the host runs ahead
+    of it (unless a loss does: AINet's boundary-perceiving loss sizes its patch batch from the
+    labels, and MSD's ``original`` mode indexes by class counts); non-finite losses recorded
+    on the device are checked at each of them.
     """
 
     step_fn: TrainStep
