@@ -269,7 +269,7 @@ def plot_ec_change(
     matplotlib.figure.Figure
         The figure (not saved, not closed).
     """
-    from spbench.report.figures import K_LABEL, line_style, method_colours
+    from spbench.report.figures import K_LABEL, line_style, method_colours, variant_marker
 
     sns.set_theme(style="whitegrid", context="notebook")
     fig, (left, right) = plt.subplots(
@@ -295,7 +295,7 @@ def plot_ec_change(
         y = 100 * g[EC_CHANGE_COLUMN]
         left.plot(
             g["k_mean"], y, color=colour, linestyle=line_style(method, variant, others),
-            marker="o", markersize=3.5, linewidth=1.6, label=model,
+            marker=variant_marker(method, variant), markersize=3.5, linewidth=1.6, label=model,
         )  # fmt: skip
         s = 100 * g["std"].to_numpy(dtype=float)
         if np.isfinite(s).any():

@@ -113,6 +113,12 @@ def line_style(method: str, variant: str, others: list[str]) -> object:
     return _OTHER_STYLES[others.index(variant) % len(_OTHER_STYLES)]
 
 
+def variant_marker(method: str, variant: str) -> str:
+    """Marker of a model's points: ``"o"`` for ``base`` and the references, ``"^"`` for every
+    other variant, so that two variants of one method (one colour) differ in the legend too."""
+    return "o" if variant == "base" or method in REFERENCE_METHODS else "^"
+
+
 def method_colours(methods: Sequence[str]) -> dict[str, object]:
     """One colorblind-palette colour per learned method; reference methods (SLIC) grey."""
     learned = [m for m in methods if m not in REFERENCE_METHODS]
@@ -245,7 +251,7 @@ def _plot_curves(
             g[column],
             linestyle=line_style(method, variant, others),
             color=palette[method],
-            marker="o",
+            marker=variant_marker(method, variant),
             markersize=3.5,
             linewidth=1.6,
             label=name,
@@ -303,7 +309,7 @@ def plot_asa_co_tradeoff(curves: pd.DataFrame, *, title: str = "") -> Figure:
                 g["asa"],
                 color=palette[method],
                 linestyle=line_style(method, variant, others),
-                marker="o" if variant == "base" or method in REFERENCE_METHODS else "^",
+                marker=variant_marker(method, variant),
                 markersize=5,
                 linewidth=1.5,
                 label=model,

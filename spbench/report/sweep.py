@@ -390,7 +390,7 @@ def plot_lambda_sweep(
         low, high = float(table["auc_low"].iloc[0]), float(table["auc_high"].iloc[0])
         low_high = (
             f" (no EC; AUCs over K̄ ∈ [{low:.0f}, {high:.0f}], images with XC = 0: mean over "
-            "the scales in that range)"
+            "the scales whose nominal count is in that range; bars ± s.d. over seeds)"
         )
     set_title(fig, (f"{title}: " if title else "") + "λ_LAP sweep" + low_high)
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))

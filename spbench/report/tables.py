@@ -627,10 +627,7 @@ def format_table3_markdown(table: pd.DataFrame, *, title: str = "Table 3") -> st
         f"- Numbers: normalised AUC over K̄ ∈ [{low:.0f}, {high:.0f}] as in Table 2 (mean over "
         "(image, annotation) pairs per scale, actual K̄; docs/protocol.md §6, §8); mean over seeds "
         "± sample standard deviation when there are several. BP is the paper's “B”.",
-        "- Paper: its Table 3 (CDS ablation, no EC; 3 decimals; from a *secondary summary* of the "
-        "paper, docs/paper.md §4), shown beside the run whose switches match. Its “LAP only” row "
-        "does not state WR (docs/method.md §7), so it is shown beside both “LAP only” and "
-        f"“LAP+WR”. Δ = ours − paper; {_paper_note(table, TABLE3_PAPER_COLUMNS)}",
+        _table3_paper_line(table, method),
         f"- Data: {data_description(table)}.",
         "",
     ]
@@ -643,6 +640,21 @@ def format_table3_markdown(table: pd.DataFrame, *, title: str = "Table 3") -> st
             f"[{low:.0f}, {high:.0f}] (docs/protocol.md §8).",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _table3_paper_line(table: pd.DataFrame, method: str) -> str:
+    """The caption's line on the paper's Table 3: beside which rows it stands, or why none."""
+    if method != "cds":
+        return (
+            f"- Paper: its Table 3 ablates CDS (docs/paper.md §4); this is an ablation of "
+            f"{model_label_for(method)}, so no paper numbers stand beside it."
+        )
+    return (
+        "- Paper: its Table 3 (CDS ablation, no EC; 3 decimals; from a *secondary summary* of the "
+        "paper, docs/paper.md §4), shown beside the run whose switches match. Its “LAP only” row "
+        "does not state WR (docs/method.md §7), so it is shown beside both “LAP only” and "
+        f"“LAP+WR”. Δ = ours − paper; {_paper_note(table, TABLE3_PAPER_COLUMNS)}"
+    )
 
 
 def format_table3_latex(table: pd.DataFrame, *, caption: str | None = None) -> str:

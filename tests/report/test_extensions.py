@@ -22,7 +22,7 @@ from spbench.report import (
     summarise_seeds,
 )
 from spbench.report.artefacts import artefact_paths
-from spbench.report.ec_change import ec_change_frame, format_ec_change_markdown
+from spbench.report.ec_change import ec_change_frame, format_ec_change_markdown, plot_ec_change
 from spbench.report.figures import line_style, method_colours, plot_metrics_vs_k
 from spbench.report.qualitative import build_qualitative, stray_mask
 from spbench.report.stats import (
@@ -306,6 +306,7 @@ def test_table3_tabulates_the_named_method_only(scores):
     # named, not guessed: a method with only a baseline is still that method's table
     only_base = table3_frame(_summary(scores[scores["variant"] == "base"])[2], method="cds")
     assert list(only_base["configuration"]) == ["baseline"]
+    assert "this is an ablation of SCN, so no paper numbers" in format_table3_markdown(scn)
     absent = table3_frame(summary, method="ainet")
     assert absent.empty and "no ablation" in format_table3_markdown(absent)
     assert format_table3_latex(absent).startswith("%")
@@ -406,6 +407,11 @@ def test_ec_change_table(scores):
     )
     assert "percent of pixels" in format_ec_change_markdown(table)
     assert ec_change_frame(scores).empty
+    # one colour per method: base and LAP differ in marker too, not only in a dash the small
+    # legend drew as a solid line
+    fig = plot_ec_change(data, table, auc_range=RANGE)
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    assert (lines["CDS"].get_marker(), lines["CDS-LAP"].get_marker()) == ("o", "^")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -434,6 +440,7 @@ def test_line_styles_and_slic_grey(scores):
     assert mcolors.to_hex(lines["SLIC"].get_color()) == mcolors.to_hex("0.45")
     assert lines["SLIC"].get_linestyle() == ":"
     assert lines["SCN"].get_linestyle() == "-" and lines["SCN-LAP"].get_linestyle() == "--"
+    assert (lines["SCN"].get_marker(), lines["SCN-LAP"].get_marker()) == ("o", "^")
     assert lines["CDS-LAP_ONLY"].get_linestyle() not in ("-", "--", ":")
     # SCN base has two seeds: a ± 1 sd band is drawn
     assert len(fig.axes[0].collections) >= 1
