@@ -13,7 +13,8 @@
 #
 # Stages, each with its own time limit, each writing its results as it finishes:
 #   (a) setup: install .whl/ into $SITE, import checks (spbench, torch, cv2, jsonschema), the
-#       device and nvidia-smi; the command stops here at once if they fail
+#       device, one convolution forward and backward on it, and nvidia-smi; the command stops
+#       here at once if they fail
 #   (b) tests: the GPU tests (pytest -m gpu, without torch.compile) of $TESTS
 #   (c) bench: `spbench bench train` of SCN base and lap at batch $BENCH_BATCH, ${BENCH_CROP}²,
 #       in each eager mode of $BENCH_MODES (one process) and each CUDA-graph mode of
@@ -118,6 +119,13 @@ cuda = torch.cuda.is_available()
 print(f"cuda: {cuda}, device 0: {torch.cuda.get_device_name(0) if cuda else '-'}")
 if sys.argv[1] == "cuda" and not cuda:
     sys.exit("DEVICE=cuda but torch sees no CUDA device")
+# One convolution forward and backward on the device: a broken CUDA or cuDNN stops here, while
+# a retry is still cheap, not in the first benchmark.
+x = torch.randn(2, 3, 32, 32, device=sys.argv[1], requires_grad=True)
+torch.nn.functional.conv2d(x, torch.randn(4, 3, 3, 3, device=sys.argv[1])).square().sum().backward()
+if sys.argv[1] == "cuda":
+    torch.cuda.synchronize()
+print(f"kernel check on {sys.argv[1]}: conv2d forward and backward ok")
 EOF
 
 setup() {
@@ -160,14 +168,16 @@ train() {
   run_stage plan 120 "$PYTHON" -m spbench.cli session plan --profile "$PROFILE" \
     --bench $(ls "$WORK"/bench/scn_*.csv 2> /dev/null) --out "$profile" || return 1
   cat "$WORK/plan.txt"
-  run_stage calibrate $((UNTIL - $(date +%s) + 15)) "$PYTHON" -m spbench.cli session calibrate \
-    --profile "$profile" --data "$DATA" --work "$WORK/calibration" --until "$UNTIL" \
+  # The jobs stop themselves 15 s before the stage's own limit (run_stage caps it at UNTIL),
+  # so that each says how it ended before anything is killed.
+  run_stage calibrate $((UNTIL - $(date +%s))) "$PYTHON" -m spbench.cli session calibrate \
+    --profile "$profile" --data "$DATA" --work "$WORK/calibration" --until $((UNTIL - 15)) \
     --steps "$CALIB_STEPS" ${MAX_STEPS:+--max-steps "$MAX_STEPS"} || return 1
   rm -f "$WORK"/calibration/models/*.pt
   cat "$WORK/calibrate.txt"
-  run_stage train $((UNTIL - $(date +%s) + 15)) "$PYTHON" -m spbench.cli session train \
+  run_stage train $((UNTIL - $(date +%s))) "$PYTHON" -m spbench.cli session train \
     --profile "$profile" --data "$DATA" --out-dir "$WORK/models" --log-dir "$WORK/train" \
-    --until "$UNTIL"
+    --until $((UNTIL - 15))
   cat "$WORK/train.txt"
 }
 

@@ -154,8 +154,10 @@ def returned_files(config: dict) -> list[str]:
 def choose_fast_mode(frame: pd.DataFrame, method: str = "scn") -> tuple[str, list[str]]:
     """Return the fastest mode of ``method`` whose every row ran with ``term_ok``, and why.
 
-    A mode is ranked by its slowest variant's median step (the LAP row); ``fp32`` (eager) is
-    chosen when no other mode qualifies.
+    A mode is ranked by its slowest variant's median step (the LAP row) and qualifies only
+    with a row for every variant fp32 eager has (a benchmark cut off by its time limit can
+    leave a mode with its base row alone); ``fp32`` (eager) is chosen when no other mode is
+    faster than it.
 
     Returns
     -------
@@ -166,24 +168,32 @@ def choose_fast_mode(frame: pd.DataFrame, method: str = "scn") -> tuple[str, lis
         return "fp32", ["no benchmark rows", "chosen: fp32 (no faster mode passed)"]
     rows = frame[frame["method"] == method]
     rows = rows.assign(error=rows["error"].astype(object).fillna(""))  # blank in a CSV: NaN
+    reference = rows[rows["mode"] == "fp32"]
+    variants = set(reference["variant"]) or set(rows["variant"])
     lines, times = [], {"fp32": float("inf")}
     for mode, group in rows.groupby("mode", sort=False):
-        ran = (group["error"] == "").all()
-        ok = ran and group["term_ok"].astype(bool).all()
+        verdict, time_ms = _mode_verdict(group, variants)
+        if time_ms is not None:
+            times[mode] = time_ms
         pairs = zip(group["variant"], group["median_ms"], strict=True)
         medians = ", ".join(f"{v} {t:.2f} ms" for v, t in pairs)
-        if not ran:
-            verdict = "failed: " + "; ".join(e for e in group["error"] if e)
-        elif not ok:
-            worst = group["reldiff_max"].max()
-            verdict = f"terms differ from fp32 eager ({worst:.2e} > {group['tolerance'].iloc[0]:g})"
-        else:
-            verdict = "terms match fp32 eager"
-            times[mode] = float(group["median_ms"].max())
         lines.append(f"{mode}: {medians or '-'}; {verdict}")
     best = min(times, key=times.get)
     lines.append(f"chosen: {best}" + (" (no faster mode passed)" if best == "fp32" else ""))
     return best, lines
+
+
+def _mode_verdict(group: pd.DataFrame, variants: set[str]) -> tuple[str, float | None]:
+    """One mode's verdict and its slowest variant's median in ms (None: it does not qualify)."""
+    if not (group["error"] == "").all():
+        return "failed: " + "; ".join(e for e in group["error"] if e), None
+    missing = sorted(variants - set(group["variant"]))
+    if missing:
+        return f"incomplete: no {', '.join(missing)} row", None
+    if not group["term_ok"].astype(bool).all():
+        worst = group["reldiff_max"].max()
+        return f"terms differ from fp32 eager ({worst:.2e} > {group['tolerance'].iloc[0]:g})", None
+    return "terms match fp32 eager", float(group["median_ms"].max())
 
 
 def _read_yaml(path: str | os.PathLike[str]) -> dict:

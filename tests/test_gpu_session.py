@@ -225,7 +225,14 @@ def test_summary_says_what_happened(session) -> None:
     tmp, proc = session
     text = (tmp / "out" / SUMMARY).read_text(encoding="utf-8")
     assert f"commit {COMMIT}" in text
-    for part in ("== plan", "chosen: ", f"train.steps = {STEPS}", "# Provenance", "tests: "):
+    for part in (
+        "kernel check on cpu: conv2d forward and backward ok",
+        "== plan",
+        "chosen: ",
+        f"train.steps = {STEPS}",
+        "# Provenance",
+        "tests: ",
+    ):
         assert part in text, part
     assert "where the time goes, scn/lap" in text
     assert "missing" not in text.splitlines()[-1]
@@ -316,6 +323,24 @@ def test_choose_fast_mode_takes_the_fastest_that_matches_fp32() -> None:
     assert "terms differ" in lines[2] and "failed: RuntimeError" in lines[3]
     assert choose_fast_mode(frame.iloc[4:])[0] == "fp32"  # nothing passed: eager
     assert choose_fast_mode(pd.DataFrame())[0] == "fp32"  # no benchmark ran
+
+
+def test_a_mode_slower_than_fp32_or_without_its_lap_row_is_not_chosen() -> None:
+    """A benchmark cut off by its time limit can leave a mode with its base row alone: its
+    LAP terms were never checked, so it cannot train the LAP runs. A mode that passed but is
+    slower than fp32 eager is no gain."""
+    frame = pd.DataFrame(
+        [
+            _row("fp32", "base", 10),
+            _row("fp32", "lap", 14),
+            _row("bf16", "base", 12),
+            _row("bf16", "lap", 16),
+            _row("bf16+channels_last", "base", 6),  # its lap row never written
+        ]
+    )
+    mode, lines = choose_fast_mode(frame)
+    assert mode == "fp32" and lines[-1] == "chosen: fp32 (no faster mode passed)"
+    assert "bf16+channels_last: base 6.00 ms; incomplete: no lap row" in lines
 
 
 def test_returned_files_fit_the_device() -> None:
