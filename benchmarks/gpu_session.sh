@@ -39,15 +39,15 @@
 #   OUT [./gpu-session-out]  WORK [logs/gpu-session]  PROFILE [config/gpu-short.yaml]
 #   DATA [data/bsds500/prepared]  DEVICE [cuda]  PYTHON [python3]  WHEELS [.whl]: wheels
 #   installed into SITE [/tmp/spbench-site] (none: WHEELS=)
-#   BUDGET_S [460]: the whole command's seconds, training included; PACK_S [30]: kept for packing
+#   BUDGET_S [520]: the whole command's seconds, training included; PACK_S [30]: kept for packing
 #   SETUP_S [90]  TESTS_S [120]  BENCH_S [150] (per benchmark process): stage time limits,
-#   shortened so that TRAIN_S [240] are left for stage (d)
+#   shortened so that TRAIN_S [300] are left for stage (d)
 #   TESTS [tests/test_step.py]  BENCH_STEPS [50]  BENCH_WARMUP [10]  BENCH_CROP [208]
 #   BENCH_BATCH [8]  BENCH_PROFILE_STEPS [5]  BENCH_MODES [fp32 tf32 bf16 channels_last
 #   bf16+channels_last tf32+bf16+channels_last]  GRAPH_MODES [cuda_graph tf32+cuda_graph
 #   bf16+channels_last+cuda_graph]  PROFILE_MODES [fp32 tf32+bf16+channels_last]
 #   OTHERS [ainet cds ssm]  OTHERS_STEPS [10]  OTHERS_BATCH
-#   [their recipes']  CALIB_STEPS [500]  MAX_STEPS [none]: at most this many training steps
+#   [their recipes']  CALIB_STEPS [300]  MAX_STEPS [none]: at most this many training steps
 #   SPBENCH_GIT_COMMIT: the commit, recorded in the provenance (the device has no .git)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -60,12 +60,12 @@ DEVICE=${DEVICE:-cuda}
 PYTHON=${PYTHON:-python3}
 SITE=${SITE:-/tmp/spbench-site}
 WHEELS=${WHEELS-.whl}
-BUDGET_S=${BUDGET_S:-460}
+BUDGET_S=${BUDGET_S:-520}
 PACK_S=${PACK_S:-30}
 SETUP_S=${SETUP_S:-90}
 TESTS_S=${TESTS_S:-120}
 BENCH_S=${BENCH_S:-150}
-TRAIN_S=${TRAIN_S:-240}
+TRAIN_S=${TRAIN_S:-300}
 TESTS=${TESTS:-tests/test_step.py}
 BENCH_STEPS=${BENCH_STEPS:-50}
 BENCH_WARMUP=${BENCH_WARMUP:-10}
@@ -77,7 +77,7 @@ GRAPH_MODES=${GRAPH_MODES-cuda_graph tf32+cuda_graph bf16+channels_last+cuda_gra
 PROFILE_MODES=${PROFILE_MODES-fp32 tf32+bf16+channels_last}
 OTHERS=${OTHERS-ainet cds ssm}
 OTHERS_STEPS=${OTHERS_STEPS:-10}
-CALIB_STEPS=${CALIB_STEPS:-500}
+CALIB_STEPS=${CALIB_STEPS:-300}
 UNTIL=$((T0 + BUDGET_S - PACK_S)) # training and every stage end by then
 export PYTHONUNBUFFERED=1 PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 rm -rf "$WORK" # a retry on the same machine must not return an earlier try's files
