@@ -7,11 +7,13 @@ change. On the paper profile a needless training re-run costs days of GPU time.
 
 import copy
 import importlib.util
+import io
 import json
 import os
 import re
 import subprocess
 import sys
+import tarfile
 import textwrap
 from pathlib import Path
 
@@ -315,8 +317,11 @@ def test_the_archive_source_reruns_nothing(tmp_path):
     """Where BSDS500 comes from cannot change it (prepare checks every file), so switching to
     an offline copy, another mirror or another timeout must not re-download, hence re-prepare
     and re-train."""
-    for name in ("a.tgz", "b.tgz"):
-        (tmp_path / name).write_bytes(b"stand-in archive " + name.encode())
+    for name in ("a.tgz", "b.tgz"):  # stand-ins that read as archives of the data tree
+        with tarfile.open(tmp_path / name, "w:gz") as tar:
+            member = tarfile.TarInfo("BSR/BSDS500/data/images/test/1.jpg")
+            member.size = len(name)
+            tar.addfile(member, io.BytesIO(name.encode()))
     target = "data/bsds500/BSR_bsds500.tgz"
     profile = {
         **PROFILE,
@@ -331,7 +336,7 @@ def test_the_archive_source_reruns_nothing(tmp_path):
         capture_output=True,
         timeout=300,
     )
-    assert (tmp_path / target).read_bytes() == b"stand-in archive a.tgz"
+    assert (tmp_path / target).read_bytes() == (tmp_path / "a.tgz").read_bytes()
     sources = {"archive": str(tmp_path / "b.tgz"), "timeout": 5, "mirrors": ["http://127.0.0.1:9/"]}
     for key, value in sources.items():
         other = copy.deepcopy(profile)
