@@ -370,8 +370,15 @@ def summarise_seeds(auc: pd.DataFrame, *, metrics: Sequence[str] = AUC_METRICS) 
     return summary
 
 
-#: What a seed was scored on; seeds of one table row must agree on it (docs/protocol.md §1.3).
-PROTOCOL_COLUMNS: tuple[str, ...] = ("gt_cap50", "max_annotations", "n_images", "n_pairs")
+#: What a seed was scored on; seeds of one table row must agree on it (docs/protocol.md §1.3):
+#: a seed with a scale fewer (its prediction or scoring missing there) has another curve.
+PROTOCOL_COLUMNS: tuple[str, ...] = (
+    "gt_cap50",
+    "max_annotations",
+    "n_images",
+    "n_pairs",
+    "n_scales",
+)
 
 
 class MixedProtocolError(UserError, ValueError):

@@ -140,6 +140,10 @@ def test_seeds_scored_on_different_protocols_are_not_averaged(scores):
     fewer = scores[~(seed1 & (scores["image_id"] == IMAGES[0][0]))]
     with pytest.raises(MixedProtocolError, match="n_images, n_pairs"):
         summarise_seeds(compute_auc(aggregate_curves(fewer), auc_range=RANGE))
+    # a seed without one interior scale: its AUC interpolates over the gap, another curve
+    gap = scores[~(seed1 & (scores["scale"] == SCALES[2]))]
+    with pytest.raises(MixedProtocolError, match=r"(?s)SCN \(EC .*n_scales"):
+        summarise_seeds(compute_auc(aggregate_curves(gap), auc_range=RANGE))
 
 
 def test_auc_interior_point_weight(scores):
