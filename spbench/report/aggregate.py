@@ -248,8 +248,10 @@ def aggregate_curves(scores: pd.DataFrame) -> pd.DataFrame:
 
 def _auc(k: np.ndarray, v: np.ndarray, low: float, high: float) -> tuple[float, bool]:
     # A scale where the metric is undefined for every pair leaves a gap in the curve: bridging
-    # it would print an AUC nobody measured, so the AUC is missing (NaN) instead.
-    if len(k) < 2 or not (np.isfinite(k).all() and np.isfinite(v).all()):
+    # it would print an AUC nobody measured, so the AUC is missing (NaN) instead; likewise a
+    # curve whose points all sit at one K̄ (SLIC's floored grid at its top scales) has no slope.
+    finite = np.isfinite(k).all() and np.isfinite(v).all()
+    if not finite or np.unique(k).size < 2:
         return float("nan"), False
     order = np.argsort(k, kind="stable")
     result = normalized_auc(k[order], v[order], low=low, high=high)

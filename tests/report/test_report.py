@@ -197,6 +197,15 @@ def test_a_metric_undefined_at_a_whole_scale_has_no_auc(scores):
     )
 
 
+def test_a_curve_at_one_k_has_no_auc_and_stops_nothing(scores):
+    """Two scales whose K̄ coincide (SLIC's floored grid step at its top scales) give one
+    point: the AUC is missing, not an error that stops the whole report."""
+    two = scores[scores["scale"].isin(SCALES[-2:])].copy()
+    two["n_superpixels"] = 1000
+    auc = compute_auc(aggregate_curves(two), auc_range=RANGE)
+    assert auc["asa"].isna().all()
+
+
 def test_ssm_published_test_vector():
     """docs/protocol.md §8: the published SSM curve gives the published normalised AUCs."""
     curve = ssm_published_curves()
