@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -107,6 +108,8 @@ def _data(args: argparse.Namespace) -> None:
         "retries": args.retries if args.retries is not None else source.get("retries", 3),
     }
     if args.dataset == "download-bsds500":
+        if args.out.endswith(("/", os.sep)):  # a folder to create, not a file named like it
+            Path(args.out).mkdir(parents=True, exist_ok=True)
         print(bsds500.download_bsds500(Path(args.out), **download))
     elif args.dataset == "prepare-bsds500":
         if archive is None:
@@ -364,9 +367,8 @@ def _add_data_parsers(sub: argparse._SubParsersAction) -> None:
         p = dsub.add_parser(name, help=text)
         p.add_argument(
             "--out",
-            type=Path,
-            required=True,
-            help="archive path (download) or prepared folder (others)",
+            required=True,  # a str: a trailing slash says "folder" to download-bsds500
+            help="archive path or folder (download) or prepared folder (others)",
         )
         _add_settings(p)
         p.add_argument("--archive", type=Path, help="local archive; used without network access")

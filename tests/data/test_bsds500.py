@@ -661,6 +661,14 @@ def test_cli_download_fetches_the_given_url(http_server, fake_archive, tmp_path,
     assert [r.status for r in http_server.requests_for("/BSR_bsds500.tgz")] == [200]
 
 
+def test_cli_download_into_a_new_folder_given_with_a_slash(fake_archive, tmp_path):
+    """`--out new/` once wrote the archive as a file named `new`."""
+    assert (
+        _cli(["download-bsds500", "--archive", fake_archive.path, "--out", f"{tmp_path}/new/"]) == 0
+    )
+    assert (tmp_path / "new/BSR_bsds500.tgz").read_bytes() == fake_archive.path.read_bytes()
+
+
 def test_cli_download_copies_a_local_archive_without_network(fake_archive, closed_port, tmp_path):
     dest = tmp_path / "copy.tgz"
     url = f"http://127.0.0.1:{closed_port}/never.tgz"
