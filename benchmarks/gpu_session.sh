@@ -128,11 +128,25 @@ if sys.argv[1] == "cuda":
 print(f"kernel check on {sys.argv[1]}: conv2d forward and backward ok")
 EOF
 
+# The wheels of distributions the image lacks: $SITE comes first on PYTHONPATH, so a carried
+# copy of one it has (attrs, typing_extensions) would shadow the image's own for torch too.
+read -r -d '' MISSING_PY << 'EOF'
+import importlib.metadata, pathlib, sys
+for wheel in sys.argv[1:]:
+    try:
+        importlib.metadata.version(pathlib.Path(wheel).name.split("-")[0])
+    except importlib.metadata.PackageNotFoundError:
+        print(wheel)
+EOF
+
 setup() {
-  local rc
+  local rc wheels
   if [[ -n $WHEELS ]] && compgen -G "$WHEELS/*.whl" > /dev/null; then
-    run_stage install "$SETUP_S" "$PYTHON" -m pip install -q --no-index --no-deps --no-compile \
-      --no-cache-dir --upgrade --target "$SITE" "$WHEELS"/*.whl || return 1
+    wheels=$("$PYTHON" -c "$MISSING_PY" "$WHEELS"/*.whl)
+    say "wheels to install (the image lacks them): $(echo ${wheels:-none})"
+    # shellcheck disable=SC2086  # one wheel path per line, none with blanks
+    [[ -z $wheels ]] || run_stage install "$SETUP_S" "$PYTHON" -m pip install -q --no-index \
+      --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" $wheels || return 1
   fi
   test -f "$DATA/dataset.json" || {
     say "no prepared dataset at $DATA: carry data/bsds500/prepared"
