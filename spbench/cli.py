@@ -212,7 +212,9 @@ def _report_figures(args: argparse.Namespace) -> None:
             raise SystemExit(f"--prediction expects LABEL=PATH, got {item!r}")
         files[label] = Path(path)
     out = artefact_paths("figures", args.out_dir)["qualitative_png"]
-    paths = build_qualitative(files, args.data, out, image_ids=args.images, n_images=args.n_images)
+    paths = build_qualitative(
+        files, args.data, out, image_ids=args.images, n_images=args.n_images, title=args.title
+    )
     for path in paths.values():
         print(path)
 
@@ -515,6 +517,9 @@ def _add_report_parsers(sub: argparse._SubParsersAction) -> None:
     qual.add_argument("--out-dir", type=Path, required=True, help="folder of the PNG and PDF")
     qual.add_argument("--images", nargs="+", help="image ids (default: the most fragmented)")
     qual.add_argument("--n-images", type=int, default=3)
+    qual.add_argument(
+        "--title", default="", help="the run's title, before the scale and split (default: none)"
+    )
     qual.set_defaults(func=_report_figures)
 
 

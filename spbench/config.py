@@ -526,10 +526,13 @@ def report_settings(config: dict, artefact: str) -> dict:
 
     The tables (``table2``, ``published``, ``table3``, ``sweep``) take the AUC range and the
     title; Table 3 and the sweep also the method of their experiment (``config.ablation.method``,
-    ``config.sweep.method``). The qualitative figure and the provenance take nothing from here.
+    ``config.sweep.method``). The qualitative figure takes the title alone, the provenance
+    nothing from here.
     """
-    if artefact in ("figures", "provenance"):
+    if artefact == "provenance":
         return {}
+    if artefact == "figures":
+        return {"title": report_title(config)}
     settings = {"auc_range": config["report"]["auc_range"], "title": report_title(config)}
     if artefact == "table3":
         settings["method"] = config["ablation"]["method"]

@@ -146,7 +146,7 @@ def test_budget_scales_steps_and_schedule_points():
         before["train scn/base/seed0/main"] / 10
     )
     assert after["score scn/base/seed0"] == before["score scn/base/seed0"]
-    for artefact in ("table2", "table3", "sweep", "published"):
+    for artefact in ("table2", "table3", "sweep", "published", "figures"):
         assert report_settings(tenth, artefact)["title"].endswith("(training budget 10 %)")
         assert report_settings(full, artefact)["title"] == full["report"]["title"]
 

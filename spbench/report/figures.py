@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
@@ -208,9 +209,16 @@ def plot_metrics_vs_k(
     shade = plt.Rectangle((0, 0), 1, 1, color="0.85", alpha=0.5)
     labels = [*handles, f"AUC range [{low:.0f}, {high:.0f}]"]
     artists: list[object] = [*handles.values(), shade]
-    if not mean.empty and (mean["n_seeds"] > 1).any():
-        artists.append(plt.Rectangle((0, 0), 1, 1, color="0.3", alpha=0.15))
-        labels.append("± 1 s.d. over seeds")
+    seeded = sorted(mean.loc[mean["n_seeds"] > 1, "method"].unique()) if not mean.empty else []
+    if seeded:
+        # The bands take their method's colour: the legend's patch shows one, not a grey that
+        # reads as the AUC range's.
+        rgb = to_rgb(palette[seeded[0]])
+        artists.append(
+            plt.Rectangle((0, 0), 1, 1, facecolor=(*rgb, 0.15), edgecolor=(*rgb, 0.5), lw=0.8)
+        )
+        each = " (in each method's colour)" if len(methods) > 1 else ""
+        labels.append(f"± 1 s.d. over seeds{each}")
     fig.legend(
         artists,
         labels,
@@ -270,6 +278,30 @@ def _plot_curves(
     return drawn
 
 
+def _label_k(
+    ax: Axes, curve: pd.DataFrame, colour: object, offset: tuple[int, int], gap: float = 0.025
+) -> None:
+    """Label the points of one ASA–CO curve with their K̄, skipping a point closer than ``gap``
+    (fraction of the axes, after autoscaling) to the last labelled one, whose label it would
+    overprint (SLIC's count saturates: its last scales land on one spot)."""
+    ax.autoscale_view()
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    last = None
+    for co, asa, k in zip(curve["co"], curve["asa"], curve["k_mean"], strict=True):
+        here = np.array([(co - x0) / (x1 - x0), (asa - y0) / (y1 - y0)])
+        if last is not None and np.hypot(*(here - last)) < gap:
+            continue
+        ax.annotate(
+            f"{k:.0f}",
+            (co, asa),
+            textcoords="offset points",
+            xytext=offset,
+            fontsize=7,
+            color=colour,
+        )
+        last = here
+
+
 def plot_asa_co_tradeoff(curves: pd.DataFrame, *, title: str = "") -> Figure:
     """ASA against CO: one panel per EC setting, one line per model, points labelled with K̄.
 
@@ -302,6 +334,7 @@ def plot_asa_co_tradeoff(curves: pd.DataFrame, *, title: str = "") -> Figure:
         if data.empty:
             ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
             continue
+        labelled = []
         for (method, variant, model), g in data.groupby(["method", "variant", "model"], sort=True):
             g = g.sort_values("k_mean")
             (line,) = ax.plot(
@@ -315,15 +348,9 @@ def plot_asa_co_tradeoff(curves: pd.DataFrame, *, title: str = "") -> Figure:
                 label=model,
             )
             handles.setdefault(model, line)
-            for co, asa, k in zip(g["co"], g["asa"], g["k_mean"], strict=True):
-                ax.annotate(
-                    f"{k:.0f}",
-                    (co, asa),
-                    textcoords="offset points",
-                    xytext=(4, -9) if variant == "base" else (4, 4),
-                    fontsize=7,
-                    color=palette[method],
-                )
+            labelled.append((g, palette[method], (4, -9) if variant == "base" else (4, 4)))
+        for g, colour, offset in labelled:
+            _label_k(ax, g, colour, offset)
     axes[0][0].set_ylabel("achievable segmentation accuracy ASA ↑")
     if handles:
         fig.legend(

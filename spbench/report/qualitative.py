@@ -210,7 +210,7 @@ def build_qualitative(
     *,
     image_ids: Sequence[str] | None = None,
     n_images: int = 3,
-    title: str | None = None,
+    title: str = "",
 ) -> dict[str, Path]:
     """Write the qualitative figure as PNG and PDF (atomically).
 
@@ -230,7 +230,9 @@ def build_qualitative(
     n_images
         Number of images when ``image_ids`` is ``None``.
     title
-        Figure title (default: the scale and nominal count from the files' metadata).
+        The run's title (the profile's ``report.title``), put before what the files'
+        metadata say (dataset, split, scale and nominal count), which make the whole title
+        when it is empty.
 
     Returns
     -------
@@ -263,12 +265,12 @@ def build_qualitative(
             f"image id(s) {missing} are not in every prediction file and in split "
             f"{metas[0]['split']!r} of {data_root}"
         )
-    if title is None:
-        meta = metas[0]
-        title = (
-            f"{meta.get('dataset', '')}/{meta['split']}, scale {meta['scale']:g} "
-            f"(nominal {meta.get('n_nominal', '?')} superpixels)"
-        )
+    meta = metas[0]
+    where = (
+        f"{meta.get('dataset', '')}/{meta['split']}, scale {meta['scale']:g} "
+        f"(nominal {meta.get('n_nominal', '?')} superpixels)"
+    )
+    title = f"{title}: {where}" if title else where
     predictions = {name: (noec, ec) for name, (_, noec, ec) in loaded.items()}
     fig = plot_qualitative(images, predictions, list(image_ids), title=title)
     out_png = Path(out_png)

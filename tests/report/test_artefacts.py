@@ -24,6 +24,7 @@ def test_each_artefact_gets_only_the_settings_that_can_change_it():
     assert report_settings(config, "published") == tables
     assert report_settings(config, "table3") == {**tables, "method": config["ablation"]["method"]}
     assert report_settings(config, "sweep") == {**tables, "method": config["sweep"]["method"]}
-    assert report_settings(config, "figures") == report_settings(config, "provenance") == {}
+    assert report_settings(config, "figures") == {"title": config["report"]["title"]}
+    assert report_settings(config, "provenance") == {}
     with pytest.raises(ConfigError, match="table4"):
         report_settings(config, "table4")

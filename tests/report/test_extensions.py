@@ -19,11 +19,17 @@ from spbench.report import (
     build_table2,
     build_table3,
     compute_auc,
+    qualitative,
     summarise_seeds,
 )
 from spbench.report.artefacts import artefact_paths
 from spbench.report.ec_change import ec_change_frame, format_ec_change_markdown, plot_ec_change
-from spbench.report.figures import line_style, method_colours, plot_metrics_vs_k
+from spbench.report.figures import (
+    line_style,
+    method_colours,
+    plot_asa_co_tradeoff,
+    plot_metrics_vs_k,
+)
 from spbench.report.qualitative import build_qualitative, stray_mask
 from spbench.report.stats import (
     auc_weights,
@@ -442,8 +448,32 @@ def test_line_styles_and_slic_grey(scores):
     assert lines["SCN"].get_linestyle() == "-" and lines["SCN-LAP"].get_linestyle() == "--"
     assert (lines["SCN"].get_marker(), lines["SCN-LAP"].get_marker()) == ("o", "^")
     assert lines["CDS-LAP_ONLY"].get_linestyle() not in ("-", "--", ":")
-    # SCN base has two seeds: a ± 1 sd band is drawn
+    # SCN base has two seeds: a ± 1 sd band is drawn, and the legend's patch for it takes a
+    # method's colour, not the AUC range's grey
     assert len(fig.axes[0].collections) >= 1
+    legend = fig.legends[0]
+    texts = [t.get_text() for t in legend.get_texts()]
+    patches = dict(zip(texts, legend.legend_handles, strict=True))
+    band = next(p for label, p in patches.items() if label.startswith("± 1 s.d."))
+    shade = next(p for label, p in patches.items() if label.startswith("AUC range"))
+    assert mcolors.to_hex(band.get_facecolor()) in {mcolors.to_hex(c) for c in greys.values()} | {
+        mcolors.to_hex(c) for c in method_colours(["cds", "scn", "slic"]).values()
+    }
+    assert mcolors.to_hex(band.get_facecolor()) != mcolors.to_hex(shade.get_facecolor())
+
+
+def test_tradeoff_labels_skip_a_point_on_top_of_the_last():
+    """SLIC's last scales land on one spot: one K̄ label there, not two printed over each other."""
+    scores = make_scores(methods=("scn",), variants=("base",))
+    curves = aggregate_curves(scores)
+    top = curves.groupby(["ec", "seed"])["k_mean"].transform("max")
+    twin = curves[curves["k_mean"] == top].assign(scale=99.0)
+    twin["k_mean"] += 10
+    fig = plot_asa_co_tradeoff(pd.concat([curves, twin], ignore_index=True))
+    for ax in fig.axes:
+        labels = [t.get_text() for t in ax.texts]
+        n_points = len(ax.get_lines()[0].get_xdata())
+        assert len(labels) == n_points - 1 and len(set(labels)) == len(labels)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,7 +500,7 @@ def test_stray_mask_matches_metric():
     assert stray_mask(tie).tolist() == [[True, False, True]]
 
 
-def test_qualitative_figure_written(tmp_path):
+def test_qualitative_figure_written(tmp_path, monkeypatch):
     from spbench.data.prepared import load_split
     from spbench.data.synthetic import generate_synthetic
 
@@ -496,7 +526,15 @@ def test_qualitative_figure_written(tmp_path):
     assert out["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out["png"].stat().st_size > 1000
     assert out["pdf"].read_bytes()[:5] == b"%PDF-"
     ids = list(split.samples[i].image_id for i in range(2))
+    titles = []
+    plot = qualitative.plot_qualitative
+    monkeypatch.setattr(
+        qualitative, "plot_qualitative", lambda *a, **k: titles.append(k["title"]) or plot(*a, **k)
+    )
+    build_qualitative(files, root, tmp_path / "one.png", image_ids=ids[:1], title="run x")
     build_qualitative(files, root, tmp_path / "one.png", image_ids=ids[:1])
+    where = "synthetic/test, scale 1 (nominal 24 superpixels)"
+    assert titles == [f"run x: {where}", where]
     with pytest.raises(ValueError, match="not in every prediction file"):
         build_qualitative(files, root, tmp_path / "bad.png", image_ids=["nope"])
     other = dict(files)

@@ -104,11 +104,12 @@ rule figures:
     params:
         data=input_folder("data"),
         predictions=qualitative_option,
+        title=report_settings(config, "figures")["title"],
         out_dir=output_folder,
         impl=IMPL["report"],
     shell:
         "spbench report figures {params.predictions} --data {params.data} "
-        "--out-dir {params.out_dir} > {log} 2>&1"
+        "--title {params.title:q} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule provenance:
