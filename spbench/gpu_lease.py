@@ -21,7 +21,10 @@ job gets. A job therefore claims its devices itself::
 Device pool, first found: ``$SPBENCH_GPU_POOL`` (comma-separated ids; tests use it as a fake
 device list), an inherited ``CUDA_VISIBLE_DEVICES``, ``nvidia-smi --query-gpu=index`` (which does
 not initialise CUDA). Inside a SLURM allocation that set ``CUDA_VISIBLE_DEVICES``, or in a
-Kubernetes pod, the scheduler has already chosen the devices: the command is exec'd unchanged.
+Kubernetes pod, the scheduler has chosen the pool: jobs lease among its devices with locks of that
+allocation alone (a scheduler may number each allocation's devices from 0), so the SLURM
+executor's one job per allocation always finds its devices free, and several jobs of a local
+Snakemake inside one allocation (``salloc``, a pod) never share a device.
 ``--n 0`` or an empty pool runs the command on the CPU (``CUDA_VISIBLE_DEVICES=""``).
 
 Small models leave a GPU mostly idle (SCN's eager step is launch-bound): with
@@ -103,13 +106,12 @@ class Lease:
     Attributes
     ----------
     devices : list of str
-        Claimed device ids (empty on the CPU or under a scheduler).
+        Claimed device ids (empty on the CPU).
     mode : str
-        ``"leased"``, ``"cpu"`` (no device wanted or none present) or ``"scheduler"`` (SLURM or
-        Kubernetes chose the devices; nothing was locked).
+        ``"leased"`` or ``"cpu"`` (no device wanted or none present).
     env : dict
         Variables to export to the job (``CUDA_VISIBLE_DEVICES``, ``CUDA_DEVICE_ORDER``,
-        ``SPBENCH_LEASED_GPUS``); empty under a scheduler.
+        ``SPBENCH_LEASED_GPUS``).
     pool : list of str
         The device pool considered.
     source : str
@@ -246,8 +248,8 @@ def discover_pool(env: Mapping[str, str] | None = None) -> tuple[list[str], str]
 def scheduler_owner(env: Mapping[str, str] | None = None) -> str | None:
     """Return ``"SLURM job <id>"`` or ``"Kubernetes"`` when a scheduler chose the devices.
 
-    :func:`claim` keeps them unchanged when they are no more than the job asks for, and
-    otherwise leases among them (several jobs in one allocation).
+    :func:`claim` leases among them with locks of that allocation alone (a lock folder named
+    after it).
     """
     env = os.environ if env is None else env
     if env.get("SLURM_JOB_ID") and "CUDA_VISIBLE_DEVICES" in env:
@@ -475,10 +477,6 @@ def claim(
     if not pool:
         return Lease([], "cpu", cpu_env, [], source)
     owner = scheduler_owner(env) if source != ENV_POOL else None
-    if owner is not None and len(pool) <= n:
-        # The scheduler granted this job its devices (the SLURM executor's one job per
-        # allocation): keep them as they are.
-        return Lease([], "scheduler", {}, pool, owner)
     names = lock_names(pool, source, env)
     pool = _distinct_devices(pool, names)
     if n > len(pool):
@@ -488,9 +486,10 @@ def claim(
     slots = jobs_per_device(env)
     folder = Path(lock_dir) if lock_dir is not None else default_lock_dir(env)
     if owner is not None:
-        # Several jobs inside one allocation (snakemake run locally under salloc, or in a pod)
-        # share its devices: lease them, with locks of this allocation only, since a scheduler
-        # may number each allocation's devices from 0.
+        # Locks of this allocation only, since a scheduler may number each allocation's devices
+        # from 0. Even a grant of exactly n devices is leased: the SLURM executor's job finds it
+        # free, but jobs of a local Snakemake inside one allocation (salloc, a pod) must not
+        # share it.
         folder = folder / re.sub(r"[^A-Za-z0-9._-]", "_", owner)
     _prepare_dir(folder)
     rng = random.Random(int.from_bytes(os.urandom(8), "little"))
@@ -536,10 +535,7 @@ def _describe(lease: Lease) -> str:
 
 
 def _announce(lease: Lease, n: int) -> None:
-    if lease.mode == "scheduler":
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>")
-        _log(f"{lease.source} manages the devices: CUDA_VISIBLE_DEVICES={visible!r} kept")
-    elif lease.mode == "cpu":
+    if lease.mode == "cpu":
         why = "--n 0" if n == 0 else f"empty device pool (from {lease.source})"
         _log(f"no GPU: running on the CPU ({why}; CUDA_VISIBLE_DEVICES='')")
     else:

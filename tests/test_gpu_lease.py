@@ -136,15 +136,29 @@ def test_timeout_names_pool_and_holder(tmp_path: Path) -> None:
         holder.wait(timeout=5)
 
 
-def test_slurm_passthrough(tmp_path: Path) -> None:
-    """A SLURM job granted as many devices as it asks for keeps them, untouched."""
+def test_a_slurm_grant_is_leased_in_its_allocations_folder(tmp_path: Path) -> None:
+    """A SLURM job granted as many devices as it asks for (the executor's one job per
+    allocation) gets them at once, locked in a folder of its allocation alone; a second job
+    inside the same one-GPU allocation (snakemake run locally under `salloc --gpus=1`) waits
+    for it rather than share the GPU (it once ran beside it, unlocked)."""
     env = _env(tmp_path, SLURM_JOB_ID="4242", CUDA_VISIBLE_DEVICES="5", SPBENCH_GPU_POOL=None)
     out = tmp_path / "out.txt"
     done = _record(1, env, out)
     assert done.returncode == 0, done.stderr
     assert out.read_text().split("|")[0] == "5"
-    assert "SLURM job 4242" in done.stderr
-    assert not (tmp_path / "locks").exists()  # nothing was locked
+    assert [p.name for p in (tmp_path / "locks").iterdir()] == ["SLURM_job_4242"]
+    holder = subprocess.Popen(_lease_cmd(1, "sleep", "30"), env=env, stderr=subprocess.DEVNULL)
+    try:
+        _wait_locked(lock_path(tmp_path / "locks" / "SLURM_job_4242", "5"))
+        second = subprocess.run(
+            _lease_cmd(1, "true", timeout=0.5), env=env, capture_output=True, text=True, timeout=10
+        )
+        assert second.returncode == gpu_lease.EXIT_TIMEOUT, second.stderr
+        other = _record(1, {**env, "SLURM_JOB_ID": "4243"}, tmp_path / "other.txt")
+        assert other.returncode == 0, other.stderr  # another allocation's device 5
+    finally:
+        holder.kill()
+        holder.wait(timeout=5)
 
 
 def test_jobs_inside_one_allocation_share_it_by_lease(tmp_path: Path) -> None:
@@ -167,8 +181,9 @@ def test_jobs_inside_one_allocation_share_it_by_lease(tmp_path: Path) -> None:
     assert (tmp_path / "o").read_text().split("|")[0] in ("5", "6")
     assert "leased GPU" in done.stderr
     assert [p.name for p in folder.iterdir()] == ["SLURM_job_4242"]
-    two = _record(2, env, tmp_path / "both")  # a job asking for both keeps the grant as it is
-    assert two.returncode == 0 and "SLURM job 4242 manages the devices" in two.stderr
+    two = _record(2, env, tmp_path / "both")  # a job asking for both leases both
+    assert two.returncode == 0 and "leased GPU" in two.stderr
+    assert sorted((tmp_path / "both").read_text().split("|")[0].split(",")) == ["5", "6"]
 
 
 @pytest.mark.parametrize("n, pool", [(0, "0,1,2"), (1, "")])
