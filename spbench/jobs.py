@@ -270,10 +270,13 @@ def stage_variant(method: str, variant: str, stage: str) -> str:
 def trained_elsewhere(config: dict, method: str, variant: str) -> bool:
     """Return whether a run's last stage comes from outside instead of training: published
     weights (variant ``pub_<v>``) or a checkpoint in ``config.trained_elsewhere`` (every
-    profile method × configured variant, as the workflow's ``adopt_checkpoint`` rule takes)."""
+    profile method with something to fit × configured variant, as the workflow's
+    ``adopt_checkpoint`` rule takes)."""
     if variant.startswith(PUBLISHED_PREFIX):
         return True
-    adopted = config.get("trained_elsewhere") and method in config["methods"]
+    adopted = (
+        config.get("trained_elsewhere") and method in config["methods"] and get_card(method).trained
+    )
     return bool(adopted and variant in config["variants"])
 
 

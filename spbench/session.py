@@ -56,6 +56,7 @@ __all__ = [
     "choose_fast_mode",
     "plan_profile",
     "refuse_dropped_adoption",
+    "refuse_missing_adoptions",
     "returned_files",
     "run_jobs",
     "session_record",
@@ -132,6 +133,44 @@ def refuse_dropped_adoption(results: str | os.PathLike[str], trained_elsewhere: 
         "them here and overwrite them. Pass that option again, or delete those checkpoints "
         f"and their *{_ADOPTED} files to train them here."
     )
+
+
+def refuse_missing_adoptions(config: dict) -> None:
+    """Stop a run whose ``trained_elsewhere`` folder lacks a checkpoint it is to adopt.
+
+    Snakemake's rule order prefers adopting only where the checkpoint exists: a mistyped folder
+    or a missing file would quietly train that run here instead (the whole GPU session's
+    profile, on the CPU).
+
+    Raises
+    ------
+    UserError
+        ``config.trained_elsewhere`` is set but not a folder, or lacks a run's
+        :func:`run_file`; the message names the folder and the missing files.
+    """
+    folder = config.get("trained_elsewhere")
+    if not folder:
+        return
+    if not Path(folder).is_dir():
+        raise UserError(
+            f"config.trained_elsewhere: {folder!r} is not a folder; give the folder of the "
+            "returned checkpoints (<method>_<variant>_seed<k>.pt), or leave the option out "
+            "to train here"
+        )
+    runs = [
+        (m, v, s)
+        for m in config["methods"]
+        if get_card(m).trained
+        for v in config["variants"]
+        for s in config["seeds"]
+    ]
+    missing = [run_file(*run) for run in runs if not Path(folder, run_file(*run)).is_file()]
+    if missing:
+        raise UserError(
+            f"config.trained_elsewhere: {folder} lacks {len(missing)} of the {len(runs)} "
+            f"checkpoints the profile adopts: {', '.join(missing)}; copy them there, or take "
+            "those methods, variants or seeds out of the profile"
+        )
 
 
 def returned_files(config: dict) -> list[str]:

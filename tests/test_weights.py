@@ -10,7 +10,7 @@ from spbench.checkpoint import checkpoint_header, load_checkpoint, save_checkpoi
 from spbench.errors import UserError
 from spbench.io import CorruptFileError, read_json
 from spbench.models import create_model
-from spbench.session import refuse_dropped_adoption
+from spbench.session import refuse_dropped_adoption, refuse_missing_adoptions, run_file
 from spbench.weights import WeightsMismatchError, adopt_checkpoint, import_weights
 
 LAP = {
@@ -270,3 +270,21 @@ def test_adopt_checkpoint_names_what_differs(tmp_path, change, message):
     with pytest.raises(WeightsMismatchError, match=message):
         adopt_checkpoint(source, tmp_path / "main.pt", **{**run, **change})
     assert not (tmp_path / "main.pt").exists()
+
+
+def test_a_missing_checkpoint_to_adopt_stops_the_run_rather_than_train_it(tmp_path):
+    """Snakemake's rule order adopts only what exists: a mistyped trained_elsewhere or a missing
+    file would train that run here, on the CPU. SLIC, with nothing to fit, is never adopted."""
+    config = {"methods": ["scn", "slic"], "variants": ["base", "lap"], "seeds": [0, 1]}
+    refuse_missing_adoptions({**config, "trained_elsewhere": ""})  # not adopting
+    with pytest.raises(UserError, match="'null' is not a folder"):
+        refuse_missing_adoptions({**config, "trained_elsewhere": "null"})  # --config ...=null
+    folder = tmp_path / "returned"
+    folder.mkdir()
+    runs = [("scn", v, s) for v in ("base", "lap") for s in (0, 1)]
+    for run in runs[1:]:
+        (folder / run_file(*run)).write_bytes(b"")
+    with pytest.raises(UserError, match=r"lacks 1 of the 4 checkpoints .*: scn_base_seed0\.pt;"):
+        refuse_missing_adoptions({**config, "trained_elsewhere": str(folder)})
+    (folder / run_file(*runs[0])).write_bytes(b"")
+    refuse_missing_adoptions({**config, "trained_elsewhere": str(folder)})

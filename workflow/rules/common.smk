@@ -27,7 +27,7 @@ from spbench.errors import UserError
 from spbench.plan import plan_text
 from spbench.predictions import format_scale
 from spbench.report.artefacts import ARTEFACT_FILES
-from spbench.session import refuse_dropped_adoption, run_file
+from spbench.session import refuse_dropped_adoption, refuse_missing_adoptions, run_file
 
 # Validate against workflow/schemas/config.schema.yaml, fill defaults, check the method names.
 config.update(validate_config(config))
@@ -47,6 +47,8 @@ EXPERIMENTS = experiment_runs(config)
 REPORT = f"{RESULTS}/report"
 # Checkpoints an earlier invocation adopted are never trained over (docs/workflow.md §1).
 refuse_dropped_adoption(RESULTS, config["trained_elsewhere"])
+# ... nor trained here because a checkpoint to adopt is missing from trained_elsewhere.
+refuse_missing_adoptions(config)
 # Each rule's `impl` param: its stage's output version (docs/workflow.md §3).
 IMPL = STAGE_VERSIONS
 

@@ -54,7 +54,7 @@ if config["trained_elsewhere"]:
         benchmark:
             f"{BENCH}/adopt_checkpoint/{RUN_KEY}/{{stage}}.tsv"
         wildcard_constraints:
-            method="|".join(config["methods"]),
+            method="|".join(m for m in config["methods"] if get_card(m).trained),
             variant="|".join(config["variants"]),
             stage="|".join({get_card(m).stages[-1].name for m in config["methods"]}),
         localrule: True
