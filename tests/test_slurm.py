@@ -82,6 +82,8 @@ def test_slurm_profile_requests_gpus_for_the_gpu_rules():
         assert resources["gpu"] == 1
         assert resources["cpus_per_gpu"] >= 1
         assert resources["mem_mb"] > 0 and resources["runtime"] > 0
+        # the job uses the cores it is given (torch and OpenCV take the job's threads)
+        assert settings["set-threads"][rule] == resources["cpus_per_gpu"]
 
 
 class _Resources(dict):
@@ -125,6 +127,40 @@ def test_gpu_rule_resources_become_sbatch_gpu_options(rule):
     assert f"--mem {resources['mem_mb']}" in options
     assert f"-t {resources['runtime']}" in options
     assert "--cpus-per-task" not in options
+
+
+def test_cpu_only_cluster_keeps_the_profiles_limits(tmp_path):
+    """`--resources gpu=0`, README's advice for a CPU-only cluster, gives every GPU job gpu=0
+    and keeps the profile's memory and time (a `--set-resources` on the command line
+    replaced the profile's whole block: training got the 60-minute default)."""
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    shutil.copytree(ROOT / ".test/config", tmp_path / "config")
+    command = [
+        *SNAKEMAKE,
+        "--directory",
+        str(tmp_path),
+        "--executor",
+        "slurm",
+        "--workflow-profile",
+        str(SLURM_PROFILE),
+        "--configfile",
+        str(tmp_path / "config/config.yaml"),
+        "--resources",
+        "gpu=0",
+        "--dry-run",
+        "--forceall",
+    ]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    settings = profile(SLURM_PROFILE)
+    for rule in GPU_RULES:
+        expected = settings["set-resources"][rule]
+        jobs = re.findall(rf"rule {rule}:\n(?:    .*\n)*?    resources: (.*)", done.stdout)
+        assert jobs, rule
+        for resources in jobs:
+            assert "gpu=0" in resources, resources
+            assert f"mem_mb={expected['mem_mb']}" in resources
+            assert f"runtime={expected['runtime']}" in resources
 
 
 def test_gpu_zero_asks_slurm_for_no_gpu():
@@ -243,6 +279,9 @@ def test_ci_profile_runs_through_slurm(slurm_cluster, tmp_path):
         *cpu_only,
         "--resources",
         "gpu=0",
+        # the profile's 4 threads per GPU rule: more CPUs than a 2-core test node has
+        "--set-threads",
+        *(f"{rule}={min(2, os.cpu_count() or 1)}" for rule in GPU_RULES),
         "--slurm-status-command",
         "squeue",
         "--slurm-init-seconds-before-status-checks",
