@@ -47,6 +47,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from spbench.catalogue import BUILTIN
 from spbench.checkpoint import (
     CheckpointMeta,
     TrainingState,
@@ -56,6 +57,7 @@ from spbench.checkpoint import (
     save_checkpoint,
 )
 from spbench.config import import_method_modules
+from spbench.constants import CELL_SIZE
 from spbench.data.loader import PairBank
 from spbench.data.prepared import load_split
 from spbench.errors import UserError
@@ -217,6 +219,8 @@ def train(
     random.seed(seed)  # SSM's stage-2 quadrant draw uses Python's generator, as upstream
     generator = torch.Generator().manual_seed(seed)  # crops and flips, drawn on the host
     model, weights = _initial_model(spec, stage_spec, init, device)
+    if spec.name not in BUILTIN and spec.segment is None:
+        check_output_contract(model, spec.name, device)  # a plug-in's, before hours of NaN
     # Train mode from the first step, resumed or not: a stage that starts from a previous one
     # may have set parts to eval (SSM's frozen global encoder), and validation switches back.
     model.train()
@@ -409,6 +413,41 @@ def _initial_model(
     else:
         _load_whole(model, previous["model"], f"{spec.name}: stage {stage.name!r}", init)
     return model, f"trained here, {stage.name} from {previous.get('stage', 'main')}"
+
+
+def check_output_contract(model: torch.nn.Module, method: str, device: torch.device) -> None:
+    """Refuse a network whose output breaks the interface every loss and prediction rely on.
+
+    One forward of a black 64×64 image (4×4 grid cells) in eval mode, without gradients (no
+    batch-norm statistic moves): the output must be a :class:`~spbench.models.SuperpixelOutput`
+    whose ``assignment`` is ``[1, 9, 64, 64]``, finite, non-negative and summing to 1 over its
+    nine channels at every pixel (a softmax, not logits: those train to NaN at step 1).
+
+    Raises
+    ------
+    UserError
+        Naming the method, what is wrong and where the interface is described.
+    """
+    size = 4 * CELL_SIZE
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        output = model(torch.zeros(1, 3, size, size, device=device))
+    model.train(was_training)
+    q = getattr(output, "assignment", None)
+    if not isinstance(q, torch.Tensor):
+        problem = f"forward returned {type(output).__name__}, not a SuperpixelOutput"
+    elif tuple(q.shape) != (1, 9, size, size):
+        shape = f"(1, 9, {size}, {size})"
+        problem = f"the assignment of a {size}×{size} image is {tuple(q.shape)}, not {shape}"
+    elif not (torch.isfinite(q).all() and (q >= 0).all() and (q.sum(1) - 1).abs().max() < 1e-3):
+        problem = "the assignment is not a softmax over its 9 channels (≥ 0, summing to 1)"
+    else:
+        return
+    raise UserError(
+        f"method {method!r}: {problem}; see README.md, 'Adding a base method' (the network's "
+        "input and output)"
+    )
 
 
 def _load_whole(model: torch.nn.Module, state: dict, who: str, init: object) -> None:

@@ -152,3 +152,45 @@ def test_a_stage_whose_network_differs_names_init_from_previous(tmp_path):
             _initial_model(spec, spec.stages[1], init, torch.device("cpu"))
     finally:
         registry.unregister_method("two_heads")
+
+
+def _network(kind: str):
+    """A network breaking the interface one way (``kind``), or keeping it (``"good"``)."""
+    import torch
+    from torch import nn
+
+    from spbench.models import SuperpixelOutput
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = nn.Conv2d(3, 9, 3, padding=1, stride=4 if kind == "shrink" else 1)
+
+        def forward(self, x: torch.Tensor):
+            q = self.head(x) + 1.0  # logits: nothing makes them sum to 1
+            if kind == "tensor":
+                return q
+            return SuperpixelOutput(q.softmax(1) if kind != "logits" else q, x)
+
+    return Net()
+
+
+@pytest.mark.parametrize(
+    ("kind", "problem"),
+    [
+        ("logits", "not a softmax over its 9 channels"),
+        ("shrink", r"is \(1, 9, 16, 16\), not \(1, 9, 64, 64\)"),
+        ("tensor", "forward returned Tensor, not a SuperpixelOutput"),
+    ],
+)
+def test_a_network_breaking_the_interface_is_refused_before_training(kind, problem):
+    """Logits instead of a softmax trained to NaN at step 1 ("non-finite loss"), a low-resolution
+    assignment died in a size mismatch: the contract is checked first, naming the README part."""
+    import torch
+
+    from spbench.errors import UserError
+    from spbench.train import check_output_contract
+
+    with pytest.raises(UserError, match=rf"'mine': .*{problem}.*Adding a base method"):
+        check_output_contract(_network(kind), "mine", torch.device("cpu"))
+    check_output_contract(_network("good"), "mine", torch.device("cpu"))
