@@ -230,6 +230,13 @@ def test_only_chosen_quadrant_gets_gradient(tiny_models):
         assert all(f.requires_grad == (k == q) for k, level in enumerate(feats) for f in level)
 
 
+@pytest.mark.parametrize("stage", [0, 1])
+def test_a_size_off_the_grid_is_refused_by_name(tiny_models, stage):
+    """72×72 died in the decoder ("Sizes of tensors must match"); SCN's error now, for both."""
+    with torch.no_grad(), pytest.raises(ValueError, match="multiple of the grid stride 16"):
+        tiny_models[stage].eval()(torch.zeros(1, 3, 72, 72))
+
+
 @pytest.mark.parametrize("stage", ["stage1", "stage2"])
 @pytest.mark.parametrize("training", [True, False])
 def test_outputs_are_distributions(tiny_models, stage, training):

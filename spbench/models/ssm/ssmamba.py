@@ -28,6 +28,8 @@ from torch import Tensor, nn
 
 from spbench.catalogue import SSM_RECIPE, SSM_STAGES
 from spbench.checkpoint import state_dict_of
+from spbench.constants import CELL_SIZE
+from spbench.grid import grid_shape
 from spbench.losses.edge import edge_loss
 from spbench.losses.recipe import superpixel_loss
 from spbench.models.registry import (
@@ -225,8 +227,10 @@ class GEncoder(nn.Module):
         Parameters
         ----------
         x : Tensor
-            ``[B, 3, H, W]`` normalised RGB, ``H`` and ``W`` multiples of 16.
+            ``[B, 3, H, W]`` normalised RGB, ``H`` and ``W`` multiples of 16 (else
+            ``ValueError``, as every model's).
         """
+        grid_shape(x.shape[-2], x.shape[-1], CELL_SIZE)  # a clear error, not a decoder mismatch
         f = self.encoder(x)
         up4 = self.up_concat4(f[3], f[4])
         up3 = self.up_concat3(f[2], up4)
