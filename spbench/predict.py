@@ -35,38 +35,10 @@ from spbench.errors import UserError
 from spbench.grid import hard_labels
 from spbench.metrics import enforce_connectivity
 from spbench.models import create_model, get_method
-from spbench.predictions import format_scale, save_predictions
+from spbench.predictions import format_scale, network_size, save_predictions
 from spbench.train import resolve_device
 
 log = logging.getLogger(__name__)
-
-
-def network_size(
-    height: int, width: int, scale: float, base_size: Sequence[int]
-) -> tuple[int, int]:
-    """Return the network input ``(height, width)`` in pixels for an image at ``scale``.
-
-    Landscape images (``width >= height``) map to ``(short·s, long·s)``, portrait ones to
-    ``(long·s, short·s)``; both sides must come out as multiples of the 16-px grid.
-
-    Raises
-    ------
-    ValueError
-        If a side is not a multiple of 16 (a scale the protocol does not allow for this
-        ``predict.base_size``).
-    """
-    short, long = base_size
-    h, w = (short, long) if width >= height else (long, short)
-    size = (round(h * scale), round(w * scale))
-    if any(
-        abs(side - d * scale) > 1e-6 or side % CELL_SIZE
-        for side, d in zip(size, (h, w), strict=True)
-    ):
-        raise ValueError(
-            f"scale {scale} gives a {h * scale}×{w * scale} network input, not a multiple of "
-            f"{CELL_SIZE} px; choose predict.scales so that predict.base_size × scale is"
-        )
-    return size
 
 
 def upsample_labels(labels: torch.Tensor, height: int, width: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Reading and writing prediction files (label maps) without torch.
+"""Prediction files (label maps) and the network input size of a scale, without torch.
 
 ``spbench predict`` writes one compressed ``.npz`` per (run, scale): the arrays
 ``noec/<image_id>`` and ``ec/<image_id>`` (``uint16`` label maps at the original resolution) and
@@ -11,13 +11,55 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from spbench.constants import CELL_SIZE
+from spbench.errors import UserError
 from spbench.io import CorruptFileError, atomic_path
 
-__all__ = ["format_scale", "load_predictions", "save_predictions"]
+__all__ = [
+    "OffGridScaleError",
+    "format_scale",
+    "load_predictions",
+    "network_size",
+    "save_predictions",
+]
+
+
+class OffGridScaleError(UserError, ValueError):
+    """A prediction scale whose network input is not a multiple of the 16-px grid."""
+
+
+def network_size(
+    height: int, width: int, scale: float, base_size: Sequence[int]
+) -> tuple[int, int]:
+    """Return the network input ``(height, width)`` in pixels for an image at ``scale``.
+
+    Landscape images (``width >= height``) map to ``(short·s, long·s)``, portrait ones to
+    ``(long·s, short·s)``; both sides must come out as multiples of the 16-px grid.
+
+    Raises
+    ------
+    OffGridScaleError
+        If a side is not a multiple of 16 (a scale the protocol does not allow for this
+        ``predict.base_size``).
+    """
+    short, long = base_size
+    h, w = (short, long) if width >= height else (long, short)
+    size = (round(h * scale), round(w * scale))
+    if any(
+        abs(side - d * scale) > 1e-6 or side % CELL_SIZE
+        for side, d in zip(size, (h, w), strict=True)
+    ):
+        raise OffGridScaleError(
+            f"predict.scales: scale {scale:g} gives a {h * scale:g}×{w * scale:g} network input, "
+            f"not a multiple of {CELL_SIZE} px; choose scales s for which both sides of "
+            f"predict.base_size ({short}×{long}) times s are multiples of {CELL_SIZE}"
+        )
+    return size
 
 
 def format_scale(scale: float) -> str:
@@ -83,6 +125,8 @@ def save_predictions(
     arrays = {f"noec/{i}": labels for i, labels in noec.items()}
     arrays |= {f"ec/{i}": labels for i, labels in ec.items()}
     arrays["meta"] = np.array(json.dumps({**meta, "image_ids": list(noec)}))
-    with atomic_path(path) as tmp:
-        np.savez_compressed(tmp, **arrays)
+    # Through a file object: given a name, NumPy appends ".npz" to one without it, and the
+    # data would miss the temporary file that replaces ``path``.
+    with atomic_path(path) as tmp, open(tmp, "wb") as stream:
+        np.savez_compressed(stream, **arrays)
     return Path(path)

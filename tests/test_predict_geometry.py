@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from spbench.constants import CELL_SIZE
+from spbench.errors import UserError
 from spbench.metrics import enforce_connectivity
 from spbench.models import SuperpixelOutput
 from spbench.predict import label_maps, network_size, predict_image, upsample_labels
@@ -36,7 +37,8 @@ def test_network_size_landscape_and_portrait(scale, nominal):
 
 @pytest.mark.parametrize("scale", [0.35, 0.33, 1.55, 0.05])
 def test_a_scale_off_the_16_px_grid_is_refused(scale):
-    with pytest.raises(ValueError, match=r"predict\.scales"):
+    # a UserError: the command line prints one line, not a traceback
+    with pytest.raises(UserError, match=r"predict\.scales: scale .* multiples of 16$"):
         network_size(321, 481, scale, BSDS)
 
 

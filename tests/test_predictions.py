@@ -34,3 +34,13 @@ def test_a_folder_is_not_taken_for_a_corrupt_prediction_file(tmp_path):
     advice was to delete it)."""
     with pytest.raises(IsADirectoryError, match="is a folder; give the prediction files"):
         load_predictions(tmp_path)
+
+
+def test_a_destination_without_npz_suffix_gets_the_data(tmp_path):
+    """NumPy appends ".npz" to a name without it: the data went to a stray temporary file and
+    an empty file replaced the destination."""
+    labels = {"a": np.arange(6, dtype=np.uint16).reshape(2, 3)}
+    path = save_predictions(tmp_path / "pred_scale1", {"scale": 1.0}, labels, labels)
+    meta, noec, _ = load_predictions(path)
+    assert meta["image_ids"] == ["a"] and (noec["a"] == labels["a"]).all()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pred_scale1"]
