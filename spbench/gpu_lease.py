@@ -9,8 +9,8 @@ job gets. A job therefore claims its devices itself::
 
 - one lock file per device, ``gpu<UUID>.lock`` (the id itself where ``nvidia-smi`` cannot
   name the GPU: a fake pool, MIG instances; see :func:`lock_names`), in a node-local folder
-  (``$SPBENCH_GPU_LOCK_DIR``, else ``/dev/shm/spbench-gpu-locks``, else
-  ``<tmp>/spbench-gpu-locks``); never on NFS;
+  (``$SPBENCH_GPU_LOCK_DIR``, else ``spbench-gpu-locks`` in ``/run/lock``, ``/dev/shm`` or
+  the temporary folder, :func:`default_lock_dir`); never on NFS;
 - a non-blocking ``fcntl.flock`` on each device of the pool, visited in random order, until ``n``
   are held; a job that cannot get all ``n`` releases what it holds, backs off with jitter and
   retries until ``--timeout``;
@@ -18,13 +18,14 @@ job gets. A job therefore claims its devices itself::
   ``CUDA_VISIBLE_DEVICES`` set to the claimed ids and ``CUDA_DEVICE_ORDER=PCI_BUS_ID``, so the
   kernel frees the locks when the job ends, however it ends (exit, crash, SIGKILL, OOM kill).
 
-Device pool, first found: ``$SPBENCH_GPU_POOL`` (comma-separated ids; tests use it as a fake
-device list), an inherited ``CUDA_VISIBLE_DEVICES``, ``nvidia-smi --query-gpu=index`` (which does
-not initialise CUDA). Inside a SLURM allocation that set ``CUDA_VISIBLE_DEVICES``, or in a
-Kubernetes pod, the scheduler has chosen the pool: jobs lease among its devices with locks of that
-allocation alone (a scheduler may number each allocation's devices from 0), so the SLURM
-executor's one job per allocation always finds its devices free, and several jobs of a local
-Snakemake inside one allocation (``salloc``, a pod) never share a device.
+Device pool, first found: ``$SPBENCH_GPU_POOL`` (comma-separated ids: a run limited to some
+GPUs, a node whose ``nvidia-smi`` fails, or the tests' fake device list), an inherited
+``CUDA_VISIBLE_DEVICES``, ``nvidia-smi --query-gpu=index`` (which does not initialise CUDA).
+Inside a SLURM allocation that set ``CUDA_VISIBLE_DEVICES``, or in a Kubernetes pod, the
+scheduler has chosen the pool: jobs lease among its devices with locks of that allocation alone
+(a scheduler may number each allocation's devices from 0), so the SLURM executor's one job per
+allocation always finds its devices free, and several jobs of a local Snakemake inside one
+allocation (``salloc``, a pod) never share a device.
 ``--n 0`` or an empty pool runs the command on the CPU (``CUDA_VISIBLE_DEVICES=""``).
 
 Small models leave a GPU mostly idle (SCN's eager step is launch-bound): with
@@ -62,6 +63,7 @@ __all__ = [
     "ENV_LOCK_DIR",
     "ENV_POOL",
     "ENV_SLOTS",
+    "LOCK_ROOTS",
     "Lease",
     "LeaseError",
     "LeaseTimeout",
@@ -145,13 +147,23 @@ def _log(message: str) -> None:
     print(f"{PREFIX}: {message}", file=sys.stderr, flush=True)
 
 
+#: Node-local folders for the lock folder, first writable one wins: ``/run/lock`` (tmpfs,
+#: cleared at boot, world-writable on Debian and Ubuntu) before ``/dev/shm``, whose files
+#: systemd-logind deletes (``RemoveIPC=yes``) when their owner's last login session ends: a
+#: ``nohup snakemake`` left behind at logout would then lease devices its running jobs hold.
+LOCK_ROOTS = ("/run/lock", "/dev/shm")
+
+
 def default_lock_dir(env: Mapping[str, str] | None = None) -> Path:
-    """Return the node-local lock folder: ``$SPBENCH_GPU_LOCK_DIR``, ``/dev/shm/...``, or tmp."""
+    """Return the node-local lock folder: ``$SPBENCH_GPU_LOCK_DIR``, else
+    ``spbench-gpu-locks`` in the first writable folder of :data:`LOCK_ROOTS`, else in the
+    system temporary folder."""
     env = os.environ if env is None else env
     if env.get(ENV_LOCK_DIR):
         return Path(env[ENV_LOCK_DIR])
-    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
-        return Path("/dev/shm/spbench-gpu-locks")
+    for root in LOCK_ROOTS:
+        if os.path.isdir(root) and os.access(root, os.W_OK | os.X_OK):
+            return Path(root, "spbench-gpu-locks")
     return Path(tempfile.gettempdir()) / "spbench-gpu-locks"
 
 
@@ -336,20 +348,23 @@ def lock_names(
     One GPU can be named by index (``1``), UUID (``GPU-8f3c...``) or a UUID prefix; naming
     its lock by the UUID gives it one lock whichever name a job was given, so two jobs never
     share it by naming it differently. Indices are mapped when the job runs in ``nvidia-smi``'s
-    PCI order (always for a pool from ``nvidia-smi``); a fake pool (``$SPBENCH_GPU_POOL``), MIG
-    instances and a node without ``nvidia-smi`` keep their ids.
+    PCI order (always for a pool from ``nvidia-smi``), those of ``$SPBENCH_GPU_POOL`` too (a run
+    limited to some GPUs that way shares the node with runs that are not); ids ``nvidia-smi``
+    does not list (a fake pool, MIG instances) and every id on a node without ``nvidia-smi``
+    keep their names.
 
     Raises
     ------
     LeaseError
-        ``nvidia-smi`` exists but fails: falling back to ids for this job alone would let it
+        ``nvidia-smi`` exists but fails (for a pool not set by ``$SPBENCH_GPU_POOL``, which the
+        failure's message recommends): falling back to ids for this job alone would let it
         and a job that got UUIDs hold one GPU.
     """
     env = os.environ if env is None else env
     names = {device: device for device in pool}
-    if source == ENV_POOL or shutil.which("nvidia-smi") is None:
+    if shutil.which("nvidia-smi") is None:
         return names
-    rows = _nvidia_smi(strict=True)
+    rows = _nvidia_smi(strict=source != ENV_POOL)
     order = "PCI_BUS_ID" if source == "nvidia-smi" else env.get("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
     by_index = {index: uuid for index, uuid, _ in rows} if order == "PCI_BUS_ID" else {}
     uuids = [uuid for _, uuid, _ in rows]

@@ -299,9 +299,14 @@ def test_one_gpu_named_by_index_and_by_uuid_has_one_lock(
         "MIG-x": "MIG-x",
         "7": "7",
     }
-    # A fake pool, and indices in another order than nvidia-smi's, keep their ids; UUIDs and
+    # A pool set by SPBENCH_GPU_POOL is mapped too (a run limited to GPU 0 that way kept the
+    # id "0" and leased the GPU another run held by its UUID), ids nvidia-smi does not list
+    # keep their names; indices in another order than nvidia-smi's keep their ids; UUIDs and
     # a pool from nvidia-smi (leased jobs run in its order) do not depend on the order.
-    assert gpu_lease.lock_names(["0"], gpu_lease.ENV_POOL, {}) == {"0": "0"}
+    assert gpu_lease.lock_names(["0", "9"], gpu_lease.ENV_POOL, {}) == {
+        "0": "GPU-aaaa1111",
+        "9": "9",
+    }
     fastest = {"CUDA_DEVICE_ORDER": "FASTEST_FIRST"}
     assert gpu_lease.lock_names(["0", "GPU-bbbb"], "CUDA_VISIBLE_DEVICES", fastest) == {
         "0": "0",
@@ -335,8 +340,26 @@ def test_a_failing_nvidia_smi_does_not_change_the_lock_names(
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
     env = _env(tmp_path, SPBENCH_GPU_POOL=None, CUDA_VISIBLE_DEVICES="1")
-    with pytest.raises(LeaseError, match="nvidia-smi failed"):
+    with pytest.raises(LeaseError, match=r"nvidia-smi failed.*SPBENCH_GPU_POOL"):
         claim(1, timeout=1, env=env)
+    # the way on the message gives: the ids of SPBENCH_GPU_POOL, as they are
+    lease = claim(1, timeout=1, env=_env(tmp_path, SPBENCH_GPU_POOL="1"))
+    assert lease.devices == ["1"] and lock_path(tmp_path / "locks", "1").exists()
+    lease.release()
+
+
+def test_the_lock_folder_avoids_dev_shm_where_run_lock_is_writable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """systemd-logind (RemoveIPC=yes) deletes a user's /dev/shm files at their last logout,
+    while a nohup'ed Snakemake goes on leasing: /run/lock comes first where it can be used."""
+    run_lock, shm = tmp_path / "run-lock", tmp_path / "shm"
+    shm.mkdir()
+    monkeypatch.setattr(gpu_lease, "LOCK_ROOTS", (str(run_lock), str(shm)))
+    assert gpu_lease.default_lock_dir({}) == shm / "spbench-gpu-locks"  # no /run/lock here
+    run_lock.mkdir()
+    assert gpu_lease.default_lock_dir({}) == run_lock / "spbench-gpu-locks"
+    assert gpu_lease.default_lock_dir({"SPBENCH_GPU_LOCK_DIR": "/x"}) == Path("/x")
 
 
 def _max_overlap(spans: list[tuple[float, float]]) -> int:
