@@ -7,9 +7,12 @@ output; ``--runtime '{...}'``: device, cadences and the like, see :mod:`spbench.
 
     spbench data synthetic --config config/smoke.yaml --out data/synthetic/prepared
     spbench data bsds500 --archive BSR_bsds500.tgz --out data/bsds500/prepared
-    spbench train --config config/smoke.yaml --method scn --variant lap --seed 0 --out ckpt.pt
-    spbench predict --config config/smoke.yaml --checkpoint ckpt.pt --out-dir preds/
-    spbench score --config config/smoke.yaml --predictions preds/*.npz --out scores.parquet
+    spbench train --config config/smoke.yaml --data data/synthetic/prepared \\
+        --method scn --variant lap --seed 0 --out ckpt.pt
+    spbench predict --config config/smoke.yaml --data data/synthetic/prepared \\
+        --checkpoint ckpt.pt --out-dir preds/
+    spbench score --config config/smoke.yaml --data data/synthetic/prepared \\
+        --predictions preds/*.npz --out scores.parquet
     spbench report table2 --config config/smoke.yaml --scores scores/*.parquet --out-dir report/
     spbench plan --config config/config.yaml --gpus 2
 """
@@ -52,7 +55,9 @@ def _settings(args: argparse.Namespace, pick: Callable[[dict], dict]) -> dict:
         from spbench.config import load_config
 
         return pick(load_config(args.config))
-    raise SystemExit(f"spbench {args.command}: give --config FILE or --settings JSON")
+    from spbench.errors import UserError
+
+    raise UserError("give --config FILE (a profile) or --settings JSON (the job's settings)")
 
 
 def _add_settings(parser: argparse.ArgumentParser, *, runtime: bool = False) -> None:
@@ -64,8 +69,9 @@ def _add_settings(parser: argparse.ArgumentParser, *, runtime: bool = False) -> 
     if runtime:
         parser.add_argument(
             "--runtime",
-            help="with --settings: settings that cannot change the output (device, cadences) "
-            "as JSON; default: the schema's defaults",
+            help="only with --settings: settings that cannot change the output (device, "
+            "cadences) as JSON; default: the schema's defaults (with --config they come from "
+            "the profile)",
         )
 
 
@@ -97,6 +103,7 @@ def _data(args: argparse.Namespace) -> None:
         return
 
     from spbench.data import bsds500
+    from spbench.errors import UserError
 
     source = _dataset_section(args, "bsds500")
     archive = args.archive if args.archive is not None else source.get("archive")
@@ -113,7 +120,9 @@ def _data(args: argparse.Namespace) -> None:
         print(bsds500.download_bsds500(Path(args.out), **download))
     elif args.dataset == "prepare-bsds500":
         if archive is None:
-            raise SystemExit("spbench data prepare-bsds500: --archive is required")
+            raise UserError(
+                "--archive is required (or dataset.bsds500.archive in the --config profile)"
+            )
         print(bsds500.prepare_bsds500(Path(archive), Path(args.out), workers=args.workers))
     else:  # bsds500: both steps, the archive kept beside the prepared folder
         out = Path(args.out)
@@ -122,7 +131,19 @@ def _data(args: argparse.Namespace) -> None:
 
 
 def _runtime(args: argparse.Namespace, pick: Callable[[dict], dict]) -> dict | None:
-    """Return a job's runtime settings: ``--runtime`` JSON, the ``--config`` profile, or None."""
+    """Return a job's runtime settings: ``--runtime`` JSON, the ``--config`` profile, or None.
+
+    ``--runtime`` goes with ``--settings`` only: with ``--config`` the profile's runtime keys
+    would be replaced whole, silently, so the pair is refused.
+    """
+    if args.runtime and args.config:
+        from spbench.errors import UserError
+
+        raise UserError(
+            "--runtime goes with --settings only; with --config the runtime settings (device, "
+            "cadences) come from the profile: change them there, or give --settings and "
+            "--runtime"
+        )
     if args.runtime:
         return _json_option("--runtime", args.runtime)
     if args.config:
@@ -159,10 +180,20 @@ def _predict(args: argparse.Namespace) -> None:
     from spbench.predictions import format_scale
 
     settings = {**_settings(args, predict_job), **(_runtime(args, predict_runtime) or {})}
+    if args.scales:
+        _check_scales(args.scales)
     scales = args.scales or settings["scales"]
     outputs = {s: Path(args.out_dir) / f"scale{format_scale(s)}.npz" for s in scales}
     for path in predict(args.checkpoint, args.data, outputs, settings=settings):
         print(path)
+
+
+def _check_scales(scales: list[float]) -> None:
+    """Refuse ``--scales`` outside the schema's ``predict.scales`` (range, repeats, names)."""
+    from spbench.config import check_scale_names, validate_section
+
+    validate_section(scales, "predict.scales", prefix="--scales")
+    check_scale_names(scales, option="--scales")
 
 
 def _score(args: argparse.Namespace) -> None:
@@ -202,14 +233,17 @@ def _report_provenance(args: argparse.Namespace) -> None:
 
 
 def _report_figures(args: argparse.Namespace) -> None:
+    from spbench.errors import UserError
     from spbench.report.artefacts import artefact_paths
     from spbench.report.qualitative import build_qualitative
 
+    if args.n_images < 1:
+        raise UserError(f"--n-images must be at least 1, got {args.n_images}")
     files = {}
     for item in args.prediction:
         label, sep, path = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--prediction expects LABEL=PATH, got {item!r}")
+        if not sep or not label or not path:
+            raise UserError(f"--prediction expects LABEL=PATH, got {item!r}")
         files[label] = Path(path)
     out = artefact_paths("figures", args.out_dir)["qualitative_png"]
     paths = build_qualitative(
@@ -271,6 +305,7 @@ def _session(args: argparse.Namespace) -> None:
     from spbench import session
 
     if args.action == "plan":
+        _refuse_missing(args.bench, "--bench")
         lines = session.plan_profile(args.profile, args.bench, args.out)
     elif args.action == "calibrate":
         lines = session.calibrate(
@@ -304,6 +339,16 @@ def _session(args: argparse.Namespace) -> None:
     print("\n".join(lines))
 
 
+def _refuse_missing(paths: Sequence[Path], option: str) -> None:
+    """Raise :class:`~spbench.errors.UserError` for a path given with ``option`` that is not a
+    file (a typo would otherwise count as a file without rows)."""
+    from spbench.errors import UserError
+
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise UserError(f"{option}: no such file {', '.join(missing)}; check the path")
+
+
 def _load_profile(path: Path) -> dict:
     from spbench.config import load_config
 
@@ -312,11 +357,12 @@ def _load_profile(path: Path) -> dict:
 
 def _plan(args: argparse.Namespace) -> None:
     from spbench.config import load_config
+    from spbench.errors import UserError
     from spbench.plan import plan_text
 
     if args.gpus < 1:
-        raise SystemExit("spbench plan: --gpus must be at least 1")
-    config = load_config(args.config)
+        raise UserError(f"--gpus must be at least 1, got {args.gpus}")
+    config = load_config(*args.config)
     print(plan_text(config, args.gpus, device=args.device, tables=args.times))
 
 
@@ -448,7 +494,14 @@ def _add_session_parsers(sub: argparse._SubParsersAction) -> None:
     bench.set_defaults(func=_bench)
 
     plan = sub.add_parser("plan", help="every job's work and estimated time, and the totals")
-    plan.add_argument("--config", type=Path, required=True, help="profile YAML")
+    plan.add_argument(
+        "--config",
+        type=Path,
+        nargs="+",
+        required=True,
+        metavar="FILE",
+        help="profile YAML (overlays after it, merged as snakemake --configfile A B)",
+    )
     plan.add_argument("--gpus", type=int, default=1, help="GPUs for the wall time (default 1)")
     plan.add_argument(
         "--device", help="price the GPU jobs on this device (a part of its name, e.g. H100)"
@@ -457,7 +510,9 @@ def _add_session_parsers(sub: argparse._SubParsersAction) -> None:
         "--times",
         type=Path,
         nargs="+",
-        help="step-time tables to read, first wins (default: the user's, then spbench's)",
+        help="step-time tables to read, first wins; they replace the default ones, the user's "
+        "table (if any) and then spbench's shipped one: list spbench/resources/step_times.csv "
+        "too to keep its figures",
     )
     plan.set_defaults(func=_plan)
 
@@ -523,9 +578,14 @@ def _add_report_parsers(sub: argparse._SubParsersAction) -> None:
     qual.set_defaults(func=_report_figures)
 
 
+def _plain(text: str) -> str:
+    """Return ``text`` without its reStructuredText literal markup (````spbench```` → spbench)."""
+    return text.replace("``", "")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``spbench`` command."""
-    parser = argparse.ArgumentParser(prog="spbench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="spbench", description=_plain(__doc__.split("\n")[0]))
     parser.add_argument("--version", action="version", version=f"spbench {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)

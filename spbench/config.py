@@ -16,6 +16,8 @@ import argparse
 import copy
 import importlib
 import os
+import re
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from functools import cache
 from importlib import resources
@@ -86,10 +88,56 @@ def _quoted_scalar(error: jsonschema.ValidationError) -> bool:
         return False
 
 
-def _key_path(error: jsonschema.ValidationError) -> str:
-    return "config" + "".join(
+def _key_path(error: jsonschema.ValidationError, prefix: str = "config") -> str:
+    return prefix + "".join(
         f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path
     )
+
+
+def _is_integer(_checker: Any, instance: Any) -> bool:
+    """Whether ``instance`` is an integer as spbench reads one: ``3`` but not ``3.0`` (which
+    jsonschema counts as an integer, and which would reach the jobs as a float) nor ``true``."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+@cache
+def _validator_class() -> type[jsonschema.protocols.Validator]:
+    """Return the schema's validator class, with :func:`_is_integer` as its ``integer`` type."""
+    base = jsonschema.Draft202012Validator
+    checker = base.TYPE_CHECKER.redefine("integer", _is_integer)
+    return jsonschema.validators.extend(base, type_checker=checker)
+
+
+def validate_section(values: Any, key: str, *, prefix: str | None = None) -> None:
+    """Validate settings given outside a profile against the schema of one key, its one home.
+
+    Parameters
+    ----------
+    values
+        The key's value, e.g. ``{"seed": -1, ...}`` for ``dataset.synthetic`` (from
+        ``spbench data synthetic --seed``) or a list of scales for ``predict.scales``.
+    key
+        The dotted key path, e.g. ``"dataset.synthetic"`` or ``"predict.scales"``.
+    prefix
+        How the messages name the key (default ``config.<key>``); a key path follows it.
+
+    Raises
+    ------
+    ConfigError
+        Listing every value the schema refuses, with its key path.
+    """
+    spec = schema()
+    node = spec
+    for part in key.split("."):
+        node = node["properties"][part]
+    sub = {**node, "definitions": spec["definitions"]}
+    errors = sorted(
+        _validator_class()(sub).iter_errors(values), key=lambda e: list(e.absolute_path)
+    )
+    if errors:
+        name = f"config.{key}" if prefix is None else prefix
+        lines = [f"{_key_path(e, name)}: {e.message}" for e in errors[:10]]
+        raise ConfigError("\n  ".join(lines) if len(lines) > 1 else lines[0])
 
 
 def validate_config(config: dict, *, check_methods: bool = True) -> dict:
@@ -117,7 +165,7 @@ def validate_config(config: dict, *, check_methods: bool = True) -> dict:
     full = copy.deepcopy(dict(config))
     spec = schema()
     _fill_defaults(full, spec, spec)
-    validator = jsonschema.Draft202012Validator(spec)
+    validator = _validator_class()(spec)
     errors = sorted(validator.iter_errors(full), key=lambda e: list(e.absolute_path))
     if errors:
         lines = [f"{_key_path(e)}: {e.message}" for e in errors[:10]]
@@ -131,6 +179,25 @@ def validate_config(config: dict, *, check_methods: bool = True) -> dict:
     if check_methods:
         _check_methods(full)
     return full
+
+
+def method_name_pattern() -> str:
+    """Return the pattern every method name must match: the schema's for ``methods``."""
+    return schema()["properties"]["methods"]["items"]["pattern"]
+
+
+def check_method_name(name: str) -> None:
+    """Raise :class:`ConfigError` when ``name`` is not a method name a profile can list.
+
+    ``spbench.models.register_method`` calls it, so that a method is never registered under a
+    name that ``config.methods`` would refuse.
+    """
+    pattern = method_name_pattern()
+    if not isinstance(name, str) or not re.fullmatch(pattern, name):
+        raise ConfigError(
+            f"method name {name!r} cannot be listed in config.methods (pattern {pattern}: "
+            "lower-case letters, digits and _); register the method under such a name"
+        )
 
 
 #: Prefixes of the run names spbench derives (Table 3, the sweep, published weights).
@@ -152,12 +219,32 @@ def _check_consistency(full: dict) -> None:
                 f"config.published[{i}].variant: {entry['variant']!r} is not a configured variant "
                 f"({sorted(full['variants'])})"
             )
+    check_scale_names(full["predict"]["scales"])
     low, high = full["report"]["auc_range"]
     if not low < high:
         raise ConfigError(
             f"config.report.auc_range: [{low}, {high}] is not an interval; give [low, high] "
             "with low < high (superpixel counts, e.g. [384, 1200])"
         )
+
+
+def check_scale_names(scales: Sequence[float], option: str = "config.predict.scales") -> None:
+    """Raise :class:`ConfigError` for two scales whose file names would be the same.
+
+    A prediction file is named by :func:`spbench.predictions.format_scale` (4 decimals), so
+    ``0.5`` and ``0.50001`` would both write ``scale0.5.npz``.
+    """
+    from spbench.predictions import format_scale
+
+    seen: dict[str, float] = {}
+    for i, scale in enumerate(scales):
+        name = format_scale(scale)
+        if name in seen:
+            raise ConfigError(
+                f"{option}[{i}]: {scale!r} and {seen[name]!r} are the same scale "
+                f"to 4 decimals (both scale{name}.npz); keep one of them"
+            )
+        seen[name] = scale
 
 
 def _check_methods(full: dict) -> None:
@@ -363,9 +450,23 @@ def import_method_modules(modules: list[str], *, option: str = "config.method_mo
             _import_here_too(module)
         except ImportError as err:
             raise ConfigError(
-                f"{option}: cannot import {module!r} ({err}); install it or put "
-                "its folder on PYTHONPATH"
+                f"{option}: cannot import {module!r} ({err}); {_import_hint(module, err)}"
             ) from err
+
+
+def _import_hint(module: str, err: ImportError) -> str:
+    """Return what to do about ``err``: install a package ``module`` imports, or make
+    ``module`` itself importable."""
+    missing = getattr(err, "name", None)
+    if isinstance(err, ModuleNotFoundError) and missing:
+        own = module.split(".")
+        parts = missing.split(".")
+        if parts != own[: len(parts)]:  # neither the module nor one of its parent packages
+            return (
+                f"the module imports {missing!r}, which is not installed; install the "
+                "package that provides it in this environment"
+            )
+    return "install it or put its folder on PYTHONPATH"
 
 
 def add_method_module_option(parser: argparse.ArgumentParser) -> None:
@@ -427,14 +528,77 @@ def export_module_roots(modules: list[str]) -> list[str]:
     return roots
 
 
-def _read_yaml(path: Path) -> dict:
-    """Return the mapping a YAML configuration file holds; errors name the file."""
+class _DuplicateKey(Exception):
+    """A key given twice in one YAML mapping: ``(key, first line, second line)``."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the
+    last one silently, so a second ``train:`` section would replace the first whole)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` merges are fine
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise _DuplicateKey(key, seen[key], line)
+                seen[key] = line
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: str | os.PathLike[str]) -> Any:
+    """Return what a YAML configuration file holds, refusing what YAML would read silently.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file: it does not exist, is not UTF-8 text (a binary file), is not valid
+        YAML, or gives a key twice in one mapping (naming the key and both lines).
+    """
+    path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"configuration file {path} not found") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{path} is not a text (UTF-8) file ({err.reason} at byte {err.start}); "
+            "give the YAML profile, not a binary file"
+        ) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no Python objects
+    except _DuplicateKey as dup:
+        key, first, second = dup.args
+        raise ConfigError(
+            f"{path}: key {key!r} is given twice in one mapping (lines {first} and {second}); "
+            "YAML would keep only the last one: merge the two into one"
+        ) from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path} is not valid YAML: {err}") from err
+
+
+def check_yaml_files(paths: Iterable[str | os.PathLike[str]]) -> None:
+    """Check that each YAML file reads cleanly with :func:`read_yaml` (no key given twice, UTF-8,
+    valid YAML), e.g. the workflow's ``--configfile`` files, which Snakemake reads itself.
+
+    Raises
+    ------
+    ConfigError
+        Naming the first file that does not (see :func:`read_yaml`).
+    """
+    for path in paths:
+        read_yaml(path)
+
+
+def _read_yaml(path: Path) -> dict:
+    """Return the mapping a YAML configuration file holds; errors name the file."""
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must hold a mapping of configuration keys")
     return raw

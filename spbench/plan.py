@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from functools import cache
 from pathlib import Path
 
-from spbench.catalogue import PUBLISHED_PREFIX, get_card
+from spbench.catalogue import BUILTIN, PUBLISHED_PREFIX, get_card
 from spbench.config import budget_label, experiment_runs, training_budget
 from spbench.errors import UserError
 from spbench.jobs import stage_runs, stage_variant, train_job, trained_elsewhere
@@ -205,6 +205,16 @@ def _checkpoint_job(config: dict, method: str, variant: str, seed: int, stage: s
     return f"{rule} {_run_name(method, variant, seed)}/{stage}"
 
 
+def _method_modules(config: dict, method: str) -> list[str]:
+    """Return the modules ``spbench bench train --module`` must import to know ``method``:
+    none for a built-in, else the module that registered it (the profile's
+    ``method_modules`` when that is not known)."""
+    if method in BUILTIN:
+        return []
+    module = get_card(method).module
+    return [module] if module else list(config["method_modules"])
+
+
 def _train_estimate(
     config: dict, figures: list[Figure], device: str | None, run: tuple[str, str, str]
 ) -> tuple[str, float | None, str]:
@@ -227,7 +237,9 @@ def _train_estimate(
     )
     if found is None:
         measure = (
-            f"spbench bench train --methods {method} --stage {stage} --variants {loss} "
+            "spbench bench train"
+            + "".join(f" --module {m}" for m in _method_modules(config, method))
+            + f" --methods {method} --stage {stage} --variants {loss} "
             f"--batch-size {batch} --crop {crop}"
             + (f" --modes {mode}" if mode != "fp32" else "")
             + " --record"

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from spbench.data.prepared import Sample, load_split
+from spbench.errors import UserError
 from spbench.io import atomic_path
 from spbench.metrics import LabelMapStats, PredictionScorer, asa, fragmentation
 from spbench.predictions import load_predictions
@@ -53,9 +54,16 @@ def score_predictions(
     -------
     pandas.DataFrame
         The rows written.
+
+    Raises
+    ------
+    UserError
+        If two files (or one given twice) hold the same run's image at the same scale: the
+        rows would be duplicated.
     """
     rows = []
     splits = {}
+    seen: dict[tuple, str | os.PathLike[str]] = {}
     for path in prediction_files:
         meta, noec, ec = load_predictions(path)
         if meta["split"] not in splits:
@@ -63,6 +71,7 @@ def score_predictions(
             splits[meta["split"]] = {s.image_id: s for s in split.samples}
         samples = splits[meta["split"]]
         run = _run_columns(meta, settings)
+        _refuse_repeats(seen, run, meta["image_ids"], path)
         for image_id in meta["image_ids"]:
             if image_id not in samples:
                 raise KeyError(f"{path}: image {image_id} is not in {data_root} ({meta['split']})")
@@ -74,6 +83,24 @@ def score_predictions(
     with atomic_path(out) as tmp:
         frame.to_parquet(tmp, index=False)
     return frame
+
+
+def _refuse_repeats(
+    seen: dict[tuple, str | os.PathLike[str]],
+    run: dict,
+    image_ids: Sequence[str],
+    path: str | os.PathLike[str],
+) -> None:
+    """Record the (run, scale, image) samples of ``path`` in ``seen``; raise
+    :class:`~spbench.errors.UserError` for one an earlier file already gave."""
+    for image_id in image_ids:
+        key = (run["method"], run["variant"], run["seed"], run["scale"], image_id)
+        if key in seen:
+            raise UserError(
+                f"{path}: image {image_id} of {'/'.join(map(str, key[:3]))} at scale "
+                f"{key[3]:g} is also in {seen[key]}; give each prediction file once"
+            )
+        seen[key] = path
 
 
 def _run_columns(meta: dict, settings: dict) -> dict:

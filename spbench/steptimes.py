@@ -129,20 +129,24 @@ def read_table(paths: Sequence[str | os.PathLike[str]] | None = None) -> list[Fi
     Parameters
     ----------
     paths
-        Tables to read (default: the user's, if it exists, then the shipped one); a path that
-        does not exist is skipped.
+        Tables to read, each of which must exist (default: the user's, if it exists, then the
+        shipped one).
 
     Raises
     ------
     UserError
-        Naming a file whose header or values are not a step-time table's.
+        Naming a file whose header or values are not a step-time table's, or a path given in
+        ``paths`` that is not a file.
     """
     if paths is None:
-        paths = [user_table(), shipped_table()]
+        paths = [p for p in (user_table(), shipped_table()) if p.is_file()]
     figures: dict[tuple, Figure] = {}
     for path in map(Path, paths):
         if not path.is_file():
-            continue
+            raise UserError(
+                f"step-time table {path} not found; check the path (a table is written by "
+                "`spbench bench train --record`)"
+            )
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             if reader.fieldnames is None or set(COLUMNS) - set(reader.fieldnames):
@@ -164,7 +168,7 @@ def record(figures: Iterable[Figure], path: str | os.PathLike[str]) -> Path:
     """Add ``figures`` to the table at ``path`` (created if missing), replacing older rows with
     the same key, and return the path."""
     path = Path(path)
-    kept = {_key(f): f for f in read_table([path])}
+    kept = {_key(f): f for f in read_table([path])} if path.is_file() else {}
     kept.update({_key(f): f for f in figures})
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:

@@ -1,4 +1,5 @@
-"""Session fixtures shared by several test modules: one finished run of the CI profile.
+"""Session fixtures shared by several test modules: one finished run of the CI profile, and
+small synthetic datasets.
 
 A full Snakemake run of ``.test/config`` is the slowest thing the suite does, so it runs once per
 session and every test that only needs its outputs reads the same folder; a test that changes the
@@ -49,3 +50,22 @@ def ci_run(tmp_path_factory) -> FinishedRun:
         f"the CI profile failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     )
     return FinishedRun(folder, result.stdout + result.stderr)
+
+
+@pytest.fixture(scope="session")
+def synthetic_dataset(tmp_path_factory):
+    """Return ``make(n_train, n_val, n_test, height, width)``, the folder of a prepared synthetic
+    dataset of that size (seed 0), made once per session and size: read it, do not change it."""
+    from spbench.data.synthetic import generate_synthetic
+
+    made: dict[tuple[int, ...], Path] = {}
+
+    def make(n_train: int = 1, n_val: int = 1, n_test: int = 2, height: int = 32, width: int = 48):
+        key = (n_train, n_val, n_test, height, width)
+        if key not in made:
+            made[key] = tmp_path_factory.mktemp("synthetic") / "data"
+            sizes = dict(zip(("n_train", "n_val", "n_test", "height", "width"), key, strict=True))
+            generate_synthetic(made[key], seed=0, **sizes)
+        return made[key]
+
+    return make

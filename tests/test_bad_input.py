@@ -90,6 +90,15 @@ def with_config(replace: str = "", by: str = "", append: str = "") -> Callable[[
     return make
 
 
+def binary_config(tmp_path: Path) -> str:
+    """``spbench check-config`` on a file that is not text."""
+    from spbench.cli import main
+
+    path = tmp_path / "profile.yaml"
+    path.write_bytes(bytes(range(128, 256)) * 4)
+    return cli_error(main, ["check-config", str(path)])
+
+
 # --------------------------------------------------------------------------------------- data
 
 
@@ -224,6 +233,19 @@ def corrupt_manifest(tmp_path: Path) -> str:
     with pytest.raises(CorruptFileError) as info:
         load_split(root, "train")
     return str(info.value)
+
+
+def corrupt_scores(tmp_path: Path) -> str:
+    """``spbench report table2`` on a score file cut short."""
+    import pandas as pd
+
+    from spbench.cli import main
+
+    path = tmp_path / "scores.parquet"
+    pd.DataFrame({"method": ["scn"] * 100, "asa": np.linspace(0, 1, 100)}).to_parquet(path)
+    _truncate(path)
+    argv = ["report", "table2", "--config", str(BASE_CONFIG), "--scores", str(path)]
+    return cli_error(main, [*argv, "--out-dir", str(tmp_path / "report")])
 
 
 # ----------------------------------------------------------------------------- untrusted pickles
@@ -497,6 +519,30 @@ CASES = [
         with_config("methods: [scn]", "methods: [snc]"),
     ),
     Case(
+        "config-float-integer",
+        "a whole number written as a float where a count is expected (`n_train: 4.0`)",
+        ("config.dataset.synthetic.n_train", "4.0 is not of type 'integer'"),
+        with_config("n_train: 4,", "n_train: 4.0,"),
+    ),
+    Case(
+        "config-negative-seed",
+        "a negative dataset seed (`dataset.synthetic.seed: -3`)",
+        ("config.dataset.synthetic.seed", "-3 is less than the minimum of 0"),
+        with_config("{seed: 1,", "{seed: -3,"),
+    ),
+    Case(
+        "config-run-name-dots",
+        "a run name made of dots only (`run_name: ..`)",
+        ("config.run_name", "'..' does not match"),
+        with_config("run_name: test", 'run_name: ".."'),
+    ),
+    Case(
+        "config-colliding-scales",
+        "two prediction scales equal to 4 decimals (`scales: [0.4, 0.40001, ...]`)",
+        ("config.predict.scales[1]", "0.40001 and 0.4 are the same scale", "scale0.4.npz"),
+        with_config("scales: [0.4,", "scales: [0.4, 0.40001,"),
+    ),
+    Case(
         "config-bad-yaml",
         "a file that is not YAML (a tab-indented or unclosed mapping)",
         ("profile.yaml is not valid YAML",),
@@ -507,6 +553,18 @@ CASES = [
         "a YAML file that holds a list, not keys",
         ("must hold a mapping of configuration keys",),
         lambda tmp_path: check_config(tmp_path, "- scn\n- lap\n"),
+    ),
+    Case(
+        "config-duplicate-key",
+        "a key given twice in one mapping (two `train:` sections)",
+        ("profile.yaml: key 'train' is given twice in one mapping (lines ", "merge the two"),
+        with_config(append="train: {steps: 3}\n"),
+    ),
+    Case(
+        "config-binary-file",
+        "a file that is not text",
+        ("profile.yaml is not a text (UTF-8) file",),
+        binary_config,
     ),
     Case(
         "config-missing-file",
@@ -567,6 +625,16 @@ CASES = [
         "a truncated prediction file (`spbench.predictions.load_predictions`)",
         ("scale1.npz cannot be read", "re-run its prediction job"),
         truncated_prediction,
+    ),
+    Case(
+        "file-corrupt-scores",
+        "a damaged score file given to `spbench report table2 --scores`",
+        (
+            "spbench report: error:",
+            "scores.parquet is not a readable score file",
+            "delete it and re-run its scoring job",
+        ),
+        corrupt_scores,
     ),
     Case(
         "file-corrupt-manifest",
@@ -630,6 +698,18 @@ CASES = [
         "`spbench plan --times` on a CSV that is not a step-time table",
         ("spbench plan: error:", "times.csv: not a step-time table (columns kind, method"),
         cli(_plan_with_other_csv),
+    ),
+    Case(
+        "cli-missing-step-times",
+        "`spbench plan --times` on a path that does not exist",
+        ("spbench plan: error:", "step-time table", "typo.csv not found"),
+        cli(lambda tmp_path: ["plan", "--config", str(BASE_CONFIG), "--times", "typo.csv"]),
+    ),
+    Case(
+        "cli-bad-scale",
+        "`spbench predict --scales` outside (0, 4]",
+        ("spbench predict: error:", "--scales[0]: 0.0 is less than or equal to the minimum of 0"),
+        cli(lambda tmp_path: [*_predict_argv(tmp_path), "--scales", "0", "1"]),
     ),
     Case(
         "cli-adopt-mismatch",

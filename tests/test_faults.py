@@ -160,12 +160,8 @@ def log_records(path: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    from spbench.data.synthetic import generate_synthetic
-
-    root = tmp_path_factory.mktemp("faults") / "data"
-    generate_synthetic(root, seed=0, n_train=2, n_val=1, n_test=1, height=64, width=96)
-    return root
+def dataset(synthetic_dataset) -> Path:
+    return synthetic_dataset(n_train=2, n_val=1, n_test=1, height=64, width=96)
 
 
 @pytest.fixture(scope="module")

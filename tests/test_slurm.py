@@ -129,6 +129,15 @@ def test_gpu_rule_resources_become_sbatch_gpu_options(rule):
     assert "--cpus-per-task" not in options
 
 
+def _slurm_run(folder: Path) -> list[str]:
+    """Snakemake in ``folder`` with the SLURM executor and profile, on a CPU-only cluster."""
+    return [
+        *SNAKEMAKE,
+        *("--directory", str(folder), "--executor", "slurm"),
+        *("--workflow-profile", str(SLURM_PROFILE), "--resources", "gpu=0"),
+    ]
+
+
 def test_cpu_only_cluster_keeps_the_profiles_limits(tmp_path):
     """`--resources gpu=0`, README's advice for a CPU-only cluster, gives every GPU job gpu=0
     and keeps the profile's memory and time (a `--set-resources` on the command line
@@ -136,19 +145,8 @@ def test_cpu_only_cluster_keeps_the_profiles_limits(tmp_path):
     pytest.importorskip("snakemake_executor_plugin_slurm")
     shutil.copytree(ROOT / ".test/config", tmp_path / "config")
     command = [
-        *SNAKEMAKE,
-        "--directory",
-        str(tmp_path),
-        "--executor",
-        "slurm",
-        "--workflow-profile",
-        str(SLURM_PROFILE),
-        "--configfile",
-        str(tmp_path / "config/config.yaml"),
-        "--resources",
-        "gpu=0",
-        "--dry-run",
-        "--forceall",
+        *_slurm_run(tmp_path),
+        *("--configfile", str(tmp_path / "config/config.yaml"), "--dry-run", "--forceall"),
     ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -265,20 +263,8 @@ def test_ci_profile_runs_through_slurm(slurm_cluster, tmp_path):
     env = dict(slurm_cluster)
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"  # `spbench` inside the jobs
     command = [
-        *SNAKEMAKE,
-        "--directory",
-        str(tmp_path),
-        "--executor",
-        "slurm",
-        "--workflow-profile",
-        str(SLURM_PROFILE),
-        "--default-resources",
-        "mem_mb=500",
-        "runtime=30",
-        "--set-resources",
-        *cpu_only,
-        "--resources",
-        "gpu=0",
+        *_slurm_run(tmp_path),
+        *("--default-resources", "mem_mb=500", "runtime=30", "--set-resources", *cpu_only),
         # the profile's 4 threads per GPU rule: more CPUs than a 2-core test node has
         "--set-threads",
         *(f"{rule}={min(2, os.cpu_count() or 1)}" for rule in GPU_RULES),

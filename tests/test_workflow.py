@@ -227,6 +227,22 @@ def test_bad_config_fails_at_start_naming_the_key(tmp_path):
     assert "config.train.steps" in result.stdout + result.stderr
 
 
+def test_a_key_given_twice_in_a_profile_file_stops_the_run(tmp_path):
+    """Snakemake's YAML reading keeps the last of two `train:` sections, silently; the workflow
+    reads each profile file again and stops, naming the file, the key and its lines."""
+    overlay = tmp_path / "twice.yaml"
+    overlay.write_text("train:\n  steps: 3\ntrain:\n  log_every: 1\n", encoding="utf-8")
+    command = [*SNAKEMAKE, "--directory", str(tmp_path), "-n", "--cores", "1"]
+    configfiles = ("--configfile", str(ROOT / ".test/config/config.yaml"), str(overlay))
+    result = subprocess.run(
+        [*command, *configfiles], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode != 0
+    assert "twice.yaml: key 'train' is given twice in one mapping (lines 1 and 3)" in (
+        result.stdout + result.stderr
+    )
+
+
 @pytest.mark.slow
 def test_ci_profile_end_to_end(ci_run):
     """The CI profile's finished run (shared with the fault tests, ``tests/conftest.py``)."""

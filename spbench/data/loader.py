@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from spbench.config import ConfigError
 from spbench.data.prepared import PreparedSplit
 
 AUGMENTATIONS = ("scn", "rescale_bicubic", "ssm")
@@ -90,7 +91,8 @@ class PairBank:
     device
         Where the tensors live.
     min_size
-        Smallest allowed image side; a smaller image raises a ``ValueError`` naming it and the
+        Smallest allowed image side; a smaller image raises a
+        :class:`~spbench.config.ConfigError` (a ``ValueError``) naming it and the
         ``train.crop`` / ``train.val_crop`` config keys.
     with_edges
         Also hold each image's consensus edge targets (``docs/protocol.md`` §1.7, SSM).
@@ -112,7 +114,7 @@ class PairBank:
             for sample in split.samples:
                 h, w = sample.annotations.shape[1:]
                 if min(h, w) < min_size:
-                    raise ValueError(
+                    raise ConfigError(
                         f"{split.dataset}/{split.split}/{sample.image_id} is {h}×{w}, smaller than "
                         f"the {min_size}-px crop; lower train.crop / train.val_crop in the config"
                     )

@@ -251,6 +251,11 @@ def read_manifest(root: str | os.PathLike[str]) -> dict:
             "(`spbench data synthetic --out DIR` or `spbench data bsds500 --out DIR`)."
         )
     manifest = read_json(path)
+    if not isinstance(manifest, dict):  # valid JSON, but a list or a number
+        raise CorruptFileError(
+            f"{path} holds a JSON {type(manifest).__name__}, not a {FORMAT_NAME} manifest; "
+            "delete the folder and prepare the dataset again"
+        )
     if manifest.get("format") != FORMAT_NAME or manifest.get("format_version") != FORMAT_VERSION:
         raise CorruptFileError(
             f"{path} is not a {FORMAT_NAME} v{FORMAT_VERSION} manifest; re-prepare the dataset"

@@ -145,7 +145,17 @@ def generate_synthetic(
     -------
     pathlib.Path
         Path of the written ``dataset.json``.
+
+    Raises
+    ------
+    spbench.config.ConfigError
+        For an option the schema's ``dataset.synthetic`` refuses (a negative seed, 4.0 images).
     """
+    from spbench.config import validate_section
+
+    options = {"seed": seed, "n_train": n_train, "n_val": n_val, "n_test": n_test}
+    options |= {"height": height, "width": width, "portrait_every": portrait_every}
+    validate_section(options, "dataset.synthetic")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     splits = {}

@@ -173,7 +173,7 @@ def register_method(
     Parameters
     ----------
     name : str
-        Registry key; must be unused.
+        Registry key; must be unused and match ``^[a-z0-9_]+$`` (as ``config.methods``).
     recipe : Recipe
         The method's default training recipe.
     loss : callable, optional
@@ -192,8 +192,12 @@ def register_method(
     Raises
     ------
     ValueError
-        If ``name`` is already registered.
+        If ``name`` is already registered; :class:`spbench.config.ConfigError` (a ValueError)
+        if it is not a name ``config.methods`` accepts (lower-case letters, digits and _).
     """
+    from spbench.config import check_method_name
+
+    check_method_name(name)
 
     def decorator(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:

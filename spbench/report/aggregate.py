@@ -26,6 +26,7 @@ import pandas as pd
 
 from spbench.catalogue import model_label
 from spbench.errors import UserError
+from spbench.io import CorruptFileError
 from spbench.metrics import metric_names, normalized_auc
 
 __all__ = [
@@ -89,8 +90,13 @@ AUC_KEYS: tuple[str, ...] = (*RUN_KEYS, "ec")
 SUMMARY_KEYS: tuple[str, ...] = ("dataset", "split", "method", "variant", "ec")
 
 
-class MissingColumnsError(ValueError):
+class MissingColumnsError(UserError, ValueError):
     """A score table lacks required columns; the message names the file and the columns."""
+
+
+class ScoreFilesError(UserError, ValueError):
+    """Score files that cannot make one table (none, no rows, a sample twice, a run whose
+    rows disagree); the message names the files or rows and what to do."""
 
 
 def validate_scores(frame: pd.DataFrame, source: str | os.PathLike[str] = "<frame>") -> None:
@@ -133,9 +139,11 @@ def load_scores(score_files: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
     ------
     FileNotFoundError
         If a file does not exist.
+    CorruptFileError
+        If a file is not a readable Parquet file (truncated, damaged, another format).
     MissingColumnsError
         If a file lacks a required column (the message names the file).
-    ValueError
+    ScoreFilesError
         If no file is given or the same sample occurs twice (e.g. a file passed twice).
     """
     score_files = [Path(p) for p in score_files]
@@ -143,18 +151,33 @@ def load_scores(score_files: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
     for path in score_files:
         if not path.is_file():
             raise FileNotFoundError(f"score file {path} does not exist")
-        frame = pd.read_parquet(path)
+        frame = _read_score_file(path)
         if "budget" not in frame:  # score files written before train.budget existed
             frame["budget"] = 1.0
         validate_scores(frame, path)
         frames.append(frame.assign(source_file=str(path)))
     if not frames:
-        raise ValueError("no score files given")
+        raise ScoreFilesError("no score files given")
     scores = pd.concat(frames, ignore_index=True)
     if scores.empty:
-        raise ValueError("the score files hold no rows: " + ", ".join(str(p) for p in score_files))
+        raise ScoreFilesError(
+            "the score files hold no rows: " + ", ".join(str(p) for p in score_files)
+        )
     _check_duplicates(scores)
     return scores
+
+
+def _read_score_file(path: Path) -> pd.DataFrame:
+    """Read one score Parquet file; a damaged one raises :class:`CorruptFileError` naming it."""
+    import pyarrow as pa
+
+    try:
+        return pd.read_parquet(path)
+    except (pa.ArrowException, ValueError) as err:  # ArrowInvalid is also a ValueError
+        raise CorruptFileError(
+            f"{path} is not a readable score file ({err}); delete it and re-run its scoring "
+            "job (`spbench score`, or the workflow's score rule)"
+        ) from None
 
 
 def _check_duplicates(scores: pd.DataFrame) -> None:
@@ -162,7 +185,7 @@ def _check_duplicates(scores: pd.DataFrame) -> None:
     dup = scores.duplicated(subset=keys, keep=False)
     if dup.any():
         first = scores.loc[dup, [*keys, *(["source_file"] if "source_file" in scores else [])]]
-        raise ValueError(
+        raise ScoreFilesError(
             f"{int(dup.sum())} score rows share a (run, EC, scale, image, annotation) key, e.g.\n"
             f"{first.head(4).to_string(index=False)}\n"
             "was a score file passed twice, or do two runs share method/variant/seed?"
@@ -177,7 +200,7 @@ def _check_run_attributes(scores: pd.DataFrame) -> None:
     if not bad.empty:
         run = dict(zip(RUN_KEYS, bad.index[0], strict=True))
         cols = [c for c in RUN_ATTRIBUTES if bad.iloc[0][c] > 1]
-        raise ValueError(
+        raise ScoreFilesError(
             f"run {run} mixes rows with different {', '.join(cols)}; "
             "give different runs different seeds or variants"
         )

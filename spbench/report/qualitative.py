@@ -30,6 +30,7 @@ from matplotlib.figure import Figure
 from skimage.measure import label as _cc_label
 
 from spbench.data.prepared import load_split
+from spbench.errors import UserError
 from spbench.io import atomic_path
 from spbench.metrics import fragmentation
 from spbench.predictions import load_predictions
@@ -48,6 +49,10 @@ __all__ = [
 BOUNDARY_COLOUR = np.array([1.0, 0.9, 0.0])
 STRAY_COLOUR = np.array([0.9, 0.0, 0.0])
 PANEL_WIDTH_IN = 3.3
+
+
+class FigureInputError(UserError, ValueError):
+    """Predictions or image ids that cannot make the figure; the message says which."""
 
 
 def stray_mask(labels: np.ndarray) -> np.ndarray:
@@ -147,7 +152,7 @@ def plot_qualitative(
         The figure (not saved, not closed).
     """
     if not image_ids or not predictions:
-        raise ValueError("need at least one image and one model")
+        raise FigureInputError("need at least one image and one model")
     models = list(predictions)
     ncols = 2 * len(models)
     heights = [images[i].shape[0] / images[i].shape[1] for i in image_ids]
@@ -251,7 +256,7 @@ def build_qualitative(
     for key in ("scale", "split"):
         values = {str(meta.get(key)) for meta in metas}
         if len(values) > 1:
-            raise ValueError(f"prediction files differ in {key}: {sorted(values)}")
+            raise FigureInputError(f"prediction files differ in {key}: {sorted(values)}")
     split = load_split(data_root, metas[0]["split"])
     images = {s.image_id: s.image for s in split.samples}
     common = [i for i in metas[0]["image_ids"] if all(i in m["image_ids"] for m in metas)]
@@ -261,7 +266,7 @@ def build_qualitative(
         image_ids = _select_images(first_noec, common, n_images)
     missing = [i for i in image_ids if i not in common]
     if missing:
-        raise ValueError(
+        raise FigureInputError(
             f"image id(s) {missing} are not in every prediction file and in split "
             f"{metas[0]['split']!r} of {data_root}"
         )

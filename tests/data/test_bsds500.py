@@ -688,9 +688,10 @@ def test_cli_download_names_every_source_when_all_fail(closed_port, tmp_path, ca
     assert not (tmp_path / "a.tgz").exists()
 
 
-def test_cli_prepare_needs_an_archive(tmp_path):
-    with pytest.raises(SystemExit, match="--archive is required"):
-        _cli(["prepare-bsds500", "--out", tmp_path / "prepared"])
+def test_cli_prepare_needs_an_archive(tmp_path, capsys):
+    assert _cli(["prepare-bsds500", "--out", tmp_path / "prepared"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("spbench data: error: --archive is required") and "Traceback" not in err
 
 
 def test_cli_prepare_refuses_an_archive_that_fails_verification(fake_archive, tmp_path, capsys):

@@ -6,6 +6,7 @@ import os
 
 from spbench.catalogue import get_card, model_label
 from spbench.config import (
+    check_yaml_files,
     experiment_runs,
     export_module_roots,
     report_settings,
@@ -29,6 +30,9 @@ from spbench.predictions import format_scale
 from spbench.report.artefacts import ARTEFACT_FILES
 from spbench.session import refuse_dropped_adoption, refuse_missing_adoptions, run_file
 
+# Snakemake reads the profile files itself, keeping the last of a key given twice (a second
+# `train:` section replaces the first whole): read them again as spbench does, which refuses it.
+check_yaml_files(getattr(workflow, "configfiles", []))
 # Validate against workflow/schemas/config.schema.yaml, fill defaults, check the method names.
 config.update(validate_config(config))
 # Jobs import config.method_modules from where this process did (its folder is on Snakemake's
