@@ -181,19 +181,22 @@ def _predict(args: argparse.Namespace) -> None:
 
     settings = {**_settings(args, predict_job), **(_runtime(args, predict_runtime) or {})}
     if args.scales:
-        _check_scales(args.scales)
+        _check_scales(args.scales, settings.get("base_size"))
     scales = args.scales or settings["scales"]
     outputs = {s: Path(args.out_dir) / f"scale{format_scale(s)}.npz" for s in scales}
     for path in predict(args.checkpoint, args.data, outputs, settings=settings):
         print(path)
 
 
-def _check_scales(scales: list[float]) -> None:
-    """Refuse ``--scales`` outside the schema's ``predict.scales`` (range, repeats, names)."""
-    from spbench.config import check_scale_names, validate_section
+def _check_scales(scales: list[float], base_size: list[int] | None) -> None:
+    """Refuse ``--scales`` outside the schema's ``predict.scales`` (range, repeats, names) or
+    off the 16-px grid for ``base_size`` (the settings' ``predict.base_size``, if given)."""
+    from spbench.config import check_scale_names, check_scales_on_grid, validate_section
 
     validate_section(scales, "predict.scales", prefix="--scales")
     check_scale_names(scales, option="--scales")
+    if base_size:
+        check_scales_on_grid(scales, base_size, option="--scales")
 
 
 def _score(args: argparse.Namespace) -> None:

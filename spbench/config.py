@@ -220,12 +220,29 @@ def _check_consistency(full: dict) -> None:
                 f"({sorted(full['variants'])})"
             )
     check_scale_names(full["predict"]["scales"])
+    check_scales_on_grid(full["predict"]["scales"], full["predict"]["base_size"])
     low, high = full["report"]["auc_range"]
     if not low < high:
         raise ConfigError(
             f"config.report.auc_range: [{low}, {high}] is not an interval; give [low, high] "
             "with low < high (superpixel counts, e.g. [384, 1200])"
         )
+
+
+def check_scales_on_grid(
+    scales: Sequence[float], base_size: Sequence[int], option: str = "config.predict.scales"
+) -> None:
+    """Raise :class:`ConfigError` for a scale whose network input is off the 16-px grid (it
+    would stop the prediction job, after the training).
+
+    ``base_size`` is ``predict.base_size``, the image's (short, long) sides in pixels.
+    """
+    from spbench.predictions import off_grid
+
+    for i, scale in enumerate(scales):
+        problem = off_grid(scale, base_size)
+        if problem:
+            raise ConfigError(f"{option}[{i}]: {problem}")
 
 
 def check_scale_names(scales: Sequence[float], option: str = "config.predict.scales") -> None:

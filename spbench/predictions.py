@@ -25,6 +25,7 @@ __all__ = [
     "format_scale",
     "load_predictions",
     "network_size",
+    "off_grid",
     "save_predictions",
 ]
 
@@ -47,19 +48,26 @@ def network_size(
         If a side is not a multiple of 16 (a scale the protocol does not allow for this
         ``predict.base_size``).
     """
+    problem = off_grid(scale, base_size)
+    if problem:
+        raise OffGridScaleError(f"predict.scales: {problem}")
     short, long = base_size
     h, w = (short, long) if width >= height else (long, short)
-    size = (round(h * scale), round(w * scale))
-    if any(
-        abs(side - d * scale) > 1e-6 or side % CELL_SIZE
-        for side, d in zip(size, (h, w), strict=True)
-    ):
-        raise OffGridScaleError(
-            f"predict.scales: scale {scale:g} gives a {h * scale:g}×{w * scale:g} network input, "
-            f"not a multiple of {CELL_SIZE} px; choose scales s for which both sides of "
-            f"predict.base_size ({short}×{long}) times s are multiples of {CELL_SIZE}"
-        )
-    return size
+    return round(h * scale), round(w * scale)
+
+
+def off_grid(scale: float, base_size: Sequence[int]) -> str | None:
+    """Return why ``scale`` gives a network input off the 16-px grid, or None if it does not
+    (both orientations have the same two sides, ``base_size`` × ``scale``, in pixels)."""
+    short, long = base_size
+    sides = [d * scale for d in (short, long)]
+    if all(abs(x - round(x)) <= 1e-6 and round(x) % CELL_SIZE == 0 for x in sides):
+        return None
+    return (
+        f"scale {scale:g} gives a {sides[0]:g}×{sides[1]:g} network input, not a multiple of "
+        f"{CELL_SIZE} px; choose scales s for which both sides of predict.base_size "
+        f"({short}×{long}) times s are multiples of {CELL_SIZE}"
+    )
 
 
 def format_scale(scale: float) -> str:

@@ -83,7 +83,7 @@ def test_run_names_with_dots_and_more_are_fine(name):
 
 
 def test_distinct_scales_and_whole_numbers_still_validate():
-    config = validate_config({**MINIMAL, "seeds": [0, 3], "predict": {"scales": [0.5, 0.5001]}})
+    config = validate_config({**MINIMAL, "seeds": [0, 3], "predict": {"scales": [0.5, 0.6]}})
     assert config["seeds"] == [0, 3]
 
 
@@ -362,3 +362,12 @@ def test_config_error_lists_yaml_key_paths_for_overlays(tmp_path):
     overlay.write_text(yaml.safe_dump({"seeds": [0]}) + "seeds: [1]\n")
     with pytest.raises(ConfigError, match=r"mine\.yaml: key 'seeds' is given twice"):
         load_config(PROFILE, overlay)
+
+
+def test_a_scale_off_the_grid_is_refused_before_training(tmp_path):
+    """predict.scales: [0.35] validated and stopped the prediction job, after the training; the
+    profile check names it now, as --scales does."""
+    overlay = tmp_path / "scales.yaml"
+    overlay.write_text("predict:\n  scales: [1.0, 0.35]\n", encoding="utf-8")
+    message = user_error(["check-config", "config/smoke.yaml", str(overlay)])
+    assert "config.predict.scales[1]: scale 0.35 gives a 56×84 network input" in message
