@@ -543,6 +543,12 @@ CASES = [
         with_config("scales: [0.4,", "scales: [0.4, 0.40001,"),
     ),
     Case(
+        "config-off-grid-scale",
+        "a prediction scale whose network input is off the 16-px grid (`scales: [0.35, ...]`)",
+        ("config.predict.scales[0]: scale 0.35 gives a", "not a multiple of 16 px"),
+        with_config("scales: [0.4,", "scales: [0.35, 0.4,"),
+    ),
+    Case(
         "config-bad-yaml",
         "a file that is not YAML (a tab-indented or unclosed mapping)",
         ("profile.yaml is not valid YAML",),
