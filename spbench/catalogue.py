@@ -132,6 +132,10 @@ class MethodCard:
         The module whose import registers the method (the user's module, e.g. the
         ``config.method_modules`` entry ``mymethods.mynet``); None for a built-in. A training
         job imports it, and its params name it instead of every module the config lists.
+    augment : str
+        The training crops' augmentation (``spbench.models.registry.AUGMENTATIONS``).
+    needs_edges : bool
+        Whether training batches carry edge targets.
     """
 
     name: str
@@ -140,6 +144,8 @@ class MethodCard:
     trained: bool = True
     description: str = ""
     module: str | None = None
+    augment: str = "scn"
+    needs_edges: bool = False
 
 
 class UnknownMethodError(UserError, KeyError):

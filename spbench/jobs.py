@@ -206,7 +206,8 @@ def train_job(config: dict, method: str, variant: str, stage: str | None = None)
         ``revision`` when the stage's is not 0 (:class:`~spbench.catalogue.Stage`), and, for a
         method that is not built in, ``method_modules``: the one module that
         registers it (:attr:`~spbench.catalogue.MethodCard.module`), so that another module
-        added to ``config.method_modules``, or the list reordered, re-runs nothing.
+        added to ``config.method_modules``, or the list reordered, re-runs nothing, and its
+        decorator's ``augment`` and ``needs_edges`` where they are not the defaults.
 
         A method with nothing to fit (``MethodCard.trained`` False: SLIC, the plain grid) gets
         the same keys with values that no setting changes (:func:`untrained_job`): its labels
@@ -233,8 +234,15 @@ def train_job(config: dict, method: str, variant: str, stage: str | None = None)
             job["budget"] = training_budget(train)
         if spec.revision:  # likewise: revision 0 keeps every earlier run's params
             job["revision"] = spec.revision
-    if method not in BUILTIN and card.module:
-        job["method_modules"] = [card.module]
+    if method not in BUILTIN:
+        if card.module:
+            job["method_modules"] = [card.module]
+        # What its decorator says of the training data, where not the default (so that a
+        # plug-in's earlier runs keep their params): another augmentation retrains it.
+        if card.trained and card.augment != "scn":
+            job["augment"] = card.augment
+        if card.trained and card.needs_edges:
+            job["needs_edges"] = True
     return canonical(job)
 
 

@@ -252,6 +252,38 @@ def test_a_plugin_methods_params_name_its_own_module_only(plugin_modules):
     assert "method_modules" not in train_job(validate_config(PROFILE), "scn", "lap")
 
 
+def test_a_plugins_training_data_options_are_in_its_params(plugin_modules, tmp_path):
+    """The decorator's augment= and needs_edges= change what training sees, and re-ran nothing;
+    they are in the plug-in's params where not the defaults (earlier runs keep theirs)."""
+    source = (tmp_path / "tinynet.py").read_text()
+    for name, options in (
+        ("augnet", 'augment="rescale_bicubic", '),
+        ("edgenet", "needs_edges=True, "),
+    ):
+        text = source.replace('"tinynet"', f'"{name}"').replace(
+            "recipe=Recipe(", f"{options}recipe=Recipe("
+        )
+        (tmp_path / f"{name}.py").write_text(text)
+
+    def job(module: str) -> dict:
+        profile = {**PROFILE, "method_modules": [module], "methods": [module]}
+        return train_job(validate_config(profile), module, "lap")
+
+    try:
+        assert "augment" not in job("tinynet") and "needs_edges" not in job("tinynet")
+        assert job("augnet")["augment"] == "rescale_bicubic" and "needs_edges" not in job("augnet")
+        assert job("edgenet")["needs_edges"] is True and "augment" not in job("edgenet")
+        assert "augment" not in train_job(
+            validate_config({**PROFILE, "methods": ["cds"]}), "cds", "lap"
+        )
+    finally:
+        from spbench.models import registry
+
+        for name in ("augnet", "edgenet"):
+            registry.unregister_method(name)
+            sys.modules.pop(name, None)
+
+
 def test_an_untrained_methods_params_ignore_the_training_settings():
     """SLIC and the plain grid fit nothing, so no training setting or loss can change their
     labels: their params stay the same (no re-run of their 'training', prediction and

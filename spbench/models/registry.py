@@ -222,7 +222,14 @@ def register_method(
             raise ValueError(f"method {name!r}: stage names must be unique and non-empty")
         try:  # the torch-free catalogue the workflow reads (spbench.catalogue)
             card = MethodCard(
-                name, recipe, tuple(stages), segment is None, description, _registering_module()
+                name,
+                recipe,
+                tuple(stages),
+                segment is None,
+                description,
+                _registering_module(),
+                augment=augment,
+                needs_edges=needs_edges,
             )
             add_card(card)
         except ValueError:
