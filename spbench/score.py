@@ -4,7 +4,7 @@ One row per (run, scale, EC setting, image, annotation): every (image, annotatio
 sample (``docs/protocol.md`` §6). Columns:
 
 - run: ``method, variant, seed, use_lap, use_msd, use_wr, lambda_lap, msd_mode, weights,
-  train_steps``
+  train_steps, budget`` (the training budget's fraction, 1 for a full run)
 - sample: ``dataset, split, image_id, annotation, scale, n_nominal, ec``
 - aggregation options: ``gt_cap50``, ``max_annotations`` (0: all annotations)
 - metrics: ``n_superpixels, asa, ue, ue_np, ue_levin, oe, co, br, bp, ev`` (per pair),
@@ -27,6 +27,11 @@ from spbench.errors import UserError
 from spbench.io import atomic_path
 from spbench.metrics import LabelMapStats, PredictionScorer, asa, fragmentation
 from spbench.predictions import load_predictions
+
+
+class PredictionMismatchError(UserError, ValueError):
+    """A prediction file that does not fit the dataset it is scored against (an image it lacks,
+    another image size) or settings the dataset cannot serve."""
 
 
 def score_predictions(
@@ -60,6 +65,9 @@ def score_predictions(
     UserError
         If two files (or one given twice) hold the same run's image at the same scale: the
         rows would be duplicated.
+    PredictionMismatchError
+        If a file names an image the split lacks, or its label maps are not the ground truth's
+        size, or ``gt_cap50`` is false on a dataset prepared without raw annotations.
     """
     rows = []
     splits = {}
@@ -74,7 +82,10 @@ def score_predictions(
         _refuse_repeats(seen, run, meta["image_ids"], path)
         for image_id in meta["image_ids"]:
             if image_id not in samples:
-                raise KeyError(f"{path}: image {image_id} is not in {data_root} ({meta['split']})")
+                raise PredictionMismatchError(
+                    f"{path}: image {image_id} is not in {data_root} ({meta['split']} split); "
+                    "score the predictions against the dataset they were made from"
+                )
             labels = {True: ec[image_id], False: noec[image_id]}
             image_rows = _image_rows(samples[image_id], labels, settings, data_root, path)
             rows += [{**run, **row} for row in image_rows]
@@ -140,14 +151,16 @@ def _image_rows(
     """
     gts = sample.annotations if settings["gt_cap50"] else sample.raw_annotations
     if gts is None:
-        raise ValueError(f"{data_root} has no raw annotations; set score.gt_cap50: true")
+        raise PredictionMismatchError(
+            f"{data_root} has no raw annotations; set score.gt_cap50: true"
+        )
     gts = gts[: settings.get("max_annotations") or None]
     # GT as the benchmark reads it (capped labels are stored + 1 in its CSVs); only
     # ue_levin, which counts max label + 1 GT segments, notices the offset.
     offset = 1 if settings["gt_cap50"] else 0
     for is_ec in (True, False):
         if labels[is_ec].shape != gts.shape[1:]:
-            raise ValueError(
+            raise PredictionMismatchError(
                 f"{path}: {sample.image_id} labels are {labels[is_ec].shape}, ground truth "
                 f"{gts.shape[1:]}; the prediction does not belong to this dataset"
             )

@@ -124,3 +124,21 @@ def test_a_prediction_of_another_size_is_named(files, tmp_path):
     np.savez_compressed(wrong, **arrays)
     with pytest.raises(ValueError, match=r"wrong\.npz: img labels are \(8, 6\), ground truth"):
         score_predictions([wrong], data, tmp_path / "s.parquet", settings={"gt_cap50": True})
+
+
+def test_a_prediction_of_another_dataset_is_a_user_error(files, tmp_path):
+    """An image the split lacks was a KeyError (a traceback); every mismatch between the
+    prediction and the dataset is now a one-line UserError."""
+    from spbench.errors import UserError
+    from spbench.score import PredictionMismatchError
+
+    data, predictions = files
+    other = tmp_path / "other.npz"
+    with np.load(predictions) as npz:
+        arrays = {key.replace("/img", "/nope"): npz[key] for key in npz.files}
+    meta = json.loads(str(arrays["meta"]))
+    arrays["meta"] = np.array(json.dumps({**meta, "image_ids": ["nope"]}))
+    np.savez_compressed(other, **arrays)
+    with pytest.raises(PredictionMismatchError, match=r"other\.npz: image nope is not in .*test"):
+        score_predictions([other], data, tmp_path / "s.parquet", settings={"gt_cap50": True})
+    assert issubclass(PredictionMismatchError, UserError)
