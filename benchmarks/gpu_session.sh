@@ -34,6 +34,8 @@
 #   session.tar.gz       every log, bench CSV and table, test output, loss logs, the trained
 #                        profile (profile.yaml), provenance.md/.csv, session.json
 #   <method>_<variant>_seed<k>.pt   each finished run's final checkpoint (weights + metadata)
+#   <method>_<variant>_seed<k>.partial.pt   instead, for a run stopped at the deadline: its
+#                        weights at the step it reached (`spbench session train` says which)
 #
 # Knobs (environment, defaults in brackets):
 #   OUT [./gpu-session-out]  WORK [logs/gpu-session]  PROFILE [config/gpu-short.yaml]
@@ -221,7 +223,12 @@ pack() {
   local files missing=()
   files=$(spbench session files --profile "$PROFILE" 2> /dev/null)
   for name in $files; do
-    [[ $name == *.pt && -f $WORK/models/$name ]] && cp "$WORK/models/$name" "$OUT/$name"
+    [[ $name == *.pt ]] || continue
+    if [[ -f $WORK/models/$name ]]; then
+      cp "$WORK/models/$name" "$OUT/$name"
+    elif [[ -f $WORK/models/${name%.pt}.partial.pt ]]; then # stopped at the deadline
+      cp "$WORK/models/${name%.pt}.partial.pt" "$OUT/"
+    fi
   done
   if compgen -G "$OUT/*.pt" > /dev/null; then
     spbench report provenance --checkpoints "$OUT"/*.pt --out-dir "$WORK" > /dev/null 2>&1

@@ -30,8 +30,12 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from spbench import __version__
+
+if TYPE_CHECKING:  # the session module is imported by its commands only
+    from spbench.session import JobResult
 
 
 def _json_option(option: str, text: str) -> dict:
@@ -330,16 +334,22 @@ def _session(args: argparse.Namespace) -> None:
         results = session.run_jobs(
             _load_profile(args.profile), args.data, args.out_dir, args.log_dir, until=args.until
         )
-        lines = [
-            f"{'/'.join(map(str, r.run))}: "
-            + ("killed at the deadline" if r.returncode is None else f"exit {r.returncode}")
-            + f" after {r.wall_s:.0f} s ({r.log})"
-            for r in results
-        ]
+        lines = [_session_job_line(r, session.keep_partial(r.checkpoint)) for r in results]
         if any(r.returncode != 0 for r in results):
             print("\n".join(lines))
             raise SystemExit(1)
     print("\n".join(lines))
+
+
+def _session_job_line(result: JobResult, partial: tuple[Path, int, int] | None) -> str:
+    """One line of ``spbench session train``: how a job ended, and the weights kept of one
+    stopped before its end (:func:`spbench.session.keep_partial`)."""
+    ended = "killed at the deadline" if result.returncode is None else f"exit {result.returncode}"
+    line = f"{'/'.join(map(str, result.run))}: {ended} after {result.wall_s:.0f} s ({result.log})"
+    if partial is not None:
+        path, reached, planned = partial
+        line += f"; its weights at step {reached} of {planned} kept as {path.name}"
+    return line
 
 
 def _refuse_missing(paths: Sequence[Path], option: str) -> None:

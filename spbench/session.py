@@ -15,6 +15,9 @@ it:
     ``train.steps`` is the floor).
 :func:`run_jobs`
     The jobs themselves, killed at the deadline; each writes ``<method>_<variant>_seed<k>.pt``.
+:func:`keep_partial`
+    A job stopped at the deadline leaves its resume file (optimisers included, too large to
+    return); its weights at the step it reached become ``<name>.partial.pt``.
 :func:`returned_files`
     What the session hands back: the summary, one archive and one checkpoint per run.
 
@@ -54,6 +57,7 @@ __all__ = [
     "adoption_record",
     "calibrate",
     "choose_fast_mode",
+    "keep_partial",
     "plan_profile",
     "refuse_dropped_adoption",
     "refuse_missing_adoptions",
@@ -373,6 +377,49 @@ def run_jobs(
             jobs, ended, strict=True
         )
     ]
+
+
+#: Suffix of the weights a run stopped at the deadline reached (:func:`keep_partial`).
+PARTIAL_SUFFIX = ".partial.pt"
+
+
+def keep_partial(checkpoint: str | os.PathLike[str]) -> tuple[Path, int, int] | None:
+    """Keep the weights of a run stopped before its end, from the resume file it left.
+
+    A training job asked to stop writes ``<stem>.resume.pt`` at the step it reached: model,
+    optimisers and random states, three times the weights (SCN: 26 MiB, over what the GPU
+    session can return per file). This writes ``<stem>.partial.pt`` beside it: an spbench
+    checkpoint of the weights and their metadata alone, with ``partial`` =
+    ``{"steps": reached, "of": planned}``; its ``step`` is the step reached. It is not named
+    as the run's checkpoint, so nothing adopts it unless a person renames it.
+
+    Returns
+    -------
+    (pathlib.Path, int, int) or None
+        The partial checkpoint, the steps reached and the steps planned; None when the run
+        finished (``checkpoint`` exists) or left no resume file.
+    """
+    import dataclasses
+
+    from spbench.checkpoint import (
+        CheckpointMeta,
+        checkpoint_header,
+        load_checkpoint,
+        save_checkpoint,
+    )
+
+    checkpoint = Path(checkpoint)
+    resume = checkpoint.with_name(checkpoint.stem + ".resume.pt")
+    if checkpoint.is_file() or not resume.is_file():
+        return None
+    state = load_checkpoint(resume)
+    keys = {*checkpoint_header(), *(f.name for f in dataclasses.fields(CheckpointMeta))}
+    kept = {key: state[key] for key in (*keys, "step", "wall_time_s", "model") if key in state}
+    reached, planned = int(state["step"]), int(state["settings"]["steps"])
+    kept["partial"] = {"steps": reached, "of": planned}
+    out = checkpoint.with_name(checkpoint.stem + PARTIAL_SUFFIX)
+    save_checkpoint(out, kept)
+    return out, reached, planned
 
 
 def _wait_or_stop(

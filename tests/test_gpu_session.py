@@ -457,3 +457,28 @@ def test_jobs_past_the_deadline_are_stopped_together() -> None:
     assert time.time() - start < 4.5  # one shared second of stopping, not four
     assert [code for code, _ in ended] == [None, None, None, None, 3]
     assert ended[4][1] - start < 1.5  # the quick job's end is seen when it happens
+
+
+def test_a_run_stopped_at_the_deadline_keeps_its_weights(tmp_path: Path) -> None:
+    """A job stopped at the deadline left only its resume file (optimisers and random states:
+    over the 16 MiB a device returns per file for SCN), and the session returned nothing of
+    it. Its weights and metadata become <run>.partial.pt, named by how far it got."""
+    import torch
+
+    from spbench.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
+
+    net = torch.nn.Conv2d(3, 9, 1)
+    meta = CheckpointMeta("scn", "lap", "main", ["main"], 0, "trained here", {"steps": 4000})
+    checkpoint = tmp_path / run_file("scn", "lap", 0)
+    resume = checkpoint.with_name(checkpoint.stem + ".resume.pt")
+    extra = {"optimizer": {"state": {}}, "rng": {"torch": torch.get_rng_state()}}
+    save_checkpoint(resume, meta.payload(net, 3800, 290.0, **extra, resume_inputs={}))
+    path, reached, planned = session_module.keep_partial(checkpoint)
+    assert (path.name, reached, planned) == ("scn_lap_seed0.partial.pt", 3800, 4000)
+    kept = load_checkpoint(path)
+    assert kept["partial"] == {"steps": 3800, "of": 4000} and kept["step"] == 3800
+    assert not {"optimizer", "rng", "resume_inputs"} & set(kept)
+    assert kept["method"] == "scn" and kept["settings"] == {"steps": 4000}
+    assert torch.equal(kept["model"]["weight"], net.weight)
+    save_checkpoint(checkpoint, kept)  # a finished run: nothing to keep
+    assert session_module.keep_partial(checkpoint) is None
