@@ -170,7 +170,7 @@ def test_one_variants_switches_retrain_that_variant_only(finished_run):
 
 @pytest.mark.slow
 def test_new_scales_repredict_without_training(finished_run):
-    jobs = jobs_to_run(finished_run, edited(predict__scales=[1.0, 1.5, 2.0]))
+    jobs = jobs_to_run(finished_run, edited(predict__scales=[1.0, 2.0, 3.0]))
     assert "train_stage" not in jobs
     assert jobs["predict_scales"] == 4 and jobs["score_run"] == 4
 
