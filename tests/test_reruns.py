@@ -254,11 +254,14 @@ def test_a_plugin_methods_params_name_its_own_module_only(plugin_modules):
 
 def test_a_plugins_training_data_options_are_in_its_params(plugin_modules, tmp_path):
     """The decorator's augment= and needs_edges= change what training sees, and re-ran nothing;
-    they are in the plug-in's params where not the defaults (earlier runs keep theirs)."""
+    they are in the plug-in's params where not the defaults (earlier runs keep theirs), as its
+    recipe and a stage revision are (README's re-run table)."""
     source = (tmp_path / "tinynet.py").read_text()
+    source = source.replace("import Recipe,", "import Recipe, Stage,")
     for name, options in (
         ("augnet", 'augment="rescale_bicubic", '),
         ("edgenet", "needs_edges=True, "),
+        ("revnet", "stages=(Stage(revision=1),), "),
     ):
         text = source.replace('"tinynet"', f'"{name}"').replace(
             "recipe=Recipe(", f"{options}recipe=Recipe("
@@ -273,13 +276,15 @@ def test_a_plugins_training_data_options_are_in_its_params(plugin_modules, tmp_p
         assert "augment" not in job("tinynet") and "needs_edges" not in job("tinynet")
         assert job("augnet")["augment"] == "rescale_bicubic" and "needs_edges" not in job("augnet")
         assert job("edgenet")["needs_edges"] is True and "augment" not in job("edgenet")
+        assert job("revnet")["revision"] == 1 and "revision" not in job("tinynet")
+        assert job("tinynet")["recipe"]["lr"] == 1e-3  # the decorator's recipe
         assert "augment" not in train_job(
             validate_config({**PROFILE, "methods": ["cds"]}), "cds", "lap"
         )
     finally:
         from spbench.models import registry
 
-        for name in ("augnet", "edgenet"):
+        for name in ("augnet", "edgenet", "revnet"):
             registry.unregister_method(name)
             sys.modules.pop(name, None)
 
