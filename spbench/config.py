@@ -78,6 +78,13 @@ STRING_HINT = (
 )
 
 
+OVERLAY_HINT = (
+    "(no run_name, dataset or methods: an overlay such as "
+    "config/full-protocol.yaml goes after a profile, `--configfile config/cpu-short.yaml "
+    "OVERLAY.yaml`)"
+)
+
+
 def _quoted_scalar(error: jsonschema.ValidationError) -> bool:
     """Whether a type error's value is a string that YAML would read as a number, bool or null."""
     if error.validator != "type" or not isinstance(error.instance, str):
@@ -171,6 +178,8 @@ def validate_config(config: dict, *, check_methods: bool = True) -> dict:
         lines = [f"{_key_path(e)}: {e.message}" for e in errors[:10]]
         if any(_quoted_scalar(e) for e in errors):
             lines.append(STRING_HINT)
+        if not {"run_name", "dataset", "methods"} & set(config):
+            lines.append(OVERLAY_HINT)
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
     if not full["dataset"]["root"]:
         full["dataset"]["root"] = f"data/{full['dataset']['name']}/prepared"

@@ -371,3 +371,10 @@ def test_a_scale_off_the_grid_is_refused_before_training(tmp_path):
     overlay.write_text("predict:\n  scales: [1.0, 0.35]\n", encoding="utf-8")
     message = user_error(["check-config", "config/smoke.yaml", str(overlay)])
     assert "config.predict.scales[1]: scale 0.35 gives a 56×84 network input" in message
+
+
+def test_an_overlay_given_alone_gets_a_hint():
+    """config/full-protocol.yaml alone said only "'run_name' is a required property"."""
+    message = user_error(["check-config", "config/full-protocol.yaml"])
+    assert "an overlay such as config/full-protocol.yaml goes after a profile" in message
+    assert "overlay" not in user_error(["check-config", "config/smoke.yaml", "/nope.yaml"])
