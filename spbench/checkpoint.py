@@ -55,6 +55,7 @@ __all__ = [
     "input_identity",
     "load_checkpoint",
     "read_checkpoint",
+    "resume_path",
     "rng_state",
     "save_checkpoint",
     "set_rng_state",
@@ -375,6 +376,13 @@ def input_identity(
         "dataset": sha256_file(manifest) if manifest.is_file() else None,
         "init": sha256_file(init) if init else None,
     }
+
+
+def resume_path(checkpoint: str | os.PathLike[str]) -> Path:
+    """Return the resume file of a training job writing ``checkpoint``:
+    ``<checkpoint stem>.resume.pt`` beside it."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.stem + ".resume.pt")
 
 
 @dataclasses.dataclass

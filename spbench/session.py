@@ -45,7 +45,7 @@ from spbench.catalogue import get_card
 from spbench.config import load_config
 from spbench.errors import UserError
 from spbench.io import atomic_path, partial_path, read_json
-from spbench.jobs import canonical_json, train_job, train_runtime
+from spbench.jobs import canonical_json, train_job, train_runtime, trained_elsewhere
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -164,8 +164,8 @@ def refuse_missing_adoptions(config: dict) -> None:
     runs = [
         (m, v, s)
         for m in config["methods"]
-        if get_card(m).trained
         for v in config["variants"]
+        if trained_elsewhere(config, m, v)  # the one rule of what is adopted
         for s in config["seeds"]
     ]
     missing = [run_file(*run) for run in runs if not Path(folder, run_file(*run)).is_file()]
@@ -405,11 +405,12 @@ def keep_partial(checkpoint: str | os.PathLike[str]) -> tuple[Path, int, int] | 
         CheckpointMeta,
         checkpoint_header,
         load_checkpoint,
+        resume_path,
         save_checkpoint,
     )
 
     checkpoint = Path(checkpoint)
-    resume = checkpoint.with_name(checkpoint.stem + ".resume.pt")
+    resume = resume_path(checkpoint)
     if checkpoint.is_file() or not resume.is_file():
         return None
     state = load_checkpoint(resume)

@@ -54,6 +54,7 @@ from spbench.checkpoint import (
     input_identity,
     load_checkpoint,
     require_safe_loader,
+    resume_path,
     save_checkpoint,
 )
 from spbench.config import import_method_modules
@@ -247,7 +248,7 @@ def train(
         init=str(init) if init else None,
     )
     resume = TrainingState(
-        out.with_name(out.stem + ".resume.pt"),
+        resume_path(out),
         meta,
         step_fn,
         generator,
